@@ -1,0 +1,197 @@
+"""The only module that talks to the Docker engine (through the `docker` SDK).
+
+It uses the SDK's low-level API on purpose: the high-level `containers.run`
+inspects the container again after every call, and a stage is mostly Docker
+round trips (create, attach, start, wait, remove), so each saved one counts.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+import docker
+import docker.errors
+import requests.exceptions
+from docker.types import Mount
+from docker.utils import parse_repository_tag
+
+from runner.errors import EngineUnavailable
+from runner.plan import ContainerSpec
+
+__all__ = ["ContainerFailed", "Containers", "Exit", "OutputSink"]
+
+OutputSink = Callable[[str, bytes], None]
+"""Called with ("stdout" | "stderr", chunk) as the container writes."""
+
+
+class ContainerFailed(Exception):
+    """Docker (not the stage's script) failed; the message is the stage's `error` reason."""
+
+
+@dataclass(frozen=True)
+class Exit:
+    code: int
+    timed_out: bool = False
+    killed: bool = False
+
+
+def _explain(e: Exception) -> str:
+    if isinstance(e, docker.errors.APIError):
+        return str(e.explanation or e)
+    if isinstance(e, requests.exceptions.ConnectionError):
+        return "the Docker engine stopped answering"
+    return str(e) or type(e).__name__
+
+
+class Containers:
+    """Runs ContainerSpecs; every container it makes is labelled with its run and removed."""
+
+    def __init__(self, environment: Mapping[str, str] | None = None) -> None:
+        client = None
+        try:
+            client = docker.from_env(environment=dict(environment) if environment else None)
+            client.api.ping()
+        except (docker.errors.DockerException, requests.exceptions.RequestException) as e:
+            if client is not None:
+                client.close()
+            raise EngineUnavailable(
+                f"cannot reach the Docker engine ({_explain(e)}); start it, or set DOCKER_HOST"
+            ) from None
+        self.client = client
+        self.api = client.api
+        self._images: dict[str, threading.Lock] = {}
+        self._present: set[str] = set()
+        self._lock = threading.Lock()
+        self._live: dict[str, str] = {}  # container id -> run id
+        self._killed: set[str] = set()  # stopped by the user
+        self._expired: set[str] = set()  # stopped at their timeout
+
+    def ensure_image(self, image: str, progress: Callable[[str], None]) -> None:
+        """Pull the image when the engine lacks it; ContainerFailed when that is impossible."""
+        with self._lock:
+            lock = self._images.setdefault(image, threading.Lock())
+        with lock:
+            if image in self._present:
+                return
+            try:
+                self.api.inspect_image(image)  # type: ignore[no-untyped-call]
+            except docker.errors.ImageNotFound:
+                self._pull(image, progress)
+            except (docker.errors.DockerException, requests.exceptions.RequestException) as e:
+                raise ContainerFailed(f"cannot inspect image '{image}': {_explain(e)}") from None
+            self._present.add(image)
+
+    def _pull(self, image: str, progress: Callable[[str], None]) -> None:
+        repo, tag = parse_repository_tag(image)
+        progress(f"pulling image {image}")
+        seen: dict[str, str] = {}
+        try:
+            for event in self.api.pull(repo, tag or "latest", stream=True, decode=True):
+                if "error" in event:
+                    raise ContainerFailed(f"cannot pull image '{image}': {event['error']}")
+                status, layer = event.get("status", ""), event.get("id", "")
+                if status and seen.get(layer) != status and "ing" not in status[-4:]:
+                    seen[layer] = status
+                    progress(f"{layer}: {status}" if layer else status)
+        except (docker.errors.DockerException, requests.exceptions.RequestException) as e:
+            raise ContainerFailed(
+                f"image '{image}' is not on this engine and cannot be pulled: {_explain(e)}"
+            ) from None
+
+    def run(self, spec: ContainerSpec, sink: OutputSink, timeout: float | None) -> Exit:
+        """Create, attach, start and wait for one container, then remove it, whatever happens."""
+        try:
+            host_config = self.api.create_host_config(
+                mounts=[
+                    Mount(b.target, str(b.source), type="bind", read_only=b.read_only)
+                    for b in spec.binds
+                ],
+                network_mode=spec.network,
+            )
+            created = self.api.create_container(
+                spec.image,
+                command=spec.command,
+                environment=spec.env,
+                working_dir=spec.workdir,
+                host_config=host_config,
+                labels=spec.labels,
+            )
+        except (docker.errors.DockerException, requests.exceptions.RequestException) as e:
+            raise ContainerFailed(f"cannot create the container: {_explain(e)}") from None
+        cid: str = created["Id"]
+        with self._lock:
+            self._live[cid] = spec.labels.get("dockercise.run", "")
+        timer = None
+        stream = None
+        try:
+            stream = self.api.attach(
+                cid, stdout=True, stderr=True, stream=True, logs=True, demux=True
+            )
+            self.api.start(cid)
+            if timeout is not None:
+                timer = threading.Timer(timeout, self._kill, (cid, self._expired))
+                timer.daemon = True
+                timer.start()
+            for out, err in stream:
+                if out:
+                    sink("stdout", out)
+                if err:
+                    sink("stderr", err)
+            result = self.api.wait(cid)
+            return Exit(
+                int(result.get("StatusCode", -1)),
+                timed_out=cid in self._expired,
+                killed=cid in self._killed,
+            )
+        except (docker.errors.DockerException, requests.exceptions.RequestException) as e:
+            raise ContainerFailed(f"the container failed: {_explain(e)}") from None
+        finally:
+            if timer is not None:
+                timer.cancel()
+            if stream is not None:
+                # CancellableStream.close() shuts the socket but leaves the response open,
+                # which leaks the hijacked socket; closing the response releases it.
+                stream._response.close()  # type: ignore[attr-defined]
+            self._remove(cid)
+
+    def _kill(self, cid: str, why: set[str]) -> None:
+        with self._lock:
+            why.add(cid)
+        with contextlib.suppress(
+            docker.errors.DockerException, requests.exceptions.RequestException
+        ):
+            self.api.kill(cid)  # fails only when it is gone already
+
+    def _remove(self, cid: str) -> None:
+        # Already gone, or the engine is gone: nothing more can be done from here.
+        with contextlib.suppress(
+            docker.errors.DockerException, requests.exceptions.RequestException
+        ):
+            self.api.remove_container(cid, force=True, v=True)
+        with self._lock:
+            self._live.pop(cid, None)
+            self._killed.discard(cid)
+            self._expired.discard(cid)
+
+    def close(self) -> None:
+        self.client.close()
+
+    def stop_run(self, run_id: str) -> None:
+        """Kill every container of the run (Ctrl-C): their stages end as cancelled."""
+        with self._lock:
+            live = [cid for cid, run in self._live.items() if run == run_id]
+        for cid in live:
+            self._kill(cid, self._killed)
+
+    def remove_run(self, run_id: str) -> None:
+        """Remove whatever containers of this run still exist."""
+        try:
+            for info in self.api.containers(
+                all=True, filters={"label": f"dockercise.run={run_id}"}
+            ):
+                self._remove(info["Id"])
+        except (docker.errors.DockerException, requests.exceptions.RequestException):
+            pass

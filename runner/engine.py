@@ -1,0 +1,359 @@
+"""Runs a validated pipeline: scheduling in DAG order, stage outcomes, results, clean-up.
+
+The main thread only schedules; each stage runs in a worker thread of a pool
+sized by the concurrency, and the main thread wakes often enough to take
+Ctrl-C at once.  Whatever happens, the run's containers and private
+directory are removed, and every result written so far stays in the store.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import threading
+import zipfile
+from collections.abc import Callable, Iterable, Mapping
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import BinaryIO, Protocol
+
+from runner import dag
+from runner.containers import ContainerFailed, Containers
+from runner.masking import LineSplitter, Masker
+from runner.model import CODE, Pipeline, Stage, When
+from runner.outcome import RunResult, StageResult, Status, new_run_id, now
+from runner.plan import HIDDEN_IN_CODE, RunDirs, container_spec, resolve_external
+from runner.store import ResultStore
+
+__all__ = ["DEFAULT_TIMEOUT", "Engine", "Reporter", "RunOptions", "RunPlan", "decide", "prepare"]
+
+DEFAULT_TIMEOUT = 3600.0
+
+
+class Reporter(Protocol):
+    """What the console (or the bot) is told as the run goes on; output is masked already."""
+
+    def run_started(self, run: RunResult, order: list[str]) -> None: ...
+    def stage_started(self, name: str) -> None: ...
+    def stage_output(self, name: str, line: str) -> None: ...
+    def stage_note(self, name: str, text: str) -> None: ...
+    def stage_finished(self, result: StageResult) -> None: ...
+    def run_finished(self, run: RunResult) -> None: ...
+
+
+@dataclass
+class RunOptions:
+    targets: list[str] = field(default_factory=list)
+    concurrency: int | None = None
+    variables: list[Mapping[str, str]] = field(default_factory=list)
+    """Sources of external variables, first match wins (--env, --env-file, environment)."""
+    extra_env: dict[str, str] = field(default_factory=dict)
+    trigger: dict[str, str] | None = None
+    masker: Masker = field(default_factory=Masker)
+
+
+def decide(stage: Stage, deps: Mapping[str, StageResult]) -> str | None:
+    """Why a stage whose dependencies have all finished must not run, or None to run it."""
+    failed = sorted(n for n, r in deps.items() if r.status.bad or r.status is Status.CANCELLED)
+    if stage.when is When.FAILURE:
+        return None if failed else "no dependency failed (when: failure)"
+    if stage.when is When.SUCCESS:
+        if failed:
+            return f"dependency {failed[0]} {deps[failed[0]].status.value}"
+        skipped = sorted(n for n, r in deps.items() if r.status is Status.SKIPPED)
+        if skipped:
+            return f"dependency {skipped[0]} was skipped"
+    for check, wanted in ((stage.if_, True), (stage.unless, False)):
+        if check is not None and deps[check].check is not wanted:
+            return f"check {check} was {'false' if wanted else 'true'}"
+    return None
+
+
+def _concurrency(pipeline: Pipeline, options: RunOptions) -> int:
+    return options.concurrency or pipeline.meta.concurrency or max(2, os.cpu_count() or 2)
+
+
+class Engine:
+    def __init__(self, containers: Containers, store: ResultStore, reporter: Reporter) -> None:
+        self.containers = containers
+        self.store = store
+        self.reporter = reporter
+
+    def run(self, plan: RunPlan) -> RunResult:
+        """Run a prepared plan: results stored, containers and private files removed, always."""
+        pipeline, options = plan.pipeline, plan.options
+        run = RunResult(
+            id=new_run_id(),
+            pipeline=pipeline.meta.name,
+            status=Status.RUNNING,
+            started=now(),
+            edges=dag.edges(plan.deps),
+        )
+        if options.trigger is not None:
+            run.trigger = options.trigger
+        run.stages = {n: StageResult(n, Status.WAITING) for n in plan.order}
+        private = Path(tempfile.mkdtemp(prefix=f"dockercise-{run.id}-"))
+        dirs = RunDirs(private, pipeline.root)
+        try:
+            for sub in (dirs.out, dirs.empty, dirs.private / "stdout", dirs.private / "vol"):
+                sub.mkdir()
+            _Run(self, plan, run, dirs).go()
+        finally:
+            self.containers.remove_run(run.id)
+            shutil.rmtree(private, ignore_errors=True)
+        return run
+
+
+@dataclass
+class RunPlan:
+    """What a run will do, settled before anything starts."""
+
+    pipeline: Pipeline
+    options: RunOptions
+    deps: dict[str, set[str]]
+    order: list[str]
+    external: dict[str, str]
+
+
+def prepare(pipeline: Pipeline, options: RunOptions) -> RunPlan:
+    """Select the targets' stages and resolve external variables (pure).
+
+    Raises UsageError (unknown target) or MissingVariables: exit 2, nothing started.
+    """
+    selected = dag.select(pipeline.deps, options.targets)
+    external = resolve_external(pipeline, selected, options.variables)
+    deps = {n: pipeline.deps[n] & selected for n in selected}
+    return RunPlan(pipeline, options, deps, dag.order(deps), external)
+
+
+class _Run:
+    """One run's mutable state; only the main thread schedules, workers execute stages."""
+
+    def __init__(self, engine: Engine, plan: RunPlan, run: RunResult, dirs: RunDirs) -> None:
+        self.engine = engine
+        self.store = engine.store
+        self.reporter = engine.reporter
+        self.pipeline = plan.pipeline
+        self.options = plan.options
+        self.masker = plan.options.masker
+        self.run = run
+        self.deps = plan.deps
+        self.order = plan.order
+        self.dirs = dirs
+        self.external = plan.external
+        self.outputs: dict[str, str] = {}
+        self.cancel = threading.Event()
+        stages = [self.pipeline.stages[n] for n in plan.deps]
+        self.checks = {c for s in stages for c in (s.if_, s.unless) if c is not None}
+
+    def save_run(self) -> None:
+        self.store.write_json(self.run.id, "run.json", self.run.to_json())
+
+    def finish(self, result: StageResult) -> None:
+        self.run.stages[result.name] = result
+        self.store.write_json(self.run.id, f"{result.name}.json", result.to_json())
+        self.reporter.stage_finished(result)
+
+    def go(self) -> None:
+        self.save_run()
+        self.reporter.run_started(self.run, self.order)
+        pending = list(self.order)
+        running: dict[Future[StageResult], str] = {}
+        limit = _concurrency(self.pipeline, self.options)
+        with ThreadPoolExecutor(max_workers=limit, thread_name_prefix="stage") as pool:
+            try:
+                while pending or running:
+                    for name in list(pending):
+                        if len(running) >= limit:
+                            break
+                        if any(self.run.stages[d].finished is None for d in self.deps[name]):
+                            continue
+                        pending.remove(name)
+                        stage = self.pipeline.stages[name]
+                        why = decide(stage, {d: self.run.stages[d] for d in self.deps[name]})
+                        if why is not None:
+                            self.finish(
+                                StageResult(
+                                    name, Status.SKIPPED, why, started=now(), finished=now()
+                                )
+                            )
+                            continue
+                        self.run.stages[name].status = Status.RUNNING
+                        running[pool.submit(self.execute, stage)] = name
+                    if running:
+                        done, _ = wait(running, timeout=0.2, return_when=FIRST_COMPLETED)
+                        for future in done:
+                            running.pop(future)
+                            self.finish(future.result())
+            except KeyboardInterrupt:
+                self.interrupt(pending, running)
+        self.run.finished = now()
+        statuses = [r.status for r in self.run.stages.values()]
+        if any(s.bad for s in statuses):
+            self.run.status = Status.FAILURE
+        elif Status.CANCELLED in statuses:
+            self.run.status = Status.CANCELLED
+        else:
+            self.run.status = Status.SUCCESS
+        self.save_run()
+        self.reporter.run_finished(self.run)
+
+    def interrupt(self, pending: list[str], running: dict[Future[StageResult], str]) -> None:
+        """Ctrl-C: stop every container, mark what never started, wait for the rest to end."""
+        self.cancel.set()
+        for name in pending:
+            self.finish(StageResult(name, Status.CANCELLED, "run interrupted"))
+        while running:
+            try:
+                self.engine.containers.stop_run(self.run.id)
+                done, _ = wait(running, timeout=0.5)
+                for future in done:
+                    running.pop(future)
+                    self.finish(future.result())
+            except KeyboardInterrupt:
+                continue  # already stopping: a second Ctrl-C must not leave containers behind
+
+    def execute(self, stage: Stage) -> StageResult:
+        """Run one stage to its outcome; every exception becomes a stage `error`."""
+        result = StageResult(stage.name, Status.RUNNING, started=now(), image=stage.img, attempts=1)
+        self.store.write_json(self.run.id, f"{stage.name}.json", result.to_json())
+        self.reporter.stage_started(stage.name)
+        log: BinaryIO | None = (
+            None if stage.no_log else self.store.open_log(self.run.id, stage.name)
+        )
+        try:
+            self._execute(stage, result, log)
+        except ContainerFailed as e:
+            result.status, result.reason = Status.ERROR, self.masker(str(e))
+        except Exception as e:  # one place turns the unexpected into an outcome
+            result.status, result.reason = Status.ERROR, self.masker(f"{type(e).__name__}: {e}")
+        finally:
+            if log is not None:
+                log.close()
+                result.logs = f"{stage.name}.log"
+            result.finished = now()
+        if result.status is Status.ERROR and log is not None:
+            with self.store.open_log(self.run.id, stage.name) as again:
+                again.write(f"dockercise: {result.reason}\n".encode())
+        if self.cancel.is_set() and result.status is not Status.SUCCESS:
+            result.status, result.reason = Status.CANCELLED, "run interrupted"
+        return result
+
+    def _note(self, stage: Stage, log: BinaryIO | None, text: str) -> None:
+        text = self.masker(text)
+        if log is not None:
+            log.write(f"dockercise: {text}\n".encode())
+            log.flush()
+        if not stage.no_log:
+            self.reporter.stage_note(stage.name, text)
+
+    def _execute(self, stage: Stage, result: StageResult, log: BinaryIO | None) -> None:
+        volume = self.dirs.volume(stage.name)
+        volume.mkdir()
+        volume.chmod(0o777)  # the image's own user may not be root
+        if stage.run is None:
+            self._note(stage, log, "nothing to do")
+            result.status = Status.SUCCESS
+            (self.dirs.out / stage.name).write_bytes(b"")
+            return
+        spec = container_spec(
+            self.pipeline,
+            stage,
+            self.dirs,
+            self.run.id,
+            self.external,
+            self.outputs,
+            self.options.extra_env,
+        )
+        if spec.copy_from is not None:
+            _copy_tree(
+                spec.copy_from, volume, skip_top=HIDDEN_IN_CODE if stage.on == CODE else None
+            )
+        self.engine.containers.ensure_image(spec.image, lambda text: self._note(stage, log, text))
+        if self.cancel.is_set():
+            result.status, result.reason = Status.CANCELLED, "run interrupted"
+            return
+        stdout_path = self.dirs.stdout(stage.name)
+        with stdout_path.open("wb") as stdout:
+            sink, flush = self._sink(stage, log, stdout)
+            timeout = stage.timeout or self.pipeline.meta.timeout or DEFAULT_TIMEOUT
+            exit = self.engine.containers.run(spec, sink, timeout)
+            flush()
+        os.replace(stdout_path, self.dirs.out / stage.name)
+        output = (self.dirs.out / stage.name).read_bytes().decode("utf-8", "replace").strip()
+        if stage.no_log:
+            self.masker.add(output)
+        self.outputs[stage.name] = output
+        result.exit_code = exit.code
+        if stage.name in self.checks:
+            result.check = exit.code == 0
+        if exit.killed:
+            result.status, result.reason = Status.CANCELLED, "run interrupted"
+        elif exit.timed_out:
+            result.status, result.reason = Status.FAILURE, "timeout"
+        elif exit.code == 0 or stage.name in self.checks:
+            result.status = Status.SUCCESS
+        elif stage.never_fail:
+            result.status, result.reason = Status.SUCCESS, f"exit {exit.code} ignored (neverFail)"
+        else:
+            result.status, result.reason = Status.FAILURE, f"exit {exit.code}"
+        if not stage.no_log and any(volume.iterdir()):
+            archive = self.dirs.private / f"{stage.name}.zip"
+            _zip(volume, archive)
+            self.store.put_file(self.run.id, f"{stage.name}.zip", archive)
+            result.artefact = f"{stage.name}.zip"
+
+    def _sink(
+        self, stage: Stage, log: BinaryIO | None, stdout: BinaryIO
+    ) -> tuple[Callable[[str, bytes], None], Callable[[], None]]:
+        """Where a container's output goes: stdout raw to /out, lines masked to log and console."""
+        splitters = {"stdout": LineSplitter(), "stderr": LineSplitter()}
+
+        def emit(lines: Iterable[str]) -> None:
+            if stage.no_log:
+                return
+            for line in lines:
+                masked = self.masker(line)
+                if log is not None:
+                    log.write(masked.encode() + b"\n")
+                self.reporter.stage_output(stage.name, masked)
+            if log is not None:
+                log.flush()
+
+        def sink(stream: str, chunk: bytes) -> None:
+            if stream == "stdout":
+                stdout.write(chunk)
+            emit(splitters[stream].feed(chunk))
+
+        def flush() -> None:
+            for splitter in splitters.values():
+                emit(splitter.close())
+
+        return sink, flush
+
+
+def _copy_tree(source: Path, target: Path, skip_top: str | None) -> None:
+    def ignore(folder: str, names: list[str]) -> list[str]:
+        return [skip_top] if skip_top in names and Path(folder) == source else []
+
+    shutil.copytree(source, target, symlinks=True, dirs_exist_ok=True, ignore=ignore)
+
+
+def _zip(folder: Path, archive: Path) -> None:
+    """Zip a stage's volume; symlinks are stored as links, never followed out of the volume."""
+    with zipfile.ZipFile(archive, "w", zipfile.ZIP_DEFLATED) as z:
+        for top, dirnames, filenames in os.walk(folder):
+            dirnames.sort()
+            for name in sorted(filenames) + [d for d in dirnames if Path(top, d).is_symlink()]:
+                path = Path(top, name)
+                arcname = str(path.relative_to(folder))
+                if path.is_symlink():
+                    info = zipfile.ZipInfo(arcname)
+                    info.external_attr = 0o120777 << 16
+                    z.writestr(info, os.readlink(path))
+                elif path.is_file():
+                    z.write(path, arcname)
+            if top != str(folder) and not dirnames and not filenames:
+                z.write(top, str(Path(top).relative_to(folder)))

@@ -1,0 +1,90 @@
+"""The DockerciseError family: one class per kind of mistake a user can make.
+
+Each error carries the exit code `dockercise run` ends with (SPEC §9), so the
+single catch-all in the CLI never has to guess.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+__all__ = [
+    "CycleError",
+    "DockerciseError",
+    "EngineUnavailable",
+    "MissingVariables",
+    "PipelineInvalid",
+    "Problem",
+    "StoreUnavailable",
+    "UsageError",
+]
+
+
+class DockerciseError(Exception):
+    """Base of every error a user can cause or fix; never shown as a traceback."""
+
+    exit_code = 2
+
+
+@dataclass(frozen=True, order=True)
+class Problem:
+    """One mistake in a pipeline file, printed as `FILE:LINE: stage 'NAME': what (way out)`."""
+
+    file: str
+    line: int
+    stage: str | None
+    message: str
+
+    def __str__(self) -> str:
+        where = f"{self.file}:{self.line}" if self.line else self.file
+        who = f" stage '{self.stage}':" if self.stage is not None else ""
+        return f"{where}:{who} {self.message}"
+
+
+class PipelineInvalid(DockerciseError):
+    """The pipeline files have one or more problems; all of them are reported."""
+
+    def __init__(self, problems: list[Problem]) -> None:
+        self.problems = sorted(set(problems))
+        super().__init__("\n".join(str(p) for p in self.problems))
+
+
+class CycleError(DockerciseError):
+    """The stages depend on each other in a circle; `cycle` lists it, first node repeated."""
+
+    def __init__(self, cycle: list[str]) -> None:
+        self.cycle = cycle
+        super().__init__("dependency cycle: " + " -> ".join(cycle))
+
+
+class MissingVariables(DockerciseError):
+    """External variables that stages ask for are not set anywhere (SPEC §3)."""
+
+    def __init__(self, missing: dict[str, list[str]]) -> None:
+        self.missing = missing
+        parts = [
+            f"{var} (wanted by {', '.join(stages)})" for var, stages in sorted(missing.items())
+        ]
+        super().__init__(
+            "missing variable"
+            + ("s" if len(parts) > 1 else "")
+            + ": "
+            + "; ".join(parts)
+            + " (set it in the environment, with --env NAME=VALUE or --env-file FILE)"
+        )
+
+
+class UsageError(DockerciseError):
+    """A bad command-line argument (unknown target, unreadable env file...)."""
+
+
+class EngineUnavailable(DockerciseError):
+    """The Docker engine cannot be reached at all; nothing can run."""
+
+    exit_code = 3
+
+
+class StoreUnavailable(DockerciseError):
+    """The results store cannot be written or read."""
+
+    exit_code = 3

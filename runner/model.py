@@ -1,0 +1,95 @@
+"""The validated pipeline: plain dataclasses, built by `runner.pipeline`, read by the rest."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+from pathlib import Path
+
+__all__ = ["EnvItem", "Meta", "Mount", "MountKind", "Pipeline", "Stage", "When"]
+
+CODE = "code"
+"""The reserved name of the checkout (SPEC §1)."""
+
+
+class When(StrEnum):
+    SUCCESS = "success"
+    FAILURE = "failure"
+    ALWAYS = "always"
+
+
+class MountKind(StrEnum):
+    STAGE = "stage"
+    CODE = "code"
+    HOST = "host"
+
+
+@dataclass(frozen=True)
+class Mount:
+    """A `vol` item: what is mounted (a stage's volume, the checkout, a host path) and where."""
+
+    kind: MountKind
+    source: str
+    target: str
+    read_only: bool = True
+
+
+@dataclass(frozen=True)
+class EnvItem:
+    """An `env` item: a literal (`value` set), or a name resolved from a stage or outside."""
+
+    name: str
+    value: str | None = None
+
+    @property
+    def variable(self) -> str:
+        """The variable name the container sees."""
+        return self.name if self.value is not None else self.name.upper()
+
+
+@dataclass(frozen=True)
+class Stage:
+    name: str
+    file: str
+    line: int
+    img: str | None = None
+    build: str | None = None
+    run: str | None = None
+    after: tuple[str, ...] = ()
+    env: tuple[EnvItem, ...] = ()
+    vol: tuple[Mount, ...] = ()
+    on: str | None = None
+    dir: str | None = None
+    no_log: bool = False
+    never_fail: bool = False
+    when: When = When.SUCCESS
+    if_: str | None = None
+    unless: str | None = None
+    timeout: float | None = None
+    retry: int = 0
+    paths: tuple[str, ...] = ()
+    remote: str | None = None
+    key_lines: dict[str, int] = field(default_factory=dict, compare=False, hash=False)
+    """The line of each key, for error messages."""
+
+
+@dataclass(frozen=True)
+class Meta:
+    name: str
+    concurrency: int | None = None
+    timeout: float | None = None
+    network: str | None = None
+    secrets: dict[str, str] = field(default_factory=dict)
+    statuses: str = "pipeline"
+
+
+@dataclass
+class Pipeline:
+    """Every stage of every pipeline file under `root`, and the edges between them."""
+
+    root: Path
+    files: list[str]
+    stages: dict[str, Stage]
+    meta: Meta
+    deps: dict[str, set[str]]
+    """stage -> the stages it depends on (every edge of SPEC §2)."""

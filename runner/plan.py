@@ -1,0 +1,163 @@
+"""What each stage's container gets: image, command, variables, mounts, working directory (pure).
+
+SPEC §3 and §4 live here, apart from any I/O, so every rule is tested in
+milliseconds; the engine only fills in stage outputs as stages finish.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from runner.errors import MissingVariables
+from runner.model import CODE, MountKind, Pipeline, Stage
+
+__all__ = ["Bind", "ContainerSpec", "RunDirs", "container_spec", "external_variables"]
+
+HIDDEN_IN_CODE = ".dockercise"
+"""The checkout's folder of local results and state: never shown to a stage."""
+
+
+@dataclass(frozen=True)
+class RunDirs:
+    """The run's private directory on the host, and the project it runs."""
+
+    private: Path
+    project: Path
+
+    @property
+    def out(self) -> Path:
+        return self.private / "out"
+
+    @property
+    def empty(self) -> Path:
+        return self.private / "empty"
+
+    def volume(self, stage: str) -> Path:
+        return self.private / "vol" / stage
+
+    def stdout(self, stage: str) -> Path:
+        return self.private / "stdout" / stage
+
+
+@dataclass(frozen=True)
+class Bind:
+    source: Path
+    target: str
+    read_only: bool
+
+
+@dataclass
+class ContainerSpec:
+    image: str
+    command: list[str] | None
+    env: dict[str, str]
+    binds: list[Bind]
+    workdir: str | None
+    network: str | None
+    copy_from: Path | None = None
+    """Copied into the stage's own volume before it starts (`on`)."""
+    labels: dict[str, str] = field(default_factory=dict)
+
+
+def external_variables(pipeline: Pipeline, selected: Iterable[str]) -> dict[str, list[str]]:
+    """Every external variable the selected stages want -> the stages that want it."""
+    wanted: dict[str, list[str]] = {}
+    for name in sorted(selected):
+        for item in pipeline.stages[name].env:
+            if item.value is None and item.name not in pipeline.stages:
+                wanted.setdefault(item.name, []).append(name)
+    return wanted
+
+
+def resolve_external(
+    pipeline: Pipeline, selected: Iterable[str], sources: Iterable[Mapping[str, str]]
+) -> dict[str, str]:
+    """Look each external variable up in the sources, in order, as `NAME.upper()` then `name`.
+
+    Raises MissingVariables naming every variable found nowhere and who wants it.
+    """
+    sources = list(sources)
+    found: dict[str, str] = {}
+    missing: dict[str, list[str]] = {}
+    for name, stages in external_variables(pipeline, selected).items():
+        for source in sources:
+            value = source.get(name.upper(), source.get(name))
+            if value is not None:
+                found[name] = value
+                break
+        else:
+            missing[name.upper()] = stages
+    if missing:
+        raise MissingVariables(missing)
+    return found
+
+
+def shell_name(name: str) -> str:
+    """A variable name a POSIX shell keeps: every other character becomes `_`."""
+    spelled = re.sub(r"[^A-Za-z0-9_]", "_", name)
+    return f"_{spelled}" if spelled[:1].isdigit() else spelled
+
+
+def _host_path(path: str, project: Path) -> Path:
+    expanded = Path(path).expanduser()
+    return expanded if expanded.is_absolute() else (project / expanded).resolve()
+
+
+def container_spec(
+    pipeline: Pipeline,
+    stage: Stage,
+    dirs: RunDirs,
+    run_id: str,
+    external: Mapping[str, str],
+    outputs: Mapping[str, str],
+    extra_env: Mapping[str, str] | None = None,
+) -> ContainerSpec:
+    """The container for one stage; `outputs` holds the trimmed stdout of finished stages."""
+    own = f"/{stage.name}"
+    env = {"OUT": own, "DOCKERCISE_RUN_ID": run_id, "DOCKERCISE_STAGE": stage.name}
+    env.update(extra_env or {})
+    for item in stage.env:
+        if item.value is not None:
+            env[item.name] = item.value
+        elif item.name in pipeline.stages:
+            value = outputs.get(item.name, "")
+            env[item.name.upper()] = value
+            # `assume-role` -> also ASSUME_ROLE: shells drop names they cannot spell.
+            env[shell_name(item.name.upper())] = value
+        else:
+            env[item.name.upper()] = external[item.name]
+
+    binds = [Bind(dirs.out, "/out", True), Bind(dirs.volume(stage.name), own, False)]
+    hide = (dirs.project / HIDDEN_IN_CODE).is_dir()
+    for mount in stage.vol:
+        if mount.kind is MountKind.STAGE:
+            binds.append(Bind(dirs.volume(mount.source), mount.target, True))
+        elif mount.kind is MountKind.CODE:
+            binds.append(Bind(dirs.project, mount.target, True))
+            if hide:
+                binds.append(Bind(dirs.empty, f"{mount.target.rstrip('/')}/{HIDDEN_IN_CODE}", True))
+        else:
+            binds.append(
+                Bind(_host_path(mount.source, dirs.project), mount.target, mount.read_only)
+            )
+
+    copy_from = None
+    workdir = None
+    if stage.on is not None:
+        copy_from = dirs.project if stage.on == CODE else dirs.volume(stage.on)
+        workdir = own
+    if stage.dir is not None:
+        workdir = stage.dir
+    return ContainerSpec(
+        image=stage.img or "",
+        command=["/bin/sh", "-c", stage.run] if stage.run is not None else None,
+        env=env,
+        binds=binds,
+        workdir=workdir,
+        network=pipeline.meta.network,
+        copy_from=copy_from,
+        labels={"dockercise.run": run_id, "dockercise.stage": stage.name},
+    )

@@ -1,0 +1,74 @@
+"""The results store interface (SPEC §7): the engine writes through it, the CLI reads through it.
+
+Only the fixed layout `run/<runId>/<file>` lives here; where the bytes go is
+the business of each implementation (a directory, S3).
+"""
+
+from __future__ import annotations
+
+import json
+from abc import ABC, abstractmethod
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, BinaryIO
+
+__all__ = ["ResultStore", "run_key", "valid_part"]
+
+
+def valid_part(name: str) -> bool:
+    """A run id or stage file name that cannot climb out of its run folder."""
+    return (
+        bool(name)
+        and "/" not in name
+        and "\\" not in name
+        and "\0" not in name
+        and not name.startswith(".")
+    )
+
+
+def run_key(run_id: str, name: str = "") -> str:
+    """`run/<runId>/<name>`: the one place the layout is spelled."""
+    return f"run/{run_id}/{name}"
+
+
+class ResultStore(ABC):
+    """Where a run's run.json, <stage>.json, <stage>.log and <stage>.zip go."""
+
+    url: str
+
+    @abstractmethod
+    def write_bytes(self, run_id: str, name: str, data: bytes) -> None: ...
+
+    @abstractmethod
+    def open_log(self, run_id: str, stage: str) -> BinaryIO:
+        """A writable stream for `<stage>.log`, appended to while the stage runs."""
+
+    @abstractmethod
+    def put_file(self, run_id: str, name: str, path: Path) -> None: ...
+
+    @abstractmethod
+    def read_bytes(self, run_id: str, name: str) -> bytes | None:
+        """The file's content, or None when the run or file does not exist."""
+
+    @abstractmethod
+    def run_ids(self) -> list[str]:
+        """Every run id, newest first."""
+
+    @abstractmethod
+    def names(self, run_id: str) -> list[str]:
+        """The files stored for one run."""
+
+    def write_json(self, run_id: str, name: str, data: dict[str, Any]) -> None:
+        self.write_bytes(run_id, name, json.dumps(data, indent=2, ensure_ascii=False).encode())
+
+    def read_json(self, run_id: str, name: str) -> dict[str, Any] | None:
+        raw = self.read_bytes(run_id, name)
+        if raw is None:
+            return None
+        data: dict[str, Any] = json.loads(raw)
+        return data
+
+    def iter_log(self, run_id: str, stage: str) -> Iterator[bytes]:
+        raw = self.read_bytes(run_id, f"{stage}.log")
+        if raw is not None:
+            yield raw
