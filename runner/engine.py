@@ -54,17 +54,34 @@ class RunOptions:
     masker: Masker = field(default_factory=Masker)
 
 
+_FAILED = {Status.FAILURE: "failed", Status.ERROR: "errored", Status.CANCELLED: "was cancelled"}
+
+
+def blame(deps: Mapping[str, StageResult]) -> str | None:
+    """The failed stage behind these dependencies: one of them, or one further up."""
+    failed = sorted(n for n, r in deps.items() if r.status in _FAILED)
+    upstream = sorted(r.failed_upstream for r in deps.values() if r.failed_upstream)
+    named = failed or upstream
+    return named[0] if named else None
+
+
 def decide(stage: Stage, deps: Mapping[str, StageResult]) -> str | None:
-    """Why a stage whose dependencies have all finished must not run, or None to run it."""
-    failed = sorted(n for n, r in deps.items() if r.status.bad or r.status is Status.CANCELLED)
-    if stage.when is When.FAILURE:
-        return None if failed else "no dependency failed (when: failure)"
+    """Why a stage whose dependencies have all finished must not run, or None to run it.
+
+    A failure further up counts for `when: failure` too: a notifier after a
+    skipped stage still hears of the failure that skipped it.
+    """
+    culprit = blame(deps)
+    if stage.when is When.FAILURE and culprit is None:
+        return "no dependency failed (when: failure)"
     if stage.when is When.SUCCESS:
+        failed = sorted(n for n, r in deps.items() if r.status in _FAILED)
         if failed:
-            return f"dependency {failed[0]} {deps[failed[0]].status.value}"
+            return f"dependency {failed[0]} {_FAILED[deps[failed[0]].status]}"
         skipped = sorted(n for n, r in deps.items() if r.status is Status.SKIPPED)
         if skipped:
-            return f"dependency {skipped[0]} was skipped"
+            why = f" ({culprit} failed)" if culprit else ""
+            return f"dependency {skipped[0]} was skipped{why}"
     for check, wanted in ((stage.if_, True), (stage.unless, False)):
         if check is not None and deps[check].check is not wanted:
             return f"check {check} was {'false' if wanted else 'true'}"
@@ -165,23 +182,8 @@ class _Run:
         with ThreadPoolExecutor(max_workers=limit, thread_name_prefix="stage") as pool:
             try:
                 while pending or running:
-                    for name in list(pending):
-                        if len(running) >= limit:
-                            break
-                        if any(self.run.stages[d].finished is None for d in self.deps[name]):
-                            continue
-                        pending.remove(name)
-                        stage = self.pipeline.stages[name]
-                        why = decide(stage, {d: self.run.stages[d] for d in self.deps[name]})
-                        if why is not None:
-                            self.finish(
-                                StageResult(
-                                    name, Status.SKIPPED, why, started=now(), finished=now()
-                                )
-                            )
-                            continue
-                        self.run.stages[name].status = Status.RUNNING
-                        running[pool.submit(self.execute, stage)] = name
+                    for name in self.ready(pending, limit - len(running)):
+                        running[pool.submit(self.execute, self.pipeline.stages[name])] = name
                     if running:
                         done, _ = wait(running, timeout=0.2, return_when=FIRST_COMPLETED)
                         for future in done:
@@ -199,6 +201,26 @@ class _Run:
             self.run.status = Status.SUCCESS
         self.save_run()
         self.reporter.run_finished(self.run)
+
+    def ready(self, pending: list[str], free: int) -> list[str]:
+        """Take from `pending` the stages to start now; skip those that must not run."""
+        started: list[str] = []
+        for name in list(pending):
+            if len(started) >= free:
+                break
+            deps = {d: self.run.stages[d] for d in self.deps[name]}
+            if any(r.finished is None for r in deps.values()):
+                continue
+            pending.remove(name)
+            why = decide(self.pipeline.stages[name], deps)
+            if why is None:
+                self.run.stages[name].status = Status.RUNNING
+                started.append(name)
+            else:
+                skipped = StageResult(name, Status.SKIPPED, why, started=now(), finished=now())
+                skipped.failed_upstream = blame(deps)
+                self.finish(skipped)
+        return started
 
     def interrupt(self, pending: list[str], running: dict[Future[StageResult], str]) -> None:
         """Ctrl-C: stop every container, mark what never started, wait for the rest to end."""

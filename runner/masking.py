@@ -24,9 +24,10 @@ _LONG_LINE = 64 * 1024
 def _variants(value: str) -> set[str]:
     """The value, each of its lines, and their base64 forms."""
     value = value.strip()
-    found = {value, *(line.strip() for line in value.splitlines())}
-    found |= {base64.b64encode(v.encode()).decode() for v in list(found) if v}
-    return {v for v in found if len(v) >= MIN_LENGTH}
+    found = {
+        v for v in (value, *(line.strip() for line in value.splitlines())) if len(v) >= MIN_LENGTH
+    }
+    return found | {base64.b64encode(v.encode()).decode() for v in found}
 
 
 class Masker:

@@ -58,6 +58,8 @@ class StageResult:
     artefact: str | None = None
     check: bool | None = None
     attempts: int = 0
+    failed_upstream: str | None = None
+    """For a skipped stage: the failed stage that caused the skip (not stored)."""
 
     @property
     def duration(self) -> float | None:

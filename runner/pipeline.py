@@ -8,6 +8,7 @@ is collected, so the user fixes them all in one go.
 
 from __future__ import annotations
 
+import copy
 import difflib
 import json
 import os
@@ -19,7 +20,6 @@ from pathlib import Path
 from typing import Any
 
 import fastjsonschema
-import jsonschema
 
 from runner import dag, yaml12
 from runner.errors import CycleError, PipelineInvalid, Problem
@@ -29,7 +29,7 @@ __all__ = ["PIPELINE_GLOBS", "find_files", "load", "parse_duration", "schema"]
 
 PIPELINE_GLOBS = ("dockercise.yml", "*.dockercise.yml", "*.dockercise.yaml")
 _SKIP_DIRS = {".git", "node_modules"}
-_OUT_MENTION = re.compile(r"(?<![\w.\-])/?out/([^\s/'\"`;|&()<>$\\]+)")
+_OUT_MENTION = re.compile(r"(?<![\w.\-/])/?out/([^\s/'\"`;|&()<>$\\]+)")
 _DURATION_PART = re.compile(r"([0-9]+(?:\.[0-9]+)?)\s*(ms|s|m|h)")
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
 
@@ -43,15 +43,21 @@ def schema() -> dict[str, Any]:
 
 
 @cache
-def _validator() -> jsonschema.protocols.Validator:
-    """Finds every error, with its path: used only when the fast check fails."""
+def _validator() -> Any:
+    """Finds every error, with its path: used only when the fast check fails.
+
+    Imported here because it costs 30 ms of start-up, and valid files never need it.
+    """
+    import jsonschema
+
     return jsonschema.Draft7Validator(schema())
 
 
 @cache
 def _fast_check() -> Callable[[Any], Any]:
     """The same schema compiled to Python: about 20 times faster, but stops at the first error."""
-    return fastjsonschema.compile(schema())
+    # compile() rewrites the $refs of the dict it is given: keep schema() as published.
+    return fastjsonschema.compile(copy.deepcopy(schema()))
 
 
 def _is_pipeline_file(name: str) -> bool:
@@ -132,7 +138,7 @@ class _FileChecker:
             if len(path) == 1:
                 if error.validator == "additionalProperties":
                     known = section["properties"]
-                    for key in error.instance:  # type: ignore[union-attr]
+                    for key in error.instance:
                         if key not in known:
                             what = "meta key" if stage is None else "key"
                             self.problem(

@@ -145,7 +145,7 @@ def container_spec(
             )
 
     copy_from = None
-    workdir = None
+    workdir = "/"  # SPEC §4: `/` unless `dir` or `on` says otherwise, whatever the image's WORKDIR
     if stage.on is not None:
         copy_from = dirs.project if stage.on == CODE else dirs.volume(stage.on)
         workdir = own

@@ -357,8 +357,11 @@ def test_failure_skips_dependents_and_independent_stages_carry_on(
     assert result.stage("broken") | {} and result.stage("broken")["status"] == "failure"
     assert result.stage("broken")["reason"] == "exit 4"
     assert result.stage("after-broken")["status"] == "skipped"
-    assert result.stage("after-broken")["reason"] == "dependency broken failure"
+    assert result.stage("after-broken")["reason"] == "dependency broken failed"
     assert result.stage("transitively")["status"] == "skipped"
+    assert result.stage("transitively")["reason"] == (
+        "dependency after-broken was skipped (broken failed)"
+    )
     assert result.stage("independent")["status"] == "success"
     assert result.run_json()["status"] == "failure"
     assert "never" not in result.out
