@@ -142,11 +142,13 @@ def run(
 
     containers = Containers()
     engine = Engine(containers, store, ConsoleReporter(quiet=quiet))
-    previous = signal.signal(signal.SIGTERM, _interrupt)
+    # A closed terminal (SIGHUP) or a stop (SIGTERM) cleans up as Ctrl-C does.
+    previous = {s: signal.signal(s, _interrupt) for s in (signal.SIGTERM, signal.SIGHUP)}
     try:
         result = engine.run(plan)
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
         containers.close()
     click.echo(f"results: {_location(store, result.id)}")
     if result.status.value == "cancelled":

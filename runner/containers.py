@@ -10,7 +10,9 @@ from __future__ import annotations
 import contextlib
 import threading
 from collections.abc import Callable, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
+from typing import Any
 
 import docker
 import docker.errors
@@ -18,17 +20,21 @@ import requests.exceptions
 from docker.types import Mount
 from docker.utils import parse_repository_tag
 
-from runner.errors import EngineUnavailable
+from runner.errors import ContainerFailed, EngineUnavailable
 from runner.plan import ContainerSpec
 
-__all__ = ["ContainerFailed", "Containers", "Exit", "OutputSink"]
+__all__ = ["Containers", "Created", "Exit", "OutputSink"]
 
 OutputSink = Callable[[str, bytes], None]
 """Called with ("stdout" | "stderr", chunk) as the container writes."""
 
 
-class ContainerFailed(Exception):
-    """Docker (not the stage's script) failed; the message is the stage's `error` reason."""
+@dataclass(frozen=True)
+class Created:
+    """A container created and attached to, not started yet."""
+
+    id: str
+    stream: Any
 
 
 @dataclass(frozen=True)
@@ -66,6 +72,8 @@ class Containers:
         self._present: set[str] = set()
         self._lock = threading.Lock()
         self._live: dict[str, str] = {}  # container id -> run id
+        self._remover = ThreadPoolExecutor(max_workers=2, thread_name_prefix="remove")
+        self._removals: list[Future[None]] = []
         self._killed: set[str] = set()  # stopped by the user
         self._expired: set[str] = set()  # stopped at their timeout
 
@@ -101,8 +109,8 @@ class Containers:
                 f"image '{image}' is not on this engine and cannot be pulled: {_explain(e)}"
             ) from None
 
-    def run(self, spec: ContainerSpec, sink: OutputSink, timeout: float | None) -> Exit:
-        """Create, attach, start and wait for one container, then remove it, whatever happens."""
+    def create(self, spec: ContainerSpec) -> Created:
+        """Create and attach to a container, ready to start; ContainerFailed if Docker says no."""
         try:
             host_config = self.api.create_host_config(
                 mounts=[
@@ -124,12 +132,32 @@ class Containers:
         cid: str = created["Id"]
         with self._lock:
             self._live[cid] = spec.labels.get("dockercise.run", "")
-        timer = None
-        stream = None
         try:
-            stream = self.api.attach(
-                cid, stdout=True, stderr=True, stream=True, logs=True, demux=True
-            )
+            # Attached before it starts, so no output can be missed (as `docker run` does).
+            stream = self.api.attach(cid, stdout=True, stderr=True, stream=True, demux=True)
+        except (docker.errors.DockerException, requests.exceptions.RequestException) as e:
+            self._schedule_removal(cid)
+            raise ContainerFailed(f"cannot attach to the container: {_explain(e)}") from None
+        return Created(cid, stream)
+
+    def _release(self, created: Created) -> None:
+        # CancellableStream.close() shuts the socket but leaves the response open,
+        # which leaks the hijacked socket; closing the response releases it.
+        created.stream._response.close()
+        self._schedule_removal(created.id)
+
+    def _schedule_removal(self, cid: str) -> None:
+        # Removing takes a round trip the next stage need not wait for;
+        # remove_run() waits for every removal before the run ends.
+        with self._lock:
+            self._removals.append(self._remover.submit(self._remove, cid))
+
+    def run(self, spec: ContainerSpec, sink: OutputSink, timeout: float | None) -> Exit:
+        """Create, start and wait for one container; it is removed whatever happens."""
+        created = self.create(spec)
+        cid, stream = created.id, created.stream
+        timer = None
+        try:
             self.api.start(cid)
             if timeout is not None:
                 timer = threading.Timer(timeout, self._kill, (cid, self._expired))
@@ -151,11 +179,7 @@ class Containers:
         finally:
             if timer is not None:
                 timer.cancel()
-            if stream is not None:
-                # CancellableStream.close() shuts the socket but leaves the response open,
-                # which leaks the hijacked socket; closing the response releases it.
-                stream._response.close()  # type: ignore[attr-defined]
-            self._remove(cid)
+            self._release(created)
 
     def _kill(self, cid: str, why: set[str]) -> None:
         with self._lock:
@@ -177,6 +201,7 @@ class Containers:
             self._expired.discard(cid)
 
     def close(self) -> None:
+        self._remover.shutdown(wait=True)
         self.client.close()
 
     def stop_run(self, run_id: str) -> None:
@@ -187,7 +212,10 @@ class Containers:
             self._kill(cid, self._killed)
 
     def remove_run(self, run_id: str) -> None:
-        """Remove whatever containers of this run still exist."""
+        """Remove whatever containers of this run still exist, once pending removals are done."""
+        with self._lock:
+            pending, self._removals = self._removals, []
+        wait(pending)
         try:
             for info in self.api.containers(
                 all=True, filters={"label": f"dockercise.run={run_id}"}

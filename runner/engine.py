@@ -17,15 +17,18 @@ from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import BinaryIO, Protocol
+from typing import TYPE_CHECKING, BinaryIO, Protocol
 
 from runner import dag
-from runner.containers import ContainerFailed, Containers
+from runner.errors import ContainerFailed
 from runner.masking import LineSplitter, Masker
 from runner.model import CODE, Pipeline, Stage, When
 from runner.outcome import RunResult, StageResult, Status, new_run_id, now
-from runner.plan import HIDDEN_IN_CODE, RunDirs, container_spec, resolve_external
+from runner.plan import HIDDEN_IN_CODE, ContainerSpec, RunDirs, container_spec, resolve_external
 from runner.store import ResultStore
+
+if TYPE_CHECKING:  # the docker SDK costs 80 ms to import: only `run` needs it
+    from runner.containers import Containers
 
 __all__ = ["DEFAULT_TIMEOUT", "Engine", "Reporter", "RunOptions", "RunPlan", "decide", "prepare"]
 
@@ -202,6 +205,17 @@ class _Run:
         self.save_run()
         self.reporter.run_finished(self.run)
 
+    def spec(self, stage: Stage) -> ContainerSpec:
+        return container_spec(
+            self.pipeline,
+            stage,
+            self.dirs,
+            self.run.id,
+            self.external,
+            self.outputs,
+            self.options.extra_env,
+        )
+
     def ready(self, pending: list[str], free: int) -> list[str]:
         """Take from `pending` the stages to start now; skip those that must not run."""
         started: list[str] = []
@@ -280,15 +294,7 @@ class _Run:
             result.status = Status.SUCCESS
             (self.dirs.out / stage.name).write_bytes(b"")
             return
-        spec = container_spec(
-            self.pipeline,
-            stage,
-            self.dirs,
-            self.run.id,
-            self.external,
-            self.outputs,
-            self.options.extra_env,
-        )
+        spec = self.spec(stage)
         if spec.copy_from is not None:
             _copy_tree(
                 spec.copy_from, volume, skip_top=HIDDEN_IN_CODE if stage.on == CODE else None

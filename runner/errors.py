@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 __all__ = [
+    "ContainerFailed",
     "CycleError",
     "DockerciseError",
     "EngineUnavailable",
@@ -18,6 +19,10 @@ __all__ = [
     "StoreUnavailable",
     "UsageError",
 ]
+
+
+class ContainerFailed(Exception):
+    """Docker (not the stage's script) failed; the message is the stage's `error` reason."""
 
 
 class DockerciseError(Exception):

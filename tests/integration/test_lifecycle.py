@@ -59,7 +59,7 @@ def _wait_for(predicate: Callable[[], bool], seconds: float = 30) -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM, signal.SIGHUP])
 def test_interrupt_stops_containers_and_cleans_up(
     project: Callable[..., Path],
     docker_client: docker.DockerClient,

@@ -1,0 +1,381 @@
+"""dockercise speed benchmark: each case against its baseline, measured in the same run.
+
+    .venv/bin/python bench/run.py [--quick]
+
+Prints a Markdown table and writes it (with the raw samples) to bench/latest.md.
+Nothing is asserted: speed is measured and reported, never a test failure.
+See bench/README.md for what each case measures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import os
+import platform
+import random
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+IMAGE = "dockercise/busybox"
+DOCKERCISE = Path(sys.executable).parent / "dockercise"
+CHAIN = 20  # case (a)
+WIDE = 20  # case (b)
+JOBS = 4  # case (b)
+BIG = 10_000  # case (c)
+BASELINE_CMD = f"docker run --rm {IMAGE} true"
+
+
+@dataclass
+class Case:
+    name: str
+    target: str
+    ours: list[float] = field(default_factory=list)
+    base: list[float] = field(default_factory=list)
+    failures: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    absolute: float | None = None  # a target in seconds for dockercise itself, else a ratio
+
+    @property
+    def ours_median(self) -> float | None:
+        return statistics.median(self.ours) if self.ours else None
+
+    @property
+    def base_median(self) -> float | None:
+        return statistics.median(self.base) if self.base else None
+
+    @property
+    def ratio(self) -> float | None:
+        o, b = self.ours_median, self.base_median
+        return o / b if o is not None and b else None
+
+    @property
+    def met(self) -> bool | None:
+        if self.failures:
+            return None
+        if self.absolute is not None:
+            o = self.ours_median
+            return None if o is None else o < self.absolute
+        r = self.ratio
+        return None if r is None else r <= 1.0
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def stage(name: str, after: str | None = None, run: str = "true") -> str:
+    lines = [f"{name}:", f"  img: {IMAGE}"]
+    if after is not None:
+        lines.append(f"  after: {after}")
+    lines.append(f'  run: "{run}"')
+    return "\n".join(lines) + "\n"
+
+
+def write_pipeline(folder: Path, text: str) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / ".dockercise.yml").write_text(text, encoding="utf-8")
+    return folder
+
+
+def timed_command(cmd: list[str], case: Case, who: str, cwd: Path | None = None) -> float | None:
+    """Wall time of one command, or None (and a note) when it fails."""
+    start = time.perf_counter()
+    proc = subprocess.run(cmd, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    took = time.perf_counter() - start
+    if proc.returncode != 0:
+        tail = proc.stdout.decode("utf-8", "replace").strip().splitlines()[-5:]
+        case.failures.append(f"{who}: exit {proc.returncode}: " + " | ".join(tail))
+        return None
+    return took
+
+
+def sample_pair(
+    case: Case, ours: Callable[[], float | None], base: Callable[[], float | None], i: int
+) -> None:
+    """One sample of each; the order alternates so drift in the machine's load hits both alike."""
+    order = [("ours", ours), ("base", base)] if i % 2 == 0 else [("base", base), ("ours", ours)]
+    for who, fn in order:
+        took = fn()
+        if took is not None:
+            (case.ours if who == "ours" else case.base).append(took)
+
+
+def dockercise_cmd(project: Path, results: Path, *extra: str) -> list[str]:
+    return [str(DOCKERCISE), "run", "-C", str(project), "-q", "--results", str(results), *extra]
+
+
+# --------------------------------------------------------------------------- cases
+
+
+def case_chain(tmp: Path, reps: int) -> Case:
+    case = Case(f"(a) chain of {CHAIN} stages, `run -q`", "≤ 1.0")
+    text = "".join(stage(f"s{i}", f"s{i - 1}" if i else None) for i in range(CHAIN))
+    project = write_pipeline(tmp / "chain", text)
+    script = tmp / "chain.sh"
+    script.write_text("set -e\n" + f"{BASELINE_CMD}\n" * CHAIN)
+    results = tmp / "results"
+    for i in range(reps):
+        sample_pair(
+            case,
+            lambda: timed_command(dockercise_cmd(project, results), case, "dockercise"),
+            lambda: timed_command(["sh", str(script)], case, "baseline"),
+            i,
+        )
+    return case
+
+
+def case_wide(tmp: Path, reps: int) -> Case:
+    case = Case(f"(b) {WIDE} independent stages, `run -q -j {JOBS}`", "≤ 1.0")
+    text = "".join(stage(f"s{i}") for i in range(WIDE))
+    project = write_pipeline(tmp / "wide", text)
+    makefile = tmp / "Makefile"
+    targets = [f"t{i}" for i in range(WIDE)]
+    makefile.write_text(
+        f".PHONY: all {' '.join(targets)}\nall: {' '.join(targets)}\n"
+        + "".join(f"{t}:\n\t@{BASELINE_CMD}\n" for t in targets)
+    )
+    results = tmp / "results"
+    for i in range(reps):
+        sample_pair(
+            case,
+            lambda: timed_command(
+                dockercise_cmd(project, results, "-j", str(JOBS)), case, "dockercise"
+            ),
+            lambda: timed_command(["make", f"-j{JOBS}", "-s", "-f", str(makefile)], case, "make"),
+            i,
+        )
+    return case
+
+
+def big_pipeline(n: int, seed: int = 1) -> str:
+    """n stages, each with img, a run reading out/<previous>, one env item and `after`
+    the previous stage or a random earlier one."""
+    rnd = random.Random(seed)
+    parts = []
+    for i in range(n):
+        lines = [f"s{i}:", f"  img: {IMAGE}"]
+        if i:
+            after = i - 1 if rnd.random() < 0.5 else rnd.randrange(i)
+            lines.append(f"  after: s{after}")
+            lines.append(f'  run: "cat /out/s{i - 1} && echo s{i}"')
+        else:
+            lines.append('  run: "echo s0"')
+        lines.append("  env:")
+        lines.append(f'    - LEVEL: "{i}"')
+        parts.append("\n".join(lines) + "\n")
+    return "".join(parts)
+
+
+def case_big(tmp: Path, reps: int) -> Case:
+    import yaml
+
+    from runner import pipeline
+    from runner.engine import RunOptions, prepare
+
+    case = Case(f"(c) load + validate + plan, {BIG:,} stages (in-process)", "< 1 s", absolute=1.0)
+    project = write_pipeline(tmp / "big", big_pipeline(BIG))
+    path = project / ".dockercise.yml"
+    case.notes.append(f"file: {path.stat().st_size / 1e6:.2f} MB, {BIG:,} stages")
+
+    def ours() -> float | None:
+        # Each sample pays what one CLI invocation pays (apart from imports): the schema
+        # is compiled again, and the heap starts as clean as the baseline's.
+        for cached in (pipeline.schema, pipeline._fast_check, pipeline._validator):
+            cached.cache_clear()
+        gc.collect()
+        start = time.perf_counter()
+        loaded = pipeline.load(project)
+        plan = prepare(loaded, RunOptions()) if loaded is not None else None
+        took = time.perf_counter() - start
+        if plan is None or len(plan.order) != BIG:
+            case.failures.append(
+                f"dockercise: planned {0 if plan is None else len(plan.order)} stages"
+            )
+            return None
+        return took
+
+    def base() -> float | None:
+        gc.collect()
+        start = time.perf_counter()
+        with path.open(encoding="utf-8") as f:
+            doc = yaml.load(f.read(), Loader=yaml.CSafeLoader)
+        took = time.perf_counter() - start
+        return took if len(doc) == BIG else None
+
+    for i in range(reps):
+        sample_pair(case, ours, base, i)
+    return case
+
+
+# --------------------------------------------------------------------------- report
+
+
+def fmt(seconds: float | None) -> str:
+    return "failed" if seconds is None else f"{seconds:.3f} s"
+
+
+def table(cases: list[Case]) -> str:
+    rows = [
+        "| case | dockercise | baseline | ratio | target |",
+        "| --- | ---: | ---: | ---: | --- |",
+    ]
+    for c in cases:
+        ratio = "n/a" if c.ratio is None else f"{c.ratio:.2f}"
+        rows.append(
+            f"| {c.name} | {fmt(c.ours_median)} | {fmt(c.base_median)} | {ratio} | {c.target} |"
+        )
+    return "\n".join(rows)
+
+
+def baseline_names() -> dict[str, str]:
+    return {
+        "a": f"`sh` script of {CHAIN} sequential `{BASELINE_CMD}`",
+        "b": f"`make -j{JOBS}` of {WIDE} targets, each `{BASELINE_CMD}`",
+        "c": "`yaml.load(..., Loader=yaml.CSafeLoader)` of the same file",
+    }
+
+
+def details(cases: list[Case], reps: int, quick: bool, elapsed: float, leftovers: str) -> str:
+    out = []
+    names = baseline_names()
+    for key, c in zip("abc", cases, strict=True):
+        verdict = {True: "met", False: "missed", None: "not measured"}[c.met]
+        out.append(f"- {c.name}: target {c.target} **{verdict}**; baseline: {names[key]}")
+        out.append(f"  - dockercise samples: {', '.join(f'{s:.3f}' for s in c.ours) or '—'}")
+        out.append(f"  - baseline samples: {', '.join(f'{s:.3f}' for s in c.base) or '—'}")
+        for failure in c.failures:
+            out.append(f"  - FAILED {failure}")
+        out.extend(f"  - {note}" for note in c.notes)
+    out.append(
+        f"- {reps} sample(s) each after a warm-up, median shown, dockercise and baseline "
+        f"alternating{' (--quick)' if quick else ''}; whole benchmark {elapsed:.0f} s"
+    )
+    out.append(f"- containers left behind: {leftovers}")
+    return "\n".join(out)
+
+
+def machine() -> str:
+    try:
+        server = subprocess.run(
+            ["docker", "version", "--format", "{{.Server.Version}} (API {{.Server.APIVersion}})"],
+            capture_output=True,
+            text=True,
+            timeout=30,
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        server = "?"
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    return (
+        f"{platform.system()} {platform.machine()}, {os.cpu_count()} CPU(s), "
+        f"Python {platform.python_version()}, Docker {server}, load average {load:.2f} at start"
+    )
+
+
+# --------------------------------------------------------------------------- containers
+
+
+def container_ids() -> set[str]:
+    proc = subprocess.run(["docker", "ps", "-aq", "--no-trunc"], capture_output=True, text=True)
+    return set(proc.stdout.split())
+
+
+def our_leftovers(before: set[str], results: Path) -> list[str]:
+    """Containers this benchmark made that still exist: dockercise's carry the run's label,
+    the baselines' are unlabelled `true` containers of the image created since we started
+    (other jobs may be using the same engine, so `docker ps -a` alone would not tell)."""
+    run_ids = {p.name for p in (results / "run").glob("*")} if (results / "run").is_dir() else set()
+    proc = subprocess.run(
+        [
+            "docker",
+            "ps",
+            "-a",
+            "--no-trunc",
+            "--format",
+            "{{.ID}}\t{{.Image}}\t{{.Command}}\t{{.Labels}}",
+        ],
+        capture_output=True,
+        text=True,
+    )
+    left = []
+    for line in proc.stdout.splitlines():
+        cid, image, command, labels = ([*line.split("\t"), "", "", "", ""])[:4]
+        if cid in before:
+            continue
+        label_run = dict(kv.split("=", 1) for kv in labels.split(",") if "=" in kv).get(
+            "dockercise.run"
+        )
+        mine = (
+            label_run in run_ids
+            if label_run
+            else (image.startswith(IMAGE) and command.strip('"') == "true")
+        )
+        if mine:
+            left.append(line)
+    return left
+
+
+# --------------------------------------------------------------------------- main
+
+
+def warm_up(tmp: Path) -> None:
+    """Image and binaries into the page cache, bytecode compiled, engine awake."""
+    subprocess.run(["docker", "run", "--rm", IMAGE, "true"], check=False, capture_output=True)
+    project = write_pipeline(tmp / "warm", stage("w0") + stage("w1", "w0"))
+    subprocess.run(dockercise_cmd(project, tmp / "warm-results"), check=False, capture_output=True)
+    shutil.rmtree(tmp / "warm-results", ignore_errors=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true", help="one sample per case instead of five")
+    parser.add_argument("--reps", type=int, help="samples per case (default 5, or 1 with --quick)")
+    parser.add_argument("--output", type=Path, default=ROOT / "bench" / "latest.md")
+    args = parser.parse_args()
+    reps = max(1, args.reps or (1 if args.quick else 5))
+
+    if not DOCKERCISE.exists():
+        sys.exit(f"bench: {DOCKERCISE} not found (install the project into the venv)")
+    probe = subprocess.run(["docker", "image", "inspect", IMAGE], capture_output=True)
+    if probe.returncode != 0:
+        sys.exit(f"bench: image {IMAGE} is not on the engine (build images/busybox first)")
+
+    started = time.perf_counter()
+    header = machine()
+    before = container_ids()
+    tmp = Path(tempfile.mkdtemp(prefix="dockercise-bench-"))
+    try:
+        warm_up(tmp)
+        cases = [case_chain(tmp, reps), case_wide(tmp, reps), case_big(tmp, reps)]
+        left = our_leftovers(before, tmp / "results")
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    leftovers = "none" if not left else f"{len(left)}: " + "; ".join(left)
+    elapsed = time.perf_counter() - started
+
+    stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    report = "\n\n".join(
+        [
+            f"# dockercise benchmark ({stamp})",
+            header,
+            table(cases),
+            details(cases, reps, args.quick, elapsed, leftovers),
+        ]
+    )
+    print(report)
+    args.output.write_text(report + "\n", encoding="utf-8")
+    print(f"\nwritten to {args.output}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()
