@@ -112,6 +112,14 @@ def cli() -> None:
     type=click.IntRange(min=1),
     help="Stages at once [default: meta.concurrency or CPUs].",
 )
+@click.option(
+    "--changed",
+    "changed",
+    multiple=True,
+    metavar="FILE",
+    help="Count FILE as changed, for `paths` stages (repeatable).",
+)
+@click.option("--since", metavar="REV", help="Count files changed since git REV as changed.")
 @click.option("-q", "--quiet", is_flag=True, help="Print only the summary.")
 def run(
     targets: tuple[str, ...],
@@ -121,6 +129,8 @@ def run(
     env: tuple[str, ...],
     env_files: tuple[Path, ...],
     jobs: int | None,
+    changed: tuple[str, ...],
+    since: str | None,
     quiet: bool,
 ) -> None:
     """Run the pipeline (or only TARGETS and what they need), each stage in its own container."""
@@ -135,6 +145,7 @@ def run(
         targets=list(targets),
         concurrency=jobs,
         variables=[parse_assignments(env, environ), from_files, environ],
+        changed=_changed(loaded.root, changed, since),
     )
     plan = prepare(loaded, options)
     store = open_store(results, loaded.root)
@@ -154,6 +165,15 @@ def run(
     if result.status.value == "cancelled":
         sys.exit(130)
     sys.exit(0 if result.status.value == "success" else 1)
+
+
+def _changed(project: Path, files: tuple[str, ...], since: str | None) -> list[str] | None:
+    """None (every `paths` stage runs) unless --changed or --since say what changed."""
+    if since is None:
+        return list(files) if files else None
+    from runner.changes import changed_since
+
+    return sorted({*files, *changed_since(project, since)})
 
 
 def _interrupt(signum: int, frame: FrameType | None) -> NoReturn:

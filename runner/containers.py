@@ -8,10 +8,12 @@ round trips (create, attach, start, wait, remove), so each saved one counts.
 from __future__ import annotations
 
 import contextlib
+import re
 import threading
 from collections.abc import Callable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import docker
@@ -20,10 +22,12 @@ import requests.exceptions
 from docker.types import Mount
 from docker.utils import parse_repository_tag
 
-from runner.errors import ContainerFailed, EngineUnavailable
+from runner.errors import BuildFailed, ContainerFailed, EngineUnavailable
 from runner.plan import ContainerSpec
 
 __all__ = ["Containers", "Created", "Exit", "OutputSink"]
+
+_LAYER = re.compile(r"^ ---> ([0-9a-f]{12,64})$", re.MULTILINE)
 
 OutputSink = Callable[[str, bytes], None]
 """Called with ("stdout" | "stderr", chunk) as the container writes."""
@@ -108,6 +112,45 @@ class Containers:
             raise ContainerFailed(
                 f"image '{image}' is not on this engine and cannot be pulled: {_explain(e)}"
             ) from None
+
+    def build(
+        self, context: Path, dockerfile: str, tag: str, run_id: str, output: Callable[[str], None]
+    ) -> None:
+        """Build and tag an image; BuildFailed with the builder's message when a step fails.
+
+        The image is labelled with the run, so remove_run() removes it; the
+        layers of a failed build are removed here, since nothing tags them.
+        """
+        layers: list[str] = []
+        try:
+            for event in self.api.build(
+                path=str(context),
+                dockerfile=dockerfile,
+                tag=tag,
+                rm=True,
+                forcerm=True,
+                decode=True,
+                labels={"dockercise.run": run_id},
+            ):
+                text = event.get("stream", "")
+                if text:
+                    output(text)
+                    layers += _LAYER.findall(text)
+                if "error" in event:
+                    raise BuildFailed(f"build failed: {str(event['error']).strip()}")
+        except BuildFailed:
+            self._forget_layers(layers)
+            raise
+        except (docker.errors.DockerException, requests.exceptions.RequestException) as e:
+            self._forget_layers(layers)
+            raise BuildFailed(f"build failed: {_explain(e)}") from None
+
+    def _forget_layers(self, layers: list[str]) -> None:
+        if layers:  # removing the last layer removes its untagged parents too
+            with contextlib.suppress(
+                docker.errors.DockerException, requests.exceptions.RequestException
+            ):
+                self.api.remove_image(layers[-1], force=True)
 
     def create(self, spec: ContainerSpec) -> Created:
         """Create and attach to a container, ready to start; ContainerFailed if Docker says no."""
@@ -212,14 +255,15 @@ class Containers:
             self._kill(cid, self._killed)
 
     def remove_run(self, run_id: str) -> None:
-        """Remove whatever containers of this run still exist, once pending removals are done."""
+        """Remove the run's containers and built images, once pending removals are done."""
         with self._lock:
             pending, self._removals = self._removals, []
         wait(pending)
         try:
-            for info in self.api.containers(
-                all=True, filters={"label": f"dockercise.run={run_id}"}
-            ):
+            label = {"label": f"dockercise.run={run_id}"}
+            for info in self.api.containers(all=True, filters=label):
                 self._remove(info["Id"])
+            for image in self.api.images(filters=label):
+                self.api.remove_image(image["Id"], force=True)
         except (docker.errors.DockerException, requests.exceptions.RequestException):
             pass

@@ -12,27 +12,24 @@ import os
 import shutil
 import tempfile
 import threading
-import zipfile
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Mapping
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, BinaryIO, Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from runner import dag
-from runner.errors import ContainerFailed
-from runner.masking import LineSplitter, Masker
-from runner.model import CODE, Pipeline, Stage, When
+from runner.execution import StageExecutor
+from runner.masking import Masker
+from runner.model import Pipeline, Stage, When
 from runner.outcome import RunResult, StageResult, Status, new_run_id, now
-from runner.plan import HIDDEN_IN_CODE, ContainerSpec, RunDirs, container_spec, resolve_external
+from runner.plan import RunDirs, paths_match, resolve_external
 from runner.store import ResultStore
 
 if TYPE_CHECKING:  # the docker SDK costs 80 ms to import: only `run` needs it
     from runner.containers import Containers
 
-__all__ = ["DEFAULT_TIMEOUT", "Engine", "Reporter", "RunOptions", "RunPlan", "decide", "prepare"]
-
-DEFAULT_TIMEOUT = 3600.0
+__all__ = ["Engine", "Reporter", "RunOptions", "RunPlan", "decide", "prepare"]
 
 
 class Reporter(Protocol):
@@ -55,6 +52,8 @@ class RunOptions:
     extra_env: dict[str, str] = field(default_factory=dict)
     trigger: dict[str, str] | None = None
     masker: Masker = field(default_factory=Masker)
+    changed: list[str] | None = None
+    """Files changed by the push or since a revision; None runs every `paths` stage."""
 
 
 _FAILED = {Status.FAILURE: "failed", Status.ERROR: "errored", Status.CANCELLED: "was cancelled"}
@@ -157,16 +156,24 @@ class _Run:
         self.reporter = engine.reporter
         self.pipeline = plan.pipeline
         self.options = plan.options
-        self.masker = plan.options.masker
         self.run = run
         self.deps = plan.deps
         self.order = plan.order
-        self.dirs = dirs
-        self.external = plan.external
-        self.outputs: dict[str, str] = {}
         self.cancel = threading.Event()
         stages = [self.pipeline.stages[n] for n in plan.deps]
-        self.checks = {c for s in stages for c in (s.if_, s.unless) if c is not None}
+        self.executor = StageExecutor(
+            pipeline=plan.pipeline,
+            run_id=run.id,
+            dirs=dirs,
+            containers=engine.containers,
+            store=engine.store,
+            reporter=engine.reporter,
+            masker=plan.options.masker,
+            external=plan.external,
+            extra_env=plan.options.extra_env,
+            checks={c for s in stages for c in (s.if_, s.unless) if c is not None},
+            cancel=self.cancel,
+        )
 
     def save_run(self) -> None:
         self.store.write_json(self.run.id, "run.json", self.run.to_json())
@@ -186,7 +193,8 @@ class _Run:
             try:
                 while pending or running:
                     for name in self.ready(pending, limit - len(running)):
-                        running[pool.submit(self.execute, self.pipeline.stages[name])] = name
+                        stage = self.pipeline.stages[name]
+                        running[pool.submit(self.executor.execute, stage)] = name
                     if running:
                         done, _ = wait(running, timeout=0.2, return_when=FIRST_COMPLETED)
                         for future in done:
@@ -205,17 +213,6 @@ class _Run:
         self.save_run()
         self.reporter.run_finished(self.run)
 
-    def spec(self, stage: Stage) -> ContainerSpec:
-        return container_spec(
-            self.pipeline,
-            stage,
-            self.dirs,
-            self.run.id,
-            self.external,
-            self.outputs,
-            self.options.extra_env,
-        )
-
     def ready(self, pending: list[str], free: int) -> list[str]:
         """Take from `pending` the stages to start now; skip those that must not run."""
         started: list[str] = []
@@ -226,7 +223,10 @@ class _Run:
             if any(r.finished is None for r in deps.values()):
                 continue
             pending.remove(name)
-            why = decide(self.pipeline.stages[name], deps)
+            stage = self.pipeline.stages[name]
+            why = decide(stage, deps)
+            if why is None and not paths_match(stage.paths, self.options.changed):
+                why = "no changed file matches 'paths'"
             if why is None:
                 self.run.stages[name].status = Status.RUNNING
                 started.append(name)
@@ -250,138 +250,3 @@ class _Run:
                     self.finish(future.result())
             except KeyboardInterrupt:
                 continue  # already stopping: a second Ctrl-C must not leave containers behind
-
-    def execute(self, stage: Stage) -> StageResult:
-        """Run one stage to its outcome; every exception becomes a stage `error`."""
-        result = StageResult(stage.name, Status.RUNNING, started=now(), image=stage.img, attempts=1)
-        self.store.write_json(self.run.id, f"{stage.name}.json", result.to_json())
-        self.reporter.stage_started(stage.name)
-        log: BinaryIO | None = (
-            None if stage.no_log else self.store.open_log(self.run.id, stage.name)
-        )
-        try:
-            self._execute(stage, result, log)
-        except ContainerFailed as e:
-            result.status, result.reason = Status.ERROR, self.masker(str(e))
-        except Exception as e:  # one place turns the unexpected into an outcome
-            result.status, result.reason = Status.ERROR, self.masker(f"{type(e).__name__}: {e}")
-        finally:
-            if log is not None:
-                log.close()
-                result.logs = f"{stage.name}.log"
-            result.finished = now()
-        if result.status is Status.ERROR and log is not None:
-            with self.store.open_log(self.run.id, stage.name) as again:
-                again.write(f"dockercise: {result.reason}\n".encode())
-        if self.cancel.is_set() and result.status is not Status.SUCCESS:
-            result.status, result.reason = Status.CANCELLED, "run interrupted"
-        return result
-
-    def _note(self, stage: Stage, log: BinaryIO | None, text: str) -> None:
-        text = self.masker(text)
-        if log is not None:
-            log.write(f"dockercise: {text}\n".encode())
-            log.flush()
-        if not stage.no_log:
-            self.reporter.stage_note(stage.name, text)
-
-    def _execute(self, stage: Stage, result: StageResult, log: BinaryIO | None) -> None:
-        volume = self.dirs.volume(stage.name)
-        volume.mkdir()
-        volume.chmod(0o777)  # the image's own user may not be root
-        if stage.run is None:
-            self._note(stage, log, "nothing to do")
-            result.status = Status.SUCCESS
-            (self.dirs.out / stage.name).write_bytes(b"")
-            return
-        spec = self.spec(stage)
-        if spec.copy_from is not None:
-            _copy_tree(
-                spec.copy_from, volume, skip_top=HIDDEN_IN_CODE if stage.on == CODE else None
-            )
-        self.engine.containers.ensure_image(spec.image, lambda text: self._note(stage, log, text))
-        if self.cancel.is_set():
-            result.status, result.reason = Status.CANCELLED, "run interrupted"
-            return
-        stdout_path = self.dirs.stdout(stage.name)
-        with stdout_path.open("wb") as stdout:
-            sink, flush = self._sink(stage, log, stdout)
-            timeout = stage.timeout or self.pipeline.meta.timeout or DEFAULT_TIMEOUT
-            exit = self.engine.containers.run(spec, sink, timeout)
-            flush()
-        os.replace(stdout_path, self.dirs.out / stage.name)
-        output = (self.dirs.out / stage.name).read_bytes().decode("utf-8", "replace").strip()
-        if stage.no_log:
-            self.masker.add(output)
-        self.outputs[stage.name] = output
-        result.exit_code = exit.code
-        if stage.name in self.checks:
-            result.check = exit.code == 0
-        if exit.killed:
-            result.status, result.reason = Status.CANCELLED, "run interrupted"
-        elif exit.timed_out:
-            result.status, result.reason = Status.FAILURE, "timeout"
-        elif exit.code == 0 or stage.name in self.checks:
-            result.status = Status.SUCCESS
-        elif stage.never_fail:
-            result.status, result.reason = Status.SUCCESS, f"exit {exit.code} ignored (neverFail)"
-        else:
-            result.status, result.reason = Status.FAILURE, f"exit {exit.code}"
-        if not stage.no_log and any(volume.iterdir()):
-            archive = self.dirs.private / f"{stage.name}.zip"
-            _zip(volume, archive)
-            self.store.put_file(self.run.id, f"{stage.name}.zip", archive)
-            result.artefact = f"{stage.name}.zip"
-
-    def _sink(
-        self, stage: Stage, log: BinaryIO | None, stdout: BinaryIO
-    ) -> tuple[Callable[[str, bytes], None], Callable[[], None]]:
-        """Where a container's output goes: stdout raw to /out, lines masked to log and console."""
-        splitters = {"stdout": LineSplitter(), "stderr": LineSplitter()}
-
-        def emit(lines: Iterable[str]) -> None:
-            if stage.no_log:
-                return
-            for line in lines:
-                masked = self.masker(line)
-                if log is not None:
-                    log.write(masked.encode() + b"\n")
-                self.reporter.stage_output(stage.name, masked)
-            if log is not None:
-                log.flush()
-
-        def sink(stream: str, chunk: bytes) -> None:
-            if stream == "stdout":
-                stdout.write(chunk)
-            emit(splitters[stream].feed(chunk))
-
-        def flush() -> None:
-            for splitter in splitters.values():
-                emit(splitter.close())
-
-        return sink, flush
-
-
-def _copy_tree(source: Path, target: Path, skip_top: str | None) -> None:
-    def ignore(folder: str, names: list[str]) -> list[str]:
-        return [skip_top] if skip_top in names and Path(folder) == source else []
-
-    shutil.copytree(source, target, symlinks=True, dirs_exist_ok=True, ignore=ignore)
-
-
-def _zip(folder: Path, archive: Path) -> None:
-    """Zip a stage's volume; symlinks are stored as links, never followed out of the volume."""
-    with zipfile.ZipFile(archive, "w", zipfile.ZIP_DEFLATED) as z:
-        for top, dirnames, filenames in os.walk(folder):
-            dirnames.sort()
-            for name in sorted(filenames) + [d for d in dirnames if Path(top, d).is_symlink()]:
-                path = Path(top, name)
-                arcname = str(path.relative_to(folder))
-                if path.is_symlink():
-                    info = zipfile.ZipInfo(arcname)
-                    info.external_attr = 0o120777 << 16
-                    z.writestr(info, os.readlink(path))
-                elif path.is_file():
-                    z.write(path, arcname)
-            if top != str(folder) and not dirnames and not filenames:
-                z.write(top, str(Path(top).relative_to(folder)))

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 __all__ = [
+    "BuildFailed",
     "ContainerFailed",
     "CycleError",
     "DockerciseError",
@@ -23,6 +24,10 @@ __all__ = [
 
 class ContainerFailed(Exception):
     """Docker (not the stage's script) failed; the message is the stage's `error` reason."""
+
+
+class BuildFailed(Exception):
+    """A stage's Dockerfile did not build; the message is the builder's, the stage fails."""
 
 
 class DockerciseError(Exception):

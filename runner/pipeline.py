@@ -16,7 +16,7 @@ import re
 from collections.abc import Callable, Iterable
 from functools import cache
 from importlib import resources
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 import fastjsonschema
@@ -379,6 +379,17 @@ def _build_meta(meta: dict[str, Any], root: Path) -> Meta:
     )
 
 
+def _inside(path: str) -> bool:
+    """A relative path that does not climb out of the checkout."""
+    parts = PurePosixPath(path).parts
+    depth = 0
+    for part in parts:
+        depth += -1 if part == ".." else 0 if part == "." else 1
+        if depth < 0:
+            return False
+    return not path.startswith(("/", "~")) and "\\" not in path
+
+
 def _reference_problems(pipeline: Pipeline) -> list[Problem]:
     """Check every reference to another stage and record the edges in `pipeline.deps`."""
     problems: list[Problem] = []
@@ -413,6 +424,15 @@ def _reference_problems(pipeline: Pipeline) -> list[Problem]:
         if stage.run:
             deps.update(
                 m for m in _OUT_MENTION.findall(stage.run) if m in names and m != stage.name
+            )
+        if stage.build is not None and not _inside(stage.build):
+            problems.append(
+                Problem(
+                    stage.file,
+                    stage.key_lines.get("build", stage.line),
+                    stage.name,
+                    f"'build' must be a path inside the checkout, not '{stage.build}'",
+                )
             )
         if stage.run and not stage.img and not stage.build:
             problems.append(

@@ -6,10 +6,13 @@ milliseconds; the engine only fills in stage outputs as stages finish.
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from wcmatch import glob
 
 from runner.errors import MissingVariables
 from runner.model import CODE, MountKind, Pipeline, Stage
@@ -59,6 +62,8 @@ class ContainerSpec:
     network: str | None
     copy_from: Path | None = None
     """Copied into the stage's own volume before it starts (`on`)."""
+    built: bool = False
+    """The image is built by this run (never pulled)."""
     labels: dict[str, str] = field(default_factory=dict)
 
 
@@ -93,6 +98,29 @@ def resolve_external(
     if missing:
         raise MissingVariables(missing)
     return found
+
+
+def build_tag(run_id: str, stage: str) -> str:
+    """The per-run tag of a `build` stage's image (a valid tag whatever the stage's name)."""
+    digest = hashlib.sha1(stage.encode(), usedforsecurity=False).hexdigest()[:12]
+    return f"dockercise-build:{run_id}-{digest}"
+
+
+def build_context(project: Path, build: str) -> tuple[Path, str]:
+    """`build: path` -> (context directory, Dockerfile name inside it)."""
+    path = project / build
+    if path.is_dir():
+        return path, "Dockerfile"
+    return path.parent, path.name
+
+
+def paths_match(patterns: Iterable[str], changed: Iterable[str] | None) -> bool:
+    """Whether a `paths` stage runs: always without a list of changes or without patterns."""
+    patterns = list(patterns)
+    if changed is None or not patterns:
+        return True
+    flags = glob.GLOBSTAR | glob.DOTGLOB
+    return any(glob.globmatch(path, patterns, flags=flags) for path in changed)
 
 
 def shell_name(name: str) -> str:
@@ -144,6 +172,10 @@ def container_spec(
                 Bind(_host_path(mount.source, dirs.project), mount.target, mount.read_only)
             )
 
+    image, built = stage.img or "", False
+    builder = stage.name if stage.build is not None else stage.img
+    if builder in pipeline.stages and pipeline.stages[builder].build is not None:
+        image, built = build_tag(run_id, builder), True
     copy_from = None
     workdir = "/"  # SPEC §4: `/` unless `dir` or `on` says otherwise, whatever the image's WORKDIR
     if stage.on is not None:
@@ -152,7 +184,8 @@ def container_spec(
     if stage.dir is not None:
         workdir = stage.dir
     return ContainerSpec(
-        image=stage.img or "",
+        image=image,
+        built=built,
         command=["/bin/sh", "-c", stage.run] if stage.run is not None else None,
         env=env,
         binds=binds,

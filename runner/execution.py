@@ -1,0 +1,249 @@
+"""One stage, from start to outcome: attempts, image build, container, outputs, artefact.
+
+Runs in a worker thread; the scheduler (`runner.engine`) only sees the
+StageResult it returns.  Every exception is turned into a stage `error` here,
+so one stage can never take the run down.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import threading
+import zipfile
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, BinaryIO, Protocol
+
+from runner.errors import BuildFailed, ContainerFailed
+from runner.masking import LineSplitter, Masker
+from runner.model import CODE, Pipeline, Stage
+from runner.outcome import StageResult, Status, now
+from runner.plan import HIDDEN_IN_CODE, ContainerSpec, RunDirs, build_context, container_spec
+from runner.store import ResultStore
+
+if TYPE_CHECKING:
+    from runner.containers import Containers
+
+__all__ = ["DEFAULT_TIMEOUT", "StageExecutor", "StageReporter", "backoff"]
+
+DEFAULT_TIMEOUT = 3600.0
+
+
+def backoff(attempt: int) -> float:
+    """Seconds to wait before attempt `attempt + 1`: 1, 2, 4... at most 10."""
+    return float(min(2 ** (attempt - 1), 10))
+
+
+class StageReporter(Protocol):
+    def stage_started(self, name: str) -> None: ...
+    def stage_output(self, name: str, line: str) -> None: ...
+    def stage_note(self, name: str, text: str) -> None: ...
+
+
+@dataclass
+class StageExecutor:
+    """What every stage of one run shares; `execute` is called from worker threads."""
+
+    pipeline: Pipeline
+    run_id: str
+    dirs: RunDirs
+    containers: Containers
+    store: ResultStore
+    reporter: StageReporter
+    masker: Masker
+    external: dict[str, str]
+    extra_env: dict[str, str]
+    checks: set[str]
+    cancel: threading.Event
+    outputs: dict[str, str] = field(default_factory=dict)
+
+    def execute(self, stage: Stage) -> StageResult:
+        """Run the stage, again after a failure as `retry` allows; never raises."""
+        result = StageResult(stage.name, Status.RUNNING, started=now(), image=stage.img)
+        self.store.write_json(self.run_id, f"{stage.name}.json", result.to_json())
+        self.reporter.stage_started(stage.name)
+        log = None if stage.no_log else self.store.open_log(self.run_id, stage.name)
+        try:
+            for attempt in range(1, stage.retry + 2):
+                result.attempts = attempt
+                if stage.retry:
+                    self._note(stage, log, f"--- attempt {attempt} ---", bare=True)
+                self._attempt(stage, result, log)
+                if not result.status.bad or attempt > stage.retry or self.cancel.is_set():
+                    break
+                self._note(stage, log, f"{result.reason}; trying again in {backoff(attempt):g}s")
+                self.cancel.wait(backoff(attempt))
+        finally:
+            if log is not None:
+                log.close()
+                result.logs = f"{stage.name}.log"
+            result.finished = now()
+        if self.cancel.is_set() and result.status is not Status.SUCCESS:
+            result.status, result.reason = Status.CANCELLED, "run interrupted"
+        return result
+
+    def _attempt(self, stage: Stage, result: StageResult, log: BinaryIO | None) -> None:
+        result.exit_code = result.reason = None
+        try:
+            self._run(stage, result, log)
+        except BuildFailed as e:
+            result.status, result.reason = Status.FAILURE, self.masker(str(e))
+        except ContainerFailed as e:
+            result.status, result.reason = Status.ERROR, self.masker(str(e))
+        except Exception as e:  # one place turns the unexpected into an outcome
+            result.status, result.reason = Status.ERROR, self.masker(f"{type(e).__name__}: {e}")
+        if result.status is Status.ERROR:
+            self._note(stage, log, str(result.reason))
+
+    def _note(self, stage: Stage, log: BinaryIO | None, text: str, bare: bool = False) -> None:
+        text = self.masker(text)
+        if log is not None:
+            log.write((text if bare else f"dockercise: {text}").encode() + b"\n")
+            log.flush()
+        if not stage.no_log:
+            self.reporter.stage_note(stage.name, text)
+
+    def spec(self, stage: Stage) -> ContainerSpec:
+        return container_spec(
+            self.pipeline,
+            stage,
+            self.dirs,
+            self.run_id,
+            self.external,
+            self.outputs,
+            self.extra_env,
+        )
+
+    def _fresh_volume(self, stage: Stage) -> Path:
+        volume = self.dirs.volume(stage.name)
+        shutil.rmtree(volume, ignore_errors=True)
+        volume.mkdir()
+        volume.chmod(0o777)  # the image's own user may not be root
+        return volume
+
+    def _run(self, stage: Stage, result: StageResult, log: BinaryIO | None) -> None:
+        volume = self._fresh_volume(stage)
+        if stage.build is not None:
+            self._build(stage, log)
+        if stage.run is None:
+            if stage.build is None:
+                self._note(stage, log, "nothing to do")
+            result.status = Status.SUCCESS
+            (self.dirs.out / stage.name).write_bytes(b"")
+            return
+        spec = self.spec(stage)
+        result.image = spec.image
+        if spec.copy_from is not None:
+            _copy_tree(spec.copy_from, volume, HIDDEN_IN_CODE if stage.on == CODE else None)
+        if not spec.built:
+            self.containers.ensure_image(spec.image, lambda text: self._note(stage, log, text))
+        if self.cancel.is_set():
+            result.status, result.reason = Status.CANCELLED, "run interrupted"
+            return
+        stdout_path = self.dirs.stdout(stage.name)
+        with stdout_path.open("wb") as stdout:
+            sink, flush = self._sink(stage, log, stdout)
+            timeout = stage.timeout or self.pipeline.meta.timeout or DEFAULT_TIMEOUT
+            exit = self.containers.run(spec, sink, timeout)
+            flush()
+        os.replace(stdout_path, self.dirs.out / stage.name)
+        output = (self.dirs.out / stage.name).read_bytes().decode("utf-8", "replace").strip()
+        if stage.no_log:
+            self.masker.add(output)
+        self.outputs[stage.name] = output
+        result.exit_code = exit.code
+        if stage.name in self.checks:
+            result.check = exit.code == 0
+        if exit.killed:
+            result.status, result.reason = Status.CANCELLED, "run interrupted"
+        elif exit.timed_out:
+            result.status, result.reason = Status.FAILURE, "timeout"
+        elif exit.code == 0 or stage.name in self.checks:
+            result.status = Status.SUCCESS
+        elif stage.never_fail:
+            result.status, result.reason = Status.SUCCESS, f"exit {exit.code} ignored (neverFail)"
+        else:
+            result.status, result.reason = Status.FAILURE, f"exit {exit.code}"
+        if not stage.no_log and any(volume.iterdir()):
+            archive = self.dirs.private / f"{stage.name}.zip"
+            _zip(volume, archive)
+            self.store.put_file(self.run_id, f"{stage.name}.zip", archive)
+            result.artefact = f"{stage.name}.zip"
+
+    def _build(self, stage: Stage, log: BinaryIO | None) -> None:
+        """Build the stage's image from its Dockerfile; the builder's output is the log."""
+        assert stage.build is not None
+        context, dockerfile = build_context(self.dirs.project, stage.build)
+        if not (context / dockerfile).is_file():
+            raise BuildFailed(f"no Dockerfile at '{stage.build}' in the checkout")
+        splitter = LineSplitter()
+        emit = self._emitter(stage, log)
+        tag = self.spec(stage).image
+        self._note(stage, log, f"building {tag} from {stage.build}")
+        self.containers.build(
+            context,
+            dockerfile,
+            tag,
+            self.run_id,
+            lambda text: emit(splitter.feed(text.encode())),
+        )
+        emit(splitter.close())
+
+    def _emitter(self, stage: Stage, log: BinaryIO | None) -> Callable[[Iterable[str]], None]:
+        def emit(lines: Iterable[str]) -> None:
+            if stage.no_log:
+                return
+            for line in lines:
+                masked = self.masker(line)
+                if log is not None:
+                    log.write(masked.encode() + b"\n")
+                self.reporter.stage_output(stage.name, masked)
+            if log is not None:
+                log.flush()
+
+        return emit
+
+    def _sink(
+        self, stage: Stage, log: BinaryIO | None, stdout: BinaryIO
+    ) -> tuple[Callable[[str, bytes], None], Callable[[], None]]:
+        """Where a container's output goes: stdout raw to /out, lines masked to log and console."""
+        splitters = {"stdout": LineSplitter(), "stderr": LineSplitter()}
+        emit = self._emitter(stage, log)
+
+        def sink(stream: str, chunk: bytes) -> None:
+            if stream == "stdout":
+                stdout.write(chunk)
+            emit(splitters[stream].feed(chunk))
+
+        def flush() -> None:
+            for splitter in splitters.values():
+                emit(splitter.close())
+
+        return sink, flush
+
+
+def _copy_tree(source: Path, target: Path, skip_top: str | None) -> None:
+    def ignore(folder: str, names: list[str]) -> list[str]:
+        return [skip_top] if skip_top in names and Path(folder) == source else []
+
+    shutil.copytree(source, target, symlinks=True, dirs_exist_ok=True, ignore=ignore)
+
+
+def _zip(folder: Path, archive: Path) -> None:
+    """Zip a stage's volume; symlinks are stored as links, never followed out of the volume."""
+    with zipfile.ZipFile(archive, "w", zipfile.ZIP_DEFLATED) as z:
+        for top, dirnames, filenames in os.walk(folder):
+            dirnames.sort()
+            for name in sorted(filenames) + [d for d in dirnames if Path(top, d).is_symlink()]:
+                path = Path(top, name)
+                arcname = str(path.relative_to(folder))
+                if path.is_symlink():
+                    info = zipfile.ZipInfo(arcname)
+                    info.external_attr = 0o120777 << 16
+                    z.writestr(info, os.readlink(path))
+                elif path.is_file():
+                    z.write(path, arcname)
+            if top != str(folder) and not dirnames and not filenames:
+                z.write(top, str(Path(top).relative_to(folder)))
