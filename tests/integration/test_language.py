@@ -67,6 +67,7 @@ def test_create_or_update_with_a_check(project: Project, dockercise: Run) -> Non
     assert result.code == 0, result.out
     check = result.stage("stack-exists")
     assert (check["status"], check["check"], check["exit_code"]) == ("success", False, 1)
+    assert check["reason"] == "check false (exit 1)"
     assert result.stage("update")["status"] == "skipped"
     assert result.stage("update")["reason"] == "check stack-exists was false"
     assert result.stage("after-update")["status"] == "skipped"
@@ -202,3 +203,22 @@ def test_since_uses_git_to_find_changes(project: Project, dockercise: Run) -> No
     assert result.stage("web")["status"] == "skipped"
     bad = dockercise(root, "run", "--since", "no-such-rev")
     assert bad.code == 2 and "--since no-such-rev: no such revision" in bad.err
+
+
+def test_the_create_or_update_example_takes_both_paths(dockercise: Run, tmp_path: Path) -> None:
+    import shutil
+
+    example = Path(__file__).resolve().parents[2] / "examples" / "create-or-update"
+    root = tmp_path / "example"
+    shutil.copytree(example, root, ignore=shutil.ignore_patterns(".dockercise"))
+    first = dockercise(root, "run")
+    assert first.code == 0, first.out
+    assert first.stage("create")["status"] == "success"
+    assert first.stage("update")["status"] == "skipped"
+    assert first.stage("clean-up")["status"] == "success"
+    (root / "stack.txt").write_text("v1\n")
+    shutil.rmtree(root / ".dockercise")
+    second = dockercise(root, "run")
+    assert second.code == 0, second.out
+    assert second.stage("create")["status"] == "skipped"
+    assert second.log("update").endswith("updating the stack from v1\n")
