@@ -8,6 +8,7 @@ run -> store -> report.
 from __future__ import annotations
 
 import os
+import re
 import signal
 import sys
 from pathlib import Path
@@ -20,9 +21,10 @@ from rich.table import Table
 from rich.text import Text
 
 from bot.console import ConsoleReporter
-from runner import dag, pipeline
+from runner import dag, encryption, pipeline
 from runner.engine import Engine, RunOptions, prepare
-from runner.errors import DockerciseError, PipelineInvalid, UsageError
+from runner.errors import DockerciseError, PipelineInvalid, SecretInvalid, UsageError
+from runner.masking import Masker
 from runner.model import Pipeline
 from runner.store import ResultStore, open_store
 from runner.variables import parse_assignments, read_env_file
@@ -138,13 +140,16 @@ def run(
     if loaded is None:
         return
     environ = dict(os.environ)
+    secrets = encryption.decrypt_pipeline(loaded, environ.get(encryption.KEY_VARIABLE))
     from_files: dict[str, str] = {}
     for env_file in env_files:
         from_files.update(read_env_file(env_file, environ))
     options = RunOptions(
         targets=list(targets),
         concurrency=jobs,
-        variables=[parse_assignments(env, environ), from_files, environ],
+        variables=[secrets.variables, parse_assignments(env, environ), from_files, environ],
+        literals=secrets.literals,
+        masker=Masker(secrets.values()),
         changed=_changed(loaded.root, changed, since),
     )
     plan = prepare(loaded, options)
@@ -281,6 +286,55 @@ def logs(run_id: str, stage: str, directory: Path, results: str | None) -> None:
 
 
 @cli.command()
+def keygen() -> None:
+    """Print a new secret key.
+
+    Set it as DOCKERCISE_SECRET_KEY wherever pipelines run or are encrypted;
+    keep it out of the repository.
+    """
+    click.echo(encryption.generate_key())
+
+
+_VARIABLE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+@cli.command()
+@click.argument("name")
+def encrypt(name: str) -> None:
+    """Encrypt a secret value read on stdin.
+
+    Prints `NAME: secure:TOKEN`, encrypted with DOCKERCISE_SECRET_KEY, to
+    paste into meta.secrets or an env item.  One trailing newline is dropped,
+    so `echo "$TOKEN" | dockercise encrypt NPM_TOKEN` works; every other byte
+    of the value is kept.
+    """
+    if not _VARIABLE_NAME.fullmatch(name):
+        raise UsageError(
+            f"'{name}' is not a variable name (letters, digits and _, not starting with a digit)"
+        )
+    value = _read_stdin()
+    if not value:
+        raise UsageError(f'no value on stdin (echo "$VALUE" | dockercise encrypt {name})')
+    token = encryption.encrypt(value, os.environ.get(encryption.KEY_VARIABLE))
+    click.echo(f"{name}: {encryption.SECURE_PREFIX}{token}")
+
+
+def _read_stdin() -> str:
+    """stdin as UTF-8, byte for byte (bytes are read, so no newline translation)."""
+    stream = sys.stdin
+    if stream is None:
+        return ""
+    if stream.isatty():
+        _stderr("type the value, then Ctrl-D")
+    buffer = getattr(stream, "buffer", None)
+    try:
+        text: str = buffer.read().decode("utf-8") if buffer is not None else stream.read()
+    except UnicodeDecodeError:
+        raise UsageError("the value on stdin is not UTF-8 text") from None
+    return text.removesuffix("\n")
+
+
+@cli.command()
 @click.argument("shell", type=click.Choice(["bash", "zsh", "fish"]))
 def completion(shell: str) -> None:
     """Print the shell completion script: eval "$(dockercise completion bash)"."""
@@ -295,6 +349,10 @@ def main(argv: list[str] | None = None) -> NoReturn:
     """The entry point: the one place errors become messages and exit codes."""
     try:
         code = cli.main(args=argv, prog_name="dockercise", standalone_mode=False)
+    except SecretInvalid as e:
+        for line in e.problems:
+            _stderr(f"dockercise: {line}")
+        sys.exit(e.exit_code)
     except PipelineInvalid as e:
         for problem in e.problems:
             _stderr(str(problem))

@@ -52,6 +52,8 @@ class RunOptions:
     extra_env: dict[str, str] = field(default_factory=dict)
     trigger: dict[str, str] | None = None
     masker: Masker = field(default_factory=Masker)
+    literals: Mapping[tuple[str, str], str] = field(default_factory=dict)
+    """Decrypted `{NAME: "secure:..."}` env items, by (stage, NAME)."""
     changed: list[str] | None = None
     """Files changed by the push or since a revision; None runs every `paths` stage."""
 
@@ -171,6 +173,7 @@ class _Run:
             masker=plan.options.masker,
             external=plan.external,
             extra_env=plan.options.extra_env,
+            literals=plan.options.literals,
             checks={c for s in stages for c in (s.if_, s.unless) if c is not None},
             cancel=self.cancel,
         )

@@ -17,6 +17,7 @@ __all__ = [
     "MissingVariables",
     "PipelineInvalid",
     "Problem",
+    "SecretInvalid",
     "StoreUnavailable",
     "UsageError",
 ]
@@ -82,6 +83,18 @@ class MissingVariables(DockerciseError):
             + "; ".join(parts)
             + " (set it in the environment, with --env NAME=VALUE or --env-file FILE)"
         )
+
+
+class SecretInvalid(DockerciseError):
+    """`secure:` values that cannot be decrypted, or a missing or malformed key (SPEC §5).
+
+    `problems` holds one line per bad value, naming the variable and where it
+    stands; never the key or a plaintext.
+    """
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = problems
+        super().__init__("\n".join(problems))
 
 
 class UsageError(DockerciseError):

@@ -11,7 +11,7 @@ import os
 import shutil
 import threading
 import zipfile
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO, Protocol
@@ -55,6 +55,7 @@ class StageExecutor:
     masker: Masker
     external: dict[str, str]
     extra_env: dict[str, str]
+    literals: Mapping[tuple[str, str], str]
     checks: set[str]
     cancel: threading.Event
     outputs: dict[str, str] = field(default_factory=dict)
@@ -114,6 +115,7 @@ class StageExecutor:
             self.external,
             self.outputs,
             self.extra_env,
+            self.literals,
         )
 
     def _fresh_volume(self, stage: Stage) -> Path:

@@ -142,6 +142,7 @@ def container_spec(
     external: Mapping[str, str],
     outputs: Mapping[str, str],
     extra_env: Mapping[str, str] | None = None,
+    literals: Mapping[tuple[str, str], str] | None = None,
 ) -> ContainerSpec:
     """The container for one stage; `outputs` holds the trimmed stdout of finished stages."""
     own = f"/{stage.name}"
@@ -149,7 +150,7 @@ def container_spec(
     env.update(extra_env or {})
     for item in stage.env:
         if item.value is not None:
-            env[item.name] = item.value
+            env[item.name] = (literals or {}).get((stage.name, item.name), item.value)
         elif item.name in pipeline.stages:
             value = outputs.get(item.name, "")
             env[item.name.upper()] = value

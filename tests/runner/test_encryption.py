@@ -1,0 +1,167 @@
+"""runner/secrets.py: `secure:` values, keys, and a pipeline's secrets (SPEC §5)."""
+
+from __future__ import annotations
+
+import pytest
+
+from runner import pipeline
+from runner.encryption import (
+    SECURE_PREFIX,
+    Secrets,
+    decrypt,
+    decrypt_pipeline,
+    encrypt,
+    generate_key,
+    is_secure,
+)
+from runner.errors import SecretInvalid
+from runner.model import Pipeline
+from tests.conftest import WritePipeline
+
+KEY = generate_key()
+OTHER_KEY = generate_key()
+PLAIN = "s3cr3t value"
+
+
+def secure(value: str, key: str = KEY) -> str:
+    return SECURE_PREFIX + encrypt(value, key)
+
+
+def tampered(token: str) -> str:
+    """One character in the middle changed: still base64, no longer signed."""
+    middle = len(token) // 2
+    return token[:middle] + ("A" if token[middle] != "A" else "B") + token[middle + 1 :]
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["x", PLAIN, "line1\nline2\n", "quotes ' \" $HOME `x` \\n", "☃ ünï", " \t padded \r\n"],
+)
+def test_round_trip_keeps_every_character(value: str) -> None:
+    assert decrypt("X", secure(value), KEY, "meta.secrets") == value
+
+
+def test_tokens_differ_each_time_and_hide_the_value() -> None:
+    first, second = encrypt(PLAIN, KEY), encrypt(PLAIN, KEY)
+    assert first != second
+    assert PLAIN not in first
+
+
+def test_non_secure_value_is_returned_unchanged_without_a_key() -> None:
+    assert decrypt("X", "plain", None, "meta.secrets") == "plain"
+    assert is_secure(secure("v"))
+    assert not is_secure("plain")
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "reason"),
+    [
+        (None, secure(PLAIN), "DOCKERCISE_SECRET_KEY is not set; "),
+        ("", secure(PLAIN), "DOCKERCISE_SECRET_KEY is not set; "),
+        ("not-a-key", secure(PLAIN), "DOCKERCISE_SECRET_KEY is not a valid Fernet key"),
+        (KEY[:-4], secure(PLAIN), "DOCKERCISE_SECRET_KEY is not a valid Fernet key"),
+        (OTHER_KEY, secure(PLAIN), "wrong DOCKERCISE_SECRET_KEY or a tampered value"),
+        (KEY, tampered(secure(PLAIN)), "wrong DOCKERCISE_SECRET_KEY or a tampered value"),
+        (KEY, "secure:", "wrong DOCKERCISE_SECRET_KEY or a tampered value"),
+        (KEY, "secure:ünï", "wrong DOCKERCISE_SECRET_KEY or a tampered value"),
+    ],
+    ids=["none", "empty", "malformed", "short", "wrong", "tampered", "no-token", "non-ascii"],
+)
+def test_decrypt_problems_name_variable_and_place_never_the_secret(
+    key: str | None, value: str, reason: str
+) -> None:
+    with pytest.raises(SecretInvalid) as caught:
+        decrypt("NPM_TOKEN", value, key, ".dockercise.yml:4")
+    message = str(caught.value)
+    assert message.startswith("cannot decrypt NPM_TOKEN (.dockercise.yml:4): " + reason)
+    assert "\n" not in message
+    assert caught.value.exit_code == 2
+    assert PLAIN not in message
+    for secret in (KEY, OTHER_KEY, value.removeprefix(SECURE_PREFIX)):
+        assert not secret or secret not in message
+
+
+def test_malformed_key_message_gives_the_way_out() -> None:
+    with pytest.raises(SecretInvalid, match=r"make one with `dockercise keygen`"):
+        decrypt("X", secure(PLAIN), "nope", "meta.secrets")
+
+
+def test_key_with_surrounding_whitespace_still_works() -> None:
+    assert decrypt("X", secure(PLAIN), f"  {KEY}\n", "meta.secrets") == PLAIN
+
+
+@pytest.mark.parametrize(("key", "reason"), [(None, "is not set"), ("bad", "is not a valid")])
+def test_encrypt_needs_a_valid_key(key: str | None, reason: str) -> None:
+    with pytest.raises(SecretInvalid, match=f"^cannot encrypt: DOCKERCISE_SECRET_KEY {reason}"):
+        encrypt(PLAIN, key)
+
+
+def _load(write_pipeline: WritePipeline, token: str, password: str) -> Pipeline:
+    loaded = pipeline.load(
+        write_pipeline(
+            {
+                ".dockercise.yml": f"""
+                    meta:
+                      secrets: {{TOKEN: "{token}", PLAIN_ONE: "as is"}}
+                    deploy:
+                      img: busybox
+                      env: [TOKEN, {{PASS: "{password}"}}, {{USER: admin}}]
+                      run: "true"
+                    """
+            }
+        )
+    )
+    assert loaded is not None
+    return loaded
+
+
+def test_decrypt_pipeline_gives_variables_literals_and_values(
+    write_pipeline: WritePipeline,
+) -> None:
+    loaded = _load(write_pipeline, secure("tok-123"), secure("pa ss\nword"))
+    found = decrypt_pipeline(loaded, KEY)
+    assert found.variables == {"TOKEN": "tok-123", "PLAIN_ONE": "as is"}
+    assert found.literals == {("deploy", "PASS"): "pa ss\nword"}
+    assert found.values() == ["tok-123", "as is", "pa ss\nword"]
+    assert "tok-123" not in repr(found) and "word" not in repr(found)
+
+
+def test_pipeline_without_secure_values_needs_no_key(write_pipeline: WritePipeline) -> None:
+    loaded = pipeline.load(
+        write_pipeline({".dockercise.yml": "a: {img: busybox, env: [{X: '1'}], run: 'true'}\n"})
+    )
+    assert loaded is not None
+    assert decrypt_pipeline(loaded, None) == Secrets()
+
+
+@pytest.mark.parametrize(
+    ("key", "reason"),
+    [
+        (None, "DOCKERCISE_SECRET_KEY is not set"),
+        ("bad", "DOCKERCISE_SECRET_KEY is not a valid Fernet key"),
+        (OTHER_KEY, "wrong DOCKERCISE_SECRET_KEY or a tampered value"),
+    ],
+)
+def test_decrypt_pipeline_reports_every_bad_value_at_once(
+    write_pipeline: WritePipeline, key: str | None, reason: str
+) -> None:
+    loaded = _load(write_pipeline, secure("tok-123"), secure("password"))
+    with pytest.raises(SecretInvalid) as caught:
+        decrypt_pipeline(loaded, key)
+    lines = str(caught.value).splitlines()
+    assert caught.value.problems == lines
+    assert [line.split(": ", 1)[0] for line in lines] == [
+        "cannot decrypt TOKEN (meta.secrets)",
+        "cannot decrypt PASS (.dockercise.yml:6)",
+    ]
+    assert all(reason in line for line in lines)
+    assert "tok-123" not in str(caught.value) and "password" not in str(caught.value)
+
+
+def test_decrypt_pipeline_reports_only_the_bad_values(write_pipeline: WritePipeline) -> None:
+    loaded = _load(write_pipeline, secure("tok-123"), tampered(secure("password")))
+    with pytest.raises(SecretInvalid) as caught:
+        decrypt_pipeline(loaded, KEY)
+    assert caught.value.problems == [
+        "cannot decrypt PASS (.dockercise.yml:6): wrong DOCKERCISE_SECRET_KEY or a tampered value"
+    ]
