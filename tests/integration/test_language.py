@@ -222,3 +222,30 @@ def test_the_create_or_update_example_takes_both_paths(dockercise: Run, tmp_path
     assert second.code == 0, second.out
     assert second.stage("create")["status"] == "skipped"
     assert second.log("update").endswith("updating the stack from v1\n")
+
+
+def test_meta_settings_apply_to_every_stage(project: Project, dockercise: Run) -> None:
+    root = project(
+        f"""
+        meta:
+          name: settings
+          concurrency: 1
+          timeout: 1s
+          network: none
+        net: {{img: {IMAGE}, run: ls /sys/class/net}}
+        slow: {{img: {IMAGE}, run: sleep 20}}
+        other: {{img: {IMAGE}, run: sleep 0.3}}
+        """
+    )
+    result = dockercise(root, "run")
+    assert result.code == 1
+    assert result.run_json()["pipeline"] == "settings"
+    assert result.log("net") == "lo\n"
+    assert (result.stage("slow")["status"], result.stage("slow")["reason"]) == (
+        "failure",
+        "timeout",
+    )
+    spans = sorted(
+        (result.stage(n)["started"], result.stage(n)["finished"]) for n in ("net", "slow", "other")
+    )
+    assert all(spans[i][1] <= spans[i + 1][0] for i in range(2))  # one at a time
