@@ -166,6 +166,7 @@ def run(
         for signum, handler in previous.items():
             signal.signal(signum, handler)
         containers.close()
+        store.close()
     click.echo(f"results: {_location(store, result.id)}")
     if result.status.value == "cancelled":
         sys.exit(130)

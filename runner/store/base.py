@@ -58,6 +58,9 @@ class ResultStore(ABC):
     def names(self, run_id: str) -> list[str]:
         """The files stored for one run."""
 
+    def close(self) -> None:
+        """Finish every pending write (a remote store uploads what it spooled)."""
+
     def write_json(self, run_id: str, name: str, data: dict[str, Any]) -> None:
         self.write_bytes(run_id, name, json.dumps(data, indent=2, ensure_ascii=False).encode())
 
