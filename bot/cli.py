@@ -21,6 +21,7 @@ from rich.table import Table
 from rich.text import Text
 
 from bot.console import ConsoleReporter
+from bot.serve import serve, status, worker
 from runner import dag, encryption, pipeline
 from runner.engine import Engine, RunOptions, prepare
 from runner.errors import DockerciseError, PipelineInvalid, SecretInvalid, UsageError
@@ -225,6 +226,11 @@ def graph(directory: Path, files: tuple[str, ...], fmt: str) -> None:
 def results(run_id: str | None, directory: Path, results: str | None, limit: int) -> None:
     """List the newest runs, or one run's stages with status and duration."""
     store = open_store(results, directory.resolve())
+    _show_results(store, run_id, limit)
+    store.close()  # not on errors: a store that cannot be read would make us wait for nothing
+
+
+def _show_results(store: ResultStore, run_id: str | None, limit: int) -> None:
     console = Console(soft_wrap=True, highlight=False)
     if run_id is None:
         for rid in store.run_ids()[:limit]:
@@ -278,12 +284,13 @@ def logs(run_id: str, stage: str, directory: Path, results: str | None) -> None:
     if store.read_json(run_id, f"{stage}.json") is None:
         raise UsageError(f"run {run_id} has no stage '{stage}'")
     found = False
-    for chunk in store.iter_log(run_id, stage):
+    for chunk in store.iter_log(run_id, stage):  # streamed: a log may be bigger than memory
         found = True
         sys.stdout.buffer.write(chunk)
     sys.stdout.flush()
     if not found:
         raise UsageError(f"stage '{stage}' of run {run_id} has no log (noLog, or it never ran)")
+    store.close()
 
 
 @cli.command()
@@ -344,6 +351,30 @@ def completion(shell: str) -> None:
     cls = get_completion_class(shell)
     assert cls is not None
     click.echo(cls(cli, {}, "dockercise", "_DOCKERCISE_COMPLETE").source())
+
+
+cli.add_command(serve)
+cli.add_command(worker)
+cli.add_command(status)
+
+
+@cli.command("serve-results")
+@_project
+@_results
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option(
+    "--port", default=8080, show_default=True, type=click.IntRange(0, 65535), help="Port."
+)
+def serve_results(directory: Path, results: str | None, host: str, port: int) -> None:
+    """Serve the results website for the local store (Flask's server, for local use).
+
+    Pages are at /results/local/<pipeline name>/; / leads to the newest run's pipeline.
+    """
+    from pages.local import create_local_app  # Flask is only imported when needed
+
+    store = open_store(results, directory.resolve())
+    click.echo(f"results of {store.url} at http://{host}:{port}/ (Ctrl-C to stop)")
+    create_local_app(store).run(host=host, port=port)
 
 
 def main(argv: list[str] | None = None) -> NoReturn:

@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from runner import dag
 from runner.execution import StageExecutor
@@ -50,12 +50,14 @@ class RunOptions:
     variables: list[Mapping[str, str]] = field(default_factory=list)
     """Sources of external variables, first match wins (--env, --env-file, environment)."""
     extra_env: dict[str, str] = field(default_factory=dict)
-    trigger: dict[str, str] | None = None
+    trigger: dict[str, Any] | None = None
     masker: Masker = field(default_factory=Masker)
     literals: Mapping[tuple[str, str], str] = field(default_factory=dict)
     """Decrypted `{NAME: "secure:..."}` env items, by (stage, NAME)."""
     changed: list[str] | None = None
     """Files changed by the push or since a revision; None runs every `paths` stage."""
+    denied: Mapping[str, str] = field(default_factory=dict)
+    """Stages that must fail before they start, with the reason (a fork's build wanting secrets)."""
 
 
 _FAILED = {Status.FAILURE: "failed", Status.ERROR: "errored", Status.CANCELLED: "was cancelled"}
@@ -174,6 +176,7 @@ class _Run:
             external=plan.external,
             extra_env=plan.options.extra_env,
             literals=plan.options.literals,
+            denied=plan.options.denied,
             checks={c for s in stages for c in (s.if_, s.unless) if c is not None},
             cancel=self.cancel,
         )

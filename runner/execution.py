@@ -56,6 +56,7 @@ class StageExecutor:
     external: dict[str, str]
     extra_env: dict[str, str]
     literals: Mapping[tuple[str, str], str]
+    denied: Mapping[str, str]
     checks: set[str]
     cancel: threading.Event
     outputs: dict[str, str] = field(default_factory=dict)
@@ -67,6 +68,10 @@ class StageExecutor:
         self.reporter.stage_started(stage.name)
         log = None if stage.no_log else self.store.open_log(self.run_id, stage.name)
         try:
+            if stage.name in self.denied:
+                result.status, result.reason = Status.FAILURE, self.denied[stage.name]
+                self._note(stage, log, self.denied[stage.name])
+                return result
             for attempt in range(1, stage.retry + 2):
                 result.attempts = attempt
                 if stage.retry:

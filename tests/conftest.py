@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import textwrap
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 
+import docker
 import pytest
 
 WritePipeline = Callable[[Mapping[str, str]], Path]
@@ -28,3 +29,13 @@ def write_pipeline(tmp_path: Path) -> WritePipeline:
         return root
 
     return write
+
+
+@pytest.fixture(scope="session")
+def docker_client() -> Iterator[docker.DockerClient]:
+    """The real engine, with the local image scripts/setup builds."""
+    client = docker.from_env()
+    client.ping()
+    client.images.get("dockercise/busybox")
+    yield client
+    client.close()

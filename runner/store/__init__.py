@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+from collections.abc import Mapping
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
@@ -9,13 +11,22 @@ from runner.errors import UsageError
 from runner.store.base import ResultStore
 from runner.store.local import LocalStore
 
-__all__ = ["DEFAULT_RESULTS", "ResultStore", "open_store"]
+__all__ = ["DEFAULT_RESULTS", "SPOOL_VARIABLE", "SPOOL_WAIT_VARIABLE", "ResultStore", "open_store"]
 
 DEFAULT_RESULTS = ".dockercise/results"
+SPOOL_VARIABLE = "DOCKERCISE_SPOOL"
+"""Where a remote store keeps results until uploaded [default: the temp dir]."""
+SPOOL_WAIT_VARIABLE = "DOCKERCISE_SPOOL_WAIT"
+"""How many seconds closing a remote store keeps retrying uploads that fail [default: 60]."""
 
 
-def open_store(url: str | None, project: Path) -> ResultStore:
-    """A store for `url`: a path or file:// URL (relative paths are under the project), or s3://."""
+def open_store(
+    url: str | None, project: Path, environ: Mapping[str, str] | None = None
+) -> ResultStore:
+    """A store for `url`: a path or file:// URL (relative paths are under the project), or s3://.
+
+    `environ` (default: the process's) holds the spool settings of remote stores.
+    """
     if not url:
         return LocalStore(project / DEFAULT_RESULTS)
     parsed = urlparse(url)
@@ -25,5 +36,20 @@ def open_store(url: str | None, project: Path) -> ResultStore:
         path = Path(url).expanduser()
         return LocalStore(path if path.is_absolute() else Path.cwd() / path)
     if parsed.scheme == "s3":
-        raise UsageError(f"--results {url}: the S3 store is not available in this version yet")
+        return _open_s3(url, os.environ if environ is None else environ)
     raise UsageError(f"--results {url}: use a directory, file:///path or s3://bucket/prefix")
+
+
+def _open_s3(url: str, environ: Mapping[str, str]) -> ResultStore:
+    from runner.store.s3 import S3Store  # boto3 takes time and memory to import
+    from runner.store.spool import default_root
+
+    raw = environ.get(SPOOL_WAIT_VARIABLE, "60")
+    try:
+        wait = float(raw)
+    except ValueError:
+        wait = -1.0
+    if not wait >= 0:
+        raise UsageError(f"{SPOOL_WAIT_VARIABLE}={raw}: give a number of seconds")
+    spool = environ.get(SPOOL_VARIABLE)
+    return S3Store(url, Path(spool).expanduser() if spool else default_root(), wait)

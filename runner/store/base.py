@@ -58,7 +58,7 @@ class ResultStore(ABC):
     def names(self, run_id: str) -> list[str]:
         """The files stored for one run."""
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 - a no-op where writes are done when they return
         """Finish every pending write (a remote store uploads what it spooled)."""
 
     def write_json(self, run_id: str, name: str, data: dict[str, Any]) -> None:
@@ -72,6 +72,10 @@ class ResultStore(ABC):
         return data
 
     def iter_log(self, run_id: str, stage: str) -> Iterator[bytes]:
+        """The log in chunks: nothing when there is no log, one empty chunk for an empty one.
+
+        Remote stores stream it, so a log of any size can be printed.
+        """
         raw = self.read_bytes(run_id, f"{stage}.log")
         if raw is not None:
             yield raw

@@ -1,0 +1,210 @@
+"""One bot build: claim -> checkout -> load -> run -> statuses -> clean up.
+
+Runs in a queue worker.  It always ends with a final commit status (or none
+at all when the commit has no pipeline), and always deletes its checkout;
+the one catch-all of the worker task is here.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from bot import statuses
+from bot.checkout import checkout
+from bot.github_api import GitHubApp, Installation
+from bot.settings import Settings
+from bot.state import Job, State
+from pages.links import run_url
+from runner import pipeline as pipelines
+from runner.encryption import Secrets, decrypt_pipeline
+from runner.engine import Engine, RunOptions, prepare
+from runner.errors import DockerciseError, PipelineInvalid
+from runner.masking import Masker
+from runner.model import MountKind, Pipeline
+from runner.outcome import RunResult, StageResult
+from runner.store import open_store
+
+__all__ = ["Builder", "restrictions", "results_url"]
+
+log = logging.getLogger("dockercise.bot")
+
+FORK_SECRETS = "secrets are not available to pull requests from forks"
+
+
+def results_url(public_url: str, repo: str, run_id: str) -> str:
+    """The run's page on the results site (its stable URL)."""
+    owner, name = repo.split("/", 1)
+    return run_url(public_url, owner, name, run_id)
+
+
+def restrictions(
+    pipeline: Pipeline, fork: bool, allowed_host_paths: tuple[str, ...]
+) -> dict[str, str]:
+    """Stages that must fail before they start in a bot build, with the reason (SPEC §4, §5)."""
+    denied: dict[str, str] = {}
+    for stage in pipeline.stages.values():
+        for mount in stage.vol:
+            if mount.kind is MountKind.HOST and (
+                fork or not any(_under(mount.source, p) for p in allowed_host_paths)
+            ):
+                denied[stage.name] = (
+                    f"host volume {mount.source} is not allowed in bot builds"
+                    " (DOCKERCISE_ALLOWED_HOST_PATHS)"
+                )
+        wants_secret = any(
+            (item.value is None and {item.name, item.name.upper()} & pipeline.meta.secrets.keys())
+            or (item.value or "").startswith("secure:")
+            for item in stage.env
+        )
+        if fork and wants_secret:
+            denied[stage.name] = FORK_SECRETS
+    return denied
+
+
+def _under(path: str, top: str) -> bool:
+    path, top = os.path.normpath(path), os.path.normpath(top)
+    return path == top or path.startswith(top.rstrip("/") + "/")
+
+
+@dataclass
+class _Reporter:
+    """The engine's reporter in a bot build: records the run, posts per-stage statuses."""
+
+    state: State
+    job: Job
+    post: Callable[[statuses.CommitStatus], None] | None
+    url: Callable[[str], str]
+    run_id: str = ""
+
+    def run_started(self, run: RunResult, order: list[str]) -> None:
+        self.run_id = run.id
+        self.state.set_run(self.job.id, run.id)
+
+    def stage_started(self, name: str) -> None:
+        pass
+
+    def stage_output(self, name: str, line: str) -> None:
+        pass
+
+    def stage_note(self, name: str, text: str) -> None:
+        pass
+
+    def stage_finished(self, result: StageResult) -> None:
+        if self.post is not None:
+            self.post(statuses.for_stage(result, self.url(self.run_id)))
+
+    def run_finished(self, run: RunResult) -> None:
+        pass
+
+
+class Builder:
+    def __init__(self, settings: Settings, github: GitHubApp, state: State, worker: str) -> None:
+        self.settings = settings
+        self.github = github
+        self.state = state
+        self.worker = worker
+
+    def build(self, job: Job) -> None:
+        """Do the build unless another worker has it or it is done (redelivered events)."""
+        if not self.state.start(job.id, self.worker):
+            log.info("build %s of %s is taken or done; skipping", job.id, job.repo)
+            return
+        alive = threading.Event()
+        beating = threading.Thread(target=self._beat, args=(job.id, alive), daemon=True)
+        beating.start()
+        workdir = self.settings.data_dir / "checkouts" / job.id
+        final = "error"
+        try:
+            final = self._build(job, workdir)
+        finally:
+            alive.set()
+            shutil.rmtree(workdir, ignore_errors=True)
+            self.state.finish(job.id, final)
+
+    def _beat(self, build_id: str, done: threading.Event) -> None:
+        while not done.wait(self.settings.stale_after / 3):
+            self.state.beat(build_id)
+
+    def _build(self, job: Job, workdir: Path) -> str:
+        masker = Masker(self.settings.tokens)
+        installation: Installation | None = None
+        try:
+            installation = self.github.installation(job.repo, job.installation_id)
+            token = installation.token
+            masker.add(token)
+            checkout(job.clone_url, job.ref, job.sha, workdir, token)
+            return self._run(job, workdir, installation, masker)
+        except DockerciseError as e:
+            return self._errored(job, installation, masker(str(e).splitlines()[0]))
+        except Exception as e:  # the worker task's one catch-all: never leave `pending`
+            log.exception("build %s of %s failed", job.id, job.repo)
+            return self._errored(job, installation, masker(f"internal error ({type(e).__name__})"))
+
+    def _errored(self, job: Job, installation: Installation | None, why: str) -> str:
+        if installation is not None:
+            try:
+                installation.post_status(job.repo, job.sha, statuses.errored(why))
+            except DockerciseError:
+                log.exception("cannot post the error status of %s", job.id)
+        return "error"
+
+    def _run(self, job: Job, workdir: Path, installation: Installation, masker: Masker) -> str:
+        try:
+            loaded = pipelines.load(workdir)
+        except PipelineInvalid as e:
+            first = str(e.problems[0])
+            more = f" (+{len(e.problems) - 1} more)" if len(e.problems) > 1 else ""
+            status = statuses.CommitStatus(
+                "failure", statuses.fit(f"pipeline invalid: {first}{more}")
+            )
+            installation.post_status(job.repo, job.sha, status)
+            return "failure"
+        if loaded is None:
+            return "none"  # no pipeline: no status at all
+        installation.post_status(job.repo, job.sha, statuses.pending(what="build running"))
+        secrets = Secrets() if job.fork else decrypt_pipeline(loaded, self.settings.secret_key)
+        masker.add(*secrets.values())
+        # A fork's build names secrets it will not get: its stages fail (restrictions), not the run.
+        placeholders = {name: "" for name in loaded.meta.secrets} if job.fork else {}
+        options = RunOptions(
+            variables=[secrets.variables, placeholders],
+            literals=secrets.literals,
+            masker=masker,
+            extra_env={
+                "DOCKERCISE_REPO": job.repo,
+                "DOCKERCISE_SHA": job.sha,
+                "DOCKERCISE_REF": job.ref,
+            },
+            trigger={"kind": job.kind, **job.trigger},
+            changed=list(job.changed) if job.changed is not None else None,
+            denied=restrictions(loaded, job.fork, self.settings.allowed_host_paths),
+        )
+        plan = prepare(loaded, options)
+        store = open_store(f"{self.settings.results.rstrip('/')}/{job.repo}", workdir)
+
+        def url(run_id: str) -> str:
+            return results_url(self.settings.public_url, job.repo, run_id)
+
+        def post(status: statuses.CommitStatus) -> None:
+            installation.post_status(job.repo, job.sha, status)
+
+        reporter = _Reporter(
+            self.state, job, post if loaded.meta.statuses == "stages" else None, url
+        )
+        from runner.containers import Containers
+
+        containers = Containers()
+        try:
+            run = Engine(containers, store, reporter).run(plan)
+        finally:
+            containers.close()
+            store.close()
+        final = statuses.for_run(run, url(run.id))
+        post(final)
+        return final.state

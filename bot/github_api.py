@@ -1,0 +1,84 @@
+"""The only module that talks to GitHub (PyGithub): app auth, installation tokens, statuses.
+
+Tokens come from `Auth.AppInstallationAuth`, which fetches a new one when
+the current one is within 20 seconds of its hour running out; `GITHUB_API_URL`
+points everything at GitHub Enterprise (or, in tests, at a fake on 127.0.0.1).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from github import Auth, Github, GithubException, GithubIntegration
+
+from bot.statuses import CommitStatus
+from runner.errors import DockerciseError
+
+__all__ = ["GitHubApp", "GitHubFailed", "Installation"]
+
+
+class GitHubFailed(DockerciseError):
+    """GitHub refused or could not be reached; the build ends as `error` with this reason."""
+
+
+def _explain(e: Exception) -> str:
+    if isinstance(e, GithubException):
+        message = e.data.get("message") if isinstance(e.data, dict) else None
+        return f"GitHub answered {e.status}" + (f": {message}" if message else "")
+    return str(e) or type(e).__name__
+
+
+@dataclass
+class Installation:
+    """Acting for one installation of the app (one account's repositories)."""
+
+    auth: Auth.AppInstallationAuth
+    client: Github
+
+    @property
+    def token(self) -> str:
+        """A live installation token (refreshed before it expires): for git over HTTPS."""
+        try:
+            return self.auth.token
+        except (GithubException, OSError) as e:
+            raise GitHubFailed(f"cannot get an installation token: {_explain(e)}") from None
+
+    def post_status(self, full_name: str, sha: str, status: CommitStatus) -> None:
+        try:
+            commit = self.client.get_repo(full_name).get_commit(sha)
+            commit.create_status(
+                state=status.state,
+                target_url=status.target_url or "",
+                description=status.description,
+                context=status.context,
+            )
+        except (GithubException, OSError) as e:
+            raise GitHubFailed(f"cannot post the {status.context} status: {_explain(e)}") from None
+
+    def default_branch_head(self, full_name: str) -> tuple[str, str]:
+        """(branch, sha) of the repository's default branch."""
+        try:
+            repo = self.client.get_repo(full_name)
+            branch = repo.default_branch
+            return branch, repo.get_branch(branch).commit.sha
+        except (GithubException, OSError) as e:
+            raise GitHubFailed(f"cannot read {full_name}: {_explain(e)}") from None
+
+
+class GitHubApp:
+    def __init__(self, app_id: int, private_key: str, api_url: str) -> None:
+        self.app_auth = Auth.AppAuth(app_id, private_key)
+        self.api_url = api_url
+
+    def installation(self, full_name: str, installation_id: int | None = None) -> Installation:
+        """Act for the installation that covers `full_name` (looked up unless given)."""
+        try:
+            if installation_id is None:
+                owner, repo = full_name.split("/", 1)
+                integration = GithubIntegration(auth=self.app_auth, base_url=self.api_url)
+                installation_id = integration.get_repo_installation(owner, repo).id
+            auth = self.app_auth.get_installation_auth(installation_id)
+            client = Github(auth=auth, base_url=self.api_url, lazy=True)
+        except (GithubException, OSError) as e:
+            raise GitHubFailed(f"the app is not installed for {full_name}: {_explain(e)}") from None
+        return Installation(auth, client)

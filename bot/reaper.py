@@ -1,0 +1,86 @@
+"""Builds whose worker died: finished as `error` (or queued again once), never left `pending`.
+
+Runs when a worker starts and every minute.  A build is dead when its worker
+has not beaten its heartbeat for STALE seconds; what its run left behind
+(containers, built images, the checkout) is removed.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+from collections.abc import Callable
+
+from bot import statuses
+from bot.builds import results_url
+from bot.github_api import GitHubApp
+from bot.settings import Settings
+from bot.state import Build, Job, State
+from runner.errors import DockerciseError
+
+__all__ = ["Reaper"]
+
+log = logging.getLogger("dockercise.bot")
+
+MAX_ATTEMPTS = 2
+
+
+class Reaper:
+    def __init__(
+        self,
+        settings: Settings,
+        github: GitHubApp,
+        state: State,
+        enqueue: Callable[[Job], None],
+    ) -> None:
+        self.settings = settings
+        self.github = github
+        self.state = state
+        self.enqueue = enqueue
+
+    def reap(self) -> list[str]:
+        """Finish or re-queue every dead build; the ids handled."""
+        handled = []
+        for build in self.state.stale(self.settings.stale_after):
+            self._clean(build)
+            try:
+                self._settle(build)
+            except DockerciseError:
+                log.exception("cannot settle dead build %s", build.job.id)
+            handled.append(build.job.id)
+        return handled
+
+    def _clean(self, build: Build) -> None:
+        shutil.rmtree(self.settings.data_dir / "checkouts" / build.job.id, ignore_errors=True)
+        if build.run_id is None:
+            return
+        try:
+            from runner.containers import Containers
+
+            containers = Containers()
+            try:
+                containers.remove_run(build.run_id)
+            finally:
+                containers.close()
+        except DockerciseError:
+            log.warning("cannot reach the engine to remove run %s's containers", build.run_id)
+
+    def _settle(self, build: Build) -> None:
+        job = build.job
+        installation = self.github.installation(job.repo, job.installation_id)
+        url = (
+            results_url(self.settings.public_url, job.repo, build.run_id) if build.run_id else None
+        )
+        if build.attempts < MAX_ATTEMPTS:
+            log.warning("build %s of %s lost its worker; queued again", job.id, job.repo)
+            self.state.requeue(job.id)
+            installation.post_status(
+                job.repo, job.sha, statuses.pending(url, "worker died; build queued again")
+            )
+            self.enqueue(job)
+        else:
+            log.warning("build %s of %s lost its worker again; giving up", job.id, job.repo)
+            self.state.finish(job.id, "error")
+            installation.post_status(
+                job.repo, job.sha, statuses.errored("the worker building it died", url)
+            )

@@ -1,0 +1,124 @@
+"""The bot's settings, parsed once from an environment mapping into a typed object.
+
+Nothing reads the environment anywhere else in the bot, so tests pass their
+own mapping, and a missing or malformed setting stops the server at start
+with a message naming it, rather than failing on the first webhook.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from runner.errors import DockerciseError
+
+__all__ = ["Settings", "SettingsInvalid", "load_settings"]
+
+DEFAULT_API = "https://api.github.com"
+
+
+class SettingsInvalid(DockerciseError):
+    """A required setting is missing or malformed; names every one of them."""
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = problems
+        super().__init__("; ".join(problems))
+
+
+@dataclass(frozen=True)
+class Settings:
+    app_id: int
+    private_key: str = field(repr=False)
+    webhook_secret: str = field(repr=False)
+    events_secret: str = field(repr=False)
+    results: str
+    public_url: str
+    data_dir: Path
+    api_url: str = DEFAULT_API
+    redis_url: str | None = None
+    secret_key: str | None = field(default=None, repr=False)
+    allowed_host_paths: tuple[str, ...] = ()
+    workers: int = 2
+    stale_after: float = 30.0
+    """Seconds without a heartbeat after which a running build's worker is taken for dead."""
+
+    @property
+    def tokens(self) -> list[str]:
+        """The bot's own secrets, masked in everything a build prints or stores."""
+        return [v for v in (self.webhook_secret, self.events_secret, self.secret_key) if v]
+
+
+def _int(env: Mapping[str, str], name: str, problems: list[str], default: int | None) -> int:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        if default is None:
+            problems.append(f"{name} is not set")
+            return 0
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        problems.append(f"{name} must be a whole number, not '{raw}'")
+        return 0
+    if value < 1:
+        problems.append(f"{name} must be at least 1")
+    return value
+
+
+def _private_key(env: Mapping[str, str], problems: list[str]) -> str:
+    key = env.get("GITHUB_PRIVATE_KEY", "")
+    path = env.get("GITHUB_PRIVATE_KEY_PATH", "")
+    if not key and path:
+        try:
+            key = Path(path).read_text(encoding="utf-8")
+        except OSError as e:
+            problems.append(f"GITHUB_PRIVATE_KEY_PATH: cannot read {path} ({e.strerror})")
+            return ""
+    if not key:
+        problems.append("GITHUB_PRIVATE_KEY (or GITHUB_PRIVATE_KEY_PATH) is not set")
+    elif "PRIVATE KEY" not in key:
+        problems.append("GITHUB_PRIVATE_KEY is not a PEM private key (the app's .pem file)")
+    return key.replace("\\n", "\n")
+
+
+def load_settings(env: Mapping[str, str] | None = None) -> Settings:
+    """Settings from `env` (default: os.environ); SettingsInvalid names every bad one."""
+    env = os.environ if env is None else env
+    problems: list[str] = []
+    app_id = _int(env, "GITHUB_APP_ID", problems, None)
+    private_key = _private_key(env, problems)
+    webhook_secret = env.get("GITHUB_WEBHOOK_SECRET", "")
+    if not webhook_secret:
+        problems.append("GITHUB_WEBHOOK_SECRET is not set")
+    public_url = env.get("DOCKERCISE_PUBLIC_URL", "").rstrip("/")
+    if not public_url.startswith(("http://", "https://")):
+        problems.append("DOCKERCISE_PUBLIC_URL must be the bot's URL, like https://ci.example.com")
+    data_dir = Path(env.get("DOCKERCISE_DATA_DIR") or Path.home() / ".local/share/dockercise")
+    results = env.get("DOCKERCISE_RESULTS") or str(data_dir / "results")
+    redis_url = env.get("DOCKERCISE_REDIS_URL") or None
+    if redis_url and not redis_url.startswith(("redis://", "rediss://", "unix://")):
+        problems.append(f"DOCKERCISE_REDIS_URL must be redis://HOST:PORT/DB, not '{redis_url}'")
+    allowed = tuple(
+        p for p in env.get("DOCKERCISE_ALLOWED_HOST_PATHS", "").split(":") if p.startswith("/")
+    )
+    workers = _int(env, "DOCKERCISE_WORKERS", problems, 2)
+    stale_after = _int(env, "DOCKERCISE_STALE_AFTER", problems, 30)
+    if problems:
+        raise SettingsInvalid(problems)
+    return Settings(
+        app_id=app_id,
+        private_key=private_key,
+        webhook_secret=webhook_secret,
+        events_secret=env.get("DOCKERCISE_EVENTS_SECRET") or webhook_secret,
+        results=results,
+        public_url=public_url,
+        data_dir=data_dir,
+        api_url=(env.get("GITHUB_API_URL") or DEFAULT_API).rstrip("/"),
+        redis_url=redis_url,
+        secret_key=env.get("DOCKERCISE_SECRET_KEY") or None,
+        allowed_host_paths=allowed,
+        workers=workers,
+        stale_after=float(stale_after),
+    )

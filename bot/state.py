@@ -1,0 +1,181 @@
+"""What the bot remembers across restarts: deliveries seen, and each build's progress.
+
+SQLite in the data directory (stdlib `sqlite3`, one short transaction per
+call), so the web process and the workers on one machine share it.  A build
+goes queued -> running (one worker, with a heartbeat) -> done; a running build
+whose heartbeat stops is found by `stale()` and finished or re-queued.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+__all__ = ["Build", "Job", "State"]
+
+_SCHEMA = """
+create table if not exists builds (
+    id text primary key,
+    delivery text,
+    repo text not null,
+    sha text not null,
+    job text not null,
+    status text not null default 'queued',
+    run_id text,
+    worker text,
+    heartbeat real,
+    attempts integer not null default 0,
+    created real not null,
+    state text
+);
+create unique index if not exists builds_delivery on builds(delivery) where delivery is not null;
+"""
+
+
+@dataclass(frozen=True)
+class Job:
+    """One build to do: what to check out and how it was triggered."""
+
+    id: str
+    kind: str  # push | pull_request | upstream | schedule | manual
+    repo: str
+    clone_url: str
+    ref: str
+    sha: str
+    branch: str | None = None
+    installation_id: int | None = None
+    delivery: str | None = None
+    fork: bool = False
+    number: int | None = None
+    changed: tuple[str, ...] | None = None
+    trigger: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self))
+
+    @classmethod
+    def from_json(cls, text: str) -> Job:
+        data = json.loads(text)
+        if data.get("changed") is not None:
+            data["changed"] = tuple(data["changed"])
+        return cls(**data)
+
+
+@dataclass(frozen=True)
+class Build:
+    job: Job
+    status: str
+    run_id: str | None
+    worker: str | None
+    heartbeat: float | None
+    attempts: int
+    state: str | None
+
+
+class State:
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        db = sqlite3.connect(path, timeout=30)
+        try:
+            db.execute("pragma journal_mode=wal")  # readers never wait for the writer
+            db.executescript(_SCHEMA)
+        finally:
+            db.close()
+
+    @contextmanager
+    def _db(self) -> Iterator[sqlite3.Connection]:
+        db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+        try:
+            db.execute("begin immediate")
+            yield db
+            db.execute("commit")
+        except BaseException:
+            db.execute("rollback")
+            raise
+        finally:
+            db.close()
+
+    def record(self, job: Job) -> str | None:
+        """Remember a new build; the reason it is not new, or None.
+
+        A redelivered event whose build started already is a duplicate; one
+        whose build never started is queued again (the task is idempotent).
+        """
+        with self._db() as db:
+            if job.delivery is not None:
+                row = db.execute(
+                    "select status from builds where delivery = ?", (job.delivery,)
+                ).fetchone()
+                if row is not None:
+                    return "duplicate delivery" if row[0] != "queued" else None
+            db.execute(
+                "insert into builds (id, delivery, repo, sha, job, created)"
+                " values (?, ?, ?, ?, ?, ?)",
+                (job.id, job.delivery, job.repo, job.sha, job.to_json(), time.time()),
+            )
+        return None
+
+    def job_for(self, delivery: str) -> Job | None:
+        with self._db() as db:
+            row = db.execute("select job from builds where delivery = ?", (delivery,)).fetchone()
+        return Job.from_json(row[0]) if row else None
+
+    def start(self, build_id: str, worker: str) -> bool:
+        """Claim a queued build for this worker; False when another has it or it is done."""
+        with self._db() as db:
+            cursor = db.execute(
+                "update builds set status = 'running', worker = ?, heartbeat = ?,"
+                " attempts = attempts + 1 where id = ? and status = 'queued'",
+                (worker, time.time(), build_id),
+            )
+            return cursor.rowcount == 1
+
+    def beat(self, build_id: str) -> None:
+        with self._db() as db:
+            db.execute("update builds set heartbeat = ? where id = ?", (time.time(), build_id))
+
+    def set_run(self, build_id: str, run_id: str) -> None:
+        with self._db() as db:
+            db.execute("update builds set run_id = ? where id = ?", (run_id, build_id))
+
+    def finish(self, build_id: str, state: str) -> None:
+        with self._db() as db:
+            db.execute(
+                "update builds set status = 'done', state = ? where id = ?", (state, build_id)
+            )
+
+    def requeue(self, build_id: str) -> None:
+        with self._db() as db:
+            db.execute(
+                "update builds set status = 'queued', worker = null, run_id = null where id = ?",
+                (build_id,),
+            )
+
+    def _builds(self, where: str, args: tuple[Any, ...]) -> list[Build]:
+        with self._db() as db:
+            rows = db.execute(
+                "select job, status, run_id, worker, heartbeat, attempts, state from builds "
+                + where,
+                args,
+            ).fetchall()
+        return [Build(Job.from_json(r[0]), *r[1:]) for r in rows]
+
+    def stale(self, older_than: float) -> list[Build]:
+        """Running builds whose worker has not said it is alive for `older_than` seconds."""
+        return self._builds(
+            "where status = 'running' and heartbeat < ?", (time.time() - older_than,)
+        )
+
+    def get(self, build_id: str) -> Build | None:
+        found = self._builds("where id = ?", (build_id,))
+        return found[0] if found else None
+
+    def recent(self, limit: int = 20) -> list[Build]:
+        return self._builds("order by created desc limit ?", (limit,))

@@ -1,0 +1,114 @@
+"""The bot's web process: webhooks in, jobs onto the queue, the results site out.
+
+`create_bot_app()` is what gunicorn serves (`gunicorn 'bot.web:create_bot_app()'`);
+`dockercise serve` serves the same app beside an in-process consumer.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets as random
+from collections.abc import Mapping
+
+from flask import Flask
+
+from bot.queue import BotQueue, make_queue
+from bot.settings import Settings, load_settings
+from bot.state import Job
+from runner.store import open_store
+from runner.store.base import ResultStore
+from webhooks.app import WebhookConfig, create_app
+from webhooks.events import Event, PullRequestEvent, PushEvent, RemoteBuildComplete
+
+__all__ = ["create_bot_app", "job_for"]
+
+log = logging.getLogger("dockercise.bot")
+
+
+def new_build_id() -> str:
+    return random.token_hex(8)
+
+
+def job_for(event: Event) -> Job | None:
+    """The build a GitHub event asks for, or None (installation events build nothing)."""
+    if isinstance(event, PushEvent):
+        return Job(
+            id=new_build_id(),
+            kind="push",
+            repo=event.repo_full_name,
+            clone_url=event.clone_url,
+            ref=event.ref,
+            sha=event.after,
+            branch=event.branch,
+            installation_id=event.installation_id,
+            delivery=event.delivery,
+            changed=event.changed_files if event.changed_files_complete else None,
+            trigger={"ref": event.ref, "sha": event.after, "sender": event.sender},
+        )
+    if isinstance(event, PullRequestEvent):
+        return Job(
+            id=new_build_id(),
+            kind="pull_request",
+            repo=event.repo_full_name,
+            clone_url=event.clone_url,
+            ref=f"refs/pull/{event.number}/head",
+            sha=event.head_sha,
+            branch=event.head_ref,
+            installation_id=event.installation_id,
+            delivery=event.delivery,
+            fork=event.is_fork,
+            number=event.number,
+            trigger={"number": event.number, "sha": event.head_sha, "sender": event.sender},
+        )
+    return None
+
+
+def _locate(settings: Settings) -> object:
+    def locate(owner: str, repo: str) -> ResultStore | None:
+        return open_store(f"{settings.results.rstrip('/')}/{owner}/{repo}", settings.data_dir)
+
+    return locate
+
+
+def create_bot_app(
+    env: Mapping[str, str] | None = None,
+    settings: Settings | None = None,
+    queue: BotQueue | None = None,
+) -> Flask:
+    """The bot's Flask app, its settings read once from `env` (default: the environment)."""
+    settings = settings or load_settings(env)
+    queue = queue or make_queue(settings)
+
+    def on_github_event(event: Event) -> str | None:
+        job = job_for(event)
+        if job is None:
+            log.info("%s: %s", type(event).__name__, event)
+            return "nothing to build"
+        why = queue.state.record(job)
+        if why is not None:
+            return why
+        if job.delivery is not None:
+            job = queue.state.job_for(job.delivery) or job  # a redelivery reuses its build
+        queue.enqueue(job)
+        return None
+
+    def on_dockercise_event(event: RemoteBuildComplete) -> str | None:
+        log.info("remote build complete: %s %s %s", event.pipeline, event.status, event.run_id)
+        return "recorded"
+
+    blueprints = []
+    try:
+        from pages.blueprint import make_blueprint
+
+        blueprints.append(make_blueprint(_locate(settings)))  # type: ignore[arg-type]
+    except ImportError:  # pragma: no cover - the results site ships with the bot
+        log.warning("results website not available")
+    return create_app(
+        WebhookConfig(
+            github_secret=settings.webhook_secret,
+            events_secret=settings.events_secret,
+            on_github_event=on_github_event,
+            on_dockercise_event=on_dockercise_event,
+            extra_blueprints=blueprints,
+        )
+    )

@@ -1,0 +1,179 @@
+"""The results website: a Flask blueprint at /results, readable from any ResultStore.
+
+    /results/<owner>/<repo>/                      the pipeline's runs, newest first
+    /results/<owner>/<repo>/run/<runId>           one run: graph, stages, logs
+    /results/<owner>/<repo>/run/<runId>.json      run.json + stage JSONs (the live page polls it)
+    /results/<owner>/<repo>/run/<runId>/<stage>.log   the raw log
+    /results/<owner>/<repo>/run/<runId>/<stage>.zip   the stage's artefact
+
+`locate(owner, repo)` says which store holds a pipeline's results (None: 404),
+so the bot and `dockercise serve-results` differ only in that function.
+Every part of a URL is checked with `valid_part` and then against what the
+store itself lists before anything is read: a part that is unknown or could
+climb out of the store (`..`, an encoded `/` or `\\`, NUL) is a 404.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+from flask import Blueprint, Response, abort, render_template, request, send_file
+from markupsafe import Markup
+
+from pages import graph, reading
+from pages.links import PREFIX
+from runner.errors import StoreUnavailable
+from runner.store.base import ResultStore, valid_part
+
+__all__ = ["Locate", "make_blueprint"]
+
+Locate = Callable[[str, str], ResultStore | None]
+
+_SECURITY_HEADERS = {
+    # Logs are untrusted text: no inline script may ever run, nothing is sniffed as HTML.
+    "Content-Security-Policy": "default-src 'self'; img-src 'self' data:; frame-ancestors 'none'",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "same-origin",
+}
+
+
+def make_blueprint(locate: Locate) -> Blueprint:
+    """The /results pages for the pipelines that `locate` knows."""
+    bp = Blueprint(
+        "results",
+        __name__,
+        url_prefix=PREFIX,
+        template_folder="templates",
+        static_folder="static",
+        static_url_path="/_static",  # `_static` cannot be a GitHub owner
+    )
+
+    def store_of(owner: str, repo: str) -> ResultStore:
+        store = locate(owner, repo) if valid_part(owner) and valid_part(repo) else None
+        if store is None:
+            abort(404)
+        return store
+
+    def state_of(store: ResultStore, run_id: str) -> reading.RunState:
+        state = reading.run_state(store, run_id) if valid_part(run_id) else None
+        if state is None:
+            abort(404)
+        return state
+
+    @bp.get("/<owner>/<repo>/")
+    def runs(owner: str, repo: str) -> str:
+        store = store_of(owner, repo)
+        page = request.args.get("page", 0, type=int) or 0
+        if page < 0:
+            abort(404)
+        rows, more = reading.run_rows(store, page)
+        return render_template(
+            "results/runs.html", owner=owner, repo=repo, rows=rows, page=page, more=more
+        )
+
+    @bp.get("/<owner>/<repo>/run/<run_id>")
+    def run(owner: str, repo: str, run_id: str) -> str | Response:
+        if run_id.endswith(".json"):
+            return state(owner, repo, run_id.removesuffix(".json"))
+        store = store_of(owner, repo)
+        found = state_of(store, run_id)
+
+        def anchor(name: str) -> str:
+            return f"#stage-{found.names.index(name)}"
+
+        stages = reading.stage_rows(store, run_id, found)
+        statuses = {s.name: s.status for s in stages}
+        drawing = graph.svg(
+            found.names, found.edges, statuses, href=anchor, title=f"stages of run {run_id}"
+        )
+        return render_template(
+            "results/run.html",
+            owner=owner,
+            repo=repo,
+            run_id=run_id,
+            run=found.run,
+            trigger=found.run.get("trigger") if isinstance(found.run.get("trigger"), dict) else {},
+            seconds=reading.duration(found.run),
+            started=reading.parse_time(found.run.get("started")),
+            stages=stages,
+            graph=Markup(drawing),  # built from escaped parts by pages.graph
+            live=found.run.get("status") == "running",
+            version=found.version,
+        )
+
+    def state(owner: str, repo: str, run_id: str) -> Response:
+        found = state_of(store_of(owner, repo), run_id)
+        body = json.dumps(found.to_json(), ensure_ascii=False, default=str)
+        return Response(body, mimetype="application/json", headers={"Cache-Control": "no-store"})
+
+    @bp.get("/<owner>/<repo>/run/<run_id>/<filename>")
+    def stage_file(owner: str, repo: str, run_id: str, filename: str) -> Response:
+        store = store_of(owner, repo)
+        found = state_of(store, run_id)
+        stage, dot, suffix = filename.rpartition(".")
+        if not dot or suffix not in ("log", "zip") or stage not in found.names:
+            abort(404)
+        entry = found.stages[found.names.index(stage)]
+        stored = set(store.names(run_id))
+        if suffix == "log":
+            if not reading.log_allowed(entry, stored):
+                abort(404)
+            return Response(
+                store.iter_log(run_id, stage),
+                mimetype="text/plain",
+                headers={"Cache-Control": "no-cache"},
+            )
+        data = store.read_bytes(run_id, filename) if filename in stored else None
+        if data is None or entry.get("artefact") is None:
+            abort(404)
+        return send_file(
+            io.BytesIO(data), mimetype="application/zip", as_attachment=True, download_name=filename
+        )
+
+    @bp.after_request
+    def secure(response: Response) -> Response:
+        for header, value in _SECURITY_HEADERS.items():
+            response.headers.setdefault(header, value)
+        return response
+
+    @bp.errorhandler(StoreUnavailable)
+    def unavailable(error: StoreUnavailable) -> tuple[str, int]:
+        return render_template(
+            "results/message.html", heading="Results unavailable", message=str(error)
+        ), 503
+
+    @bp.app_template_filter("duration")
+    def _duration(seconds: float | None) -> str:
+        return format_duration(seconds)
+
+    @bp.app_template_filter("when")
+    def _when(moment: datetime | None) -> str:
+        return format_time(moment)
+
+    return bp
+
+
+def format_duration(seconds: float | None) -> str:
+    """`0.4 s`, `12 s`, `3 min 04 s`, `1 h 02 min`; an em dash when unknown."""
+    if seconds is None:
+        return "—"
+    if seconds < 10:
+        return f"{seconds:.1f} s"
+    whole = round(seconds)
+    if whole < 60:
+        return f"{whole} s"
+    if whole < 3600:
+        return f"{whole // 60} min {whole % 60:02d} s"
+    return f"{whole // 3600} h {whole % 3600 // 60:02d} min"
+
+
+def format_time(moment: datetime | None) -> str:
+    """UTC, to the second: the stored times are UTC and the page does not guess a zone."""
+    if moment is None:
+        return "—"
+    if moment.tzinfo is not None:
+        moment = moment.astimezone(UTC)
+    return moment.strftime("%Y-%m-%d %H:%M:%S UTC")

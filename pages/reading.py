@@ -1,0 +1,261 @@
+"""What the results pages show, read from a ResultStore into plain values.
+
+The routes stay thin: they validate the URL's parts, call one of these, and
+render.  Everything here goes through the ResultStore interface only, so a
+local directory and S3 read alike; a file that is missing or not valid JSON
+reads as absent rather than raising, since a run being written is read while
+it changes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from runner.store.base import ResultStore, valid_part
+
+__all__ = [
+    "LOG_TAIL",
+    "PAGE_SIZE",
+    "LogView",
+    "RunRow",
+    "RunState",
+    "StageRow",
+    "duration",
+    "parse_time",
+    "read_json",
+    "run_rows",
+    "run_state",
+    "stage_rows",
+]
+
+PAGE_SIZE = 50
+"""Runs per page of a run list: each one costs a read of its run.json."""
+LOG_TAIL = 256 * 1024
+"""Bytes of a log shown on a run page (the end, where failures are); the .log link has it all."""
+
+_NOT_RUN = frozenset({"skipped", "cancelled", "waiting"})
+_ANSI = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]")
+
+
+def read_json(store: ResultStore, run_id: str, name: str) -> dict[str, Any] | None:
+    """The file as a JSON object, or None when absent, invalid, or not an object."""
+    if not valid_part(run_id) or not valid_part(name):
+        return None
+    try:
+        data = store.read_json(run_id, name)
+    except ValueError:  # half-written by a store without atomic writes, or damaged
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def parse_time(value: object) -> datetime | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        return datetime.fromisoformat(value)
+    except ValueError:
+        return None
+
+
+def duration(data: Mapping[str, Any]) -> float | None:
+    """Seconds from `started` to `finished`, or None while either is unknown."""
+    start, end = parse_time(data.get("started")), parse_time(data.get("finished"))
+    if start is None or end is None:
+        return None
+    return max((end - start).total_seconds(), 0.0)
+
+
+def _text(value: object) -> str:
+    return "" if value is None else str(value)
+
+
+@dataclass(frozen=True)
+class RunRow:
+    id: str
+    pipeline: str
+    status: str
+    trigger: str
+    detail: str
+    started: datetime | None
+    seconds: float | None
+
+
+def _trigger(data: Mapping[str, Any]) -> tuple[str, str]:
+    """The trigger's kind, and its other fields as `key: value` text (ref, sha, host...)."""
+    trigger = data.get("trigger")
+    if not isinstance(trigger, dict):
+        return "", ""
+    detail = " ".join(
+        f"{k}: {str(v)[:40]}"
+        for k, v in trigger.items()
+        if k != "kind" and isinstance(v, str | int | float) and not isinstance(v, bool)
+    )
+    return _text(trigger.get("kind")), detail
+
+
+def run_rows(store: ResultStore, page: int = 0) -> tuple[list[RunRow], bool]:
+    """One page of the run list, newest first, and whether older runs follow."""
+    ids = store.run_ids()
+    chosen = ids[page * PAGE_SIZE : (page + 1) * PAGE_SIZE]
+    rows = []
+    for run_id in chosen:
+        data = read_json(store, run_id, "run.json")
+        if data is None:
+            continue  # a run whose run.json is not there (yet): nothing to show
+        kind, detail = _trigger(data)
+        rows.append(
+            RunRow(
+                id=run_id,
+                pipeline=_text(data.get("pipeline")),
+                status=_text(data.get("status")) or "unknown",
+                trigger=kind,
+                detail=detail,
+                started=parse_time(data.get("started")),
+                seconds=duration(data),
+            )
+        )
+    return rows, len(ids) > (page + 1) * PAGE_SIZE
+
+
+@dataclass(frozen=True)
+class RunState:
+    """run.json and the newest JSON of each of its stages: what the live page polls."""
+
+    run: dict[str, Any]
+    stages: list[dict[str, Any]]
+
+    @property
+    def names(self) -> list[str]:
+        return [_text(s.get("name")) for s in self.stages]
+
+    @property
+    def edges(self) -> list[tuple[str, str]]:
+        found = self.run.get("edges")
+        pairs = found if isinstance(found, list) else []
+        return [(str(p[0]), str(p[1])) for p in pairs if isinstance(p, list) and len(p) == 2]
+
+    def to_json(self) -> dict[str, Any]:
+        return {"version": self.version, "run": self.run, "stages": self.stages}
+
+    @property
+    def version(self) -> str:
+        """Changes whenever anything the page shows from the JSON files changes."""
+        raw = json.dumps({"run": self.run, "stages": self.stages}, sort_keys=True, default=str)
+        return hashlib.sha256(raw.encode()).hexdigest()[:16]
+
+
+def run_state(store: ResultStore, run_id: str) -> RunState | None:
+    """The run's state, or None when there is no such run (the caller answers 404)."""
+    run = read_json(store, run_id, "run.json")
+    if run is None:
+        return None
+    entries = run.get("stages")
+    stages = []
+    for entry in entries if isinstance(entries, list) else []:
+        if not isinstance(entry, dict) or not isinstance(entry.get("name"), str):
+            continue
+        name = entry["name"]
+        found = read_json(store, run_id, f"{name}.json") if valid_part(name) else None
+        stages.append(found if found is not None and found.get("name") == name else dict(entry))
+    return RunState(run, stages)
+
+
+@dataclass(frozen=True)
+class LogView:
+    text: str | None
+    """The (end of the) log, or None when there is nothing to show; `note` then says why."""
+    note: str
+    size: int = 0
+    cut: bool = False
+    downloadable: bool = False
+
+
+@dataclass(frozen=True)
+class StageRow:
+    name: str
+    status: str
+    exit_code: str
+    reason: str
+    started: datetime | None
+    seconds: float | None
+    image: str
+    attempts: int
+    artefact: bool
+    log: LogView
+
+
+def log_allowed(stage: Mapping[str, Any], stored: set[str]) -> bool:
+    """Whether the stage's log may be shown or downloaded at all.
+
+    A finished stage shows its log only when its JSON names one; a `noLog`
+    stage's JSON never does (`logs: null`), so its output is never read.  A
+    running stage's JSON names its log only at the end, so until then the
+    partial log is shown if the file exists (a `noLog` stage never has one).
+    """
+    name = stage.get("name")
+    if not isinstance(name, str) or f"{name}.log" not in stored:
+        return False
+    if stage.get("logs") is not None:
+        return True
+    return stage.get("status") == "running"
+
+
+def _log(store: ResultStore, run_id: str, stage: Mapping[str, Any], stored: set[str]) -> LogView:
+    status = _text(stage.get("status"))
+    if not log_allowed(stage, stored):
+        if stage.get("logs") is not None:
+            return LogView(None, "no log stored")
+        if status in ("running", "waiting"):
+            return LogView(None, "no output yet")
+        if status in _NOT_RUN:
+            return LogView(None, f"no output ({status})")
+        return LogView(None, "output hidden (noLog)")
+    tail, size = _tail(store, run_id, _text(stage.get("name")), LOG_TAIL)
+    text = tail.decode("utf-8", "replace")
+    cut = size > len(tail)
+    if cut:
+        text = text.partition("\n")[2]  # start at a whole line
+    return LogView(_ANSI.sub("", text), "" if text else "empty", size, cut, True)
+
+
+def _tail(store: ResultStore, run_id: str, stage: str, limit: int) -> tuple[bytes, int]:
+    """The last `limit` bytes of the log and its whole size, holding at most twice `limit`."""
+    kept = bytearray()
+    size = 0
+    for chunk in store.iter_log(run_id, stage):
+        size += len(chunk)
+        kept += chunk
+        if len(kept) > 2 * limit:
+            del kept[: len(kept) - limit]
+    return bytes(kept[-limit:]), size
+
+
+def stage_rows(store: ResultStore, run_id: str, state: RunState) -> list[StageRow]:
+    """Each stage with its timings, its log (or why none is shown), and its artefact."""
+    stored = set(store.names(run_id))
+    rows = []
+    for stage in state.stages:
+        name = _text(stage.get("name"))
+        exit_code = stage.get("exit_code")
+        attempts = stage.get("attempts")
+        rows.append(
+            StageRow(
+                name=name,
+                status=_text(stage.get("status")) or "waiting",
+                exit_code="" if exit_code is None else str(exit_code),
+                reason=_text(stage.get("reason")),
+                started=parse_time(stage.get("started")),
+                seconds=duration(stage),
+                image=_text(stage.get("image")),
+                attempts=attempts if isinstance(attempts, int) else 0,
+                artefact=stage.get("artefact") is not None and f"{name}.zip" in stored,
+                log=_log(store, run_id, stage, stored),
+            )
+        )
+    return rows

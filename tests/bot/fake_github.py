@@ -1,0 +1,297 @@
+"""A fake GitHub on 127.0.0.1: the REST endpoints the bot uses, and git over HTTP.
+
+Answers with GitHub's documented JSON shapes, checks the credentials the bot
+must send (an RS256 app JWT, then installation tokens it issued), and records
+every call, so tests assert on statuses exactly as GitHub would have stored
+them. Repositories are real bare git repositories served by `git http-backend`.
+"""
+
+from __future__ import annotations
+
+import base64
+import secrets
+import subprocess
+import threading
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import jwt
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+from flask import Flask, Response, jsonify, request
+from werkzeug.serving import make_server
+
+__all__ = ["FakeGitHub", "make_private_key"]
+
+
+def make_private_key() -> str:
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    return key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.TraditionalOpenSSL,
+        serialization.NoEncryption(),
+    ).decode()
+
+
+def _git(*args: str, cwd: Path | None = None) -> str:
+    return subprocess.run(
+        ["git", "-c", "user.name=Octo Cat", "-c", "user.email=octo@example.com", *args],
+        cwd=cwd,
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
+
+
+@dataclass
+class FakeGitHub:
+    root: Path
+    app_id: int = 4242
+    private_key: str = field(default_factory=make_private_key)
+    installation_id: int = 77
+    calls: list[tuple[str, str]] = field(default_factory=list)
+    statuses: list[dict[str, Any]] = field(default_factory=list)
+    tokens: dict[str, float] = field(default_factory=dict)
+    token_ttl: float = 3600.0
+    default_branches: dict[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.repos = self.root / "repos"
+        self.repos.mkdir(parents=True, exist_ok=True)
+        public = serialization.load_pem_private_key(self.private_key.encode(), None).public_key()
+        self._public_pem = public.public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+        self._lock = threading.Lock()
+        self.app = self._make_app()
+        self._server = make_server("127.0.0.1", 0, self.app, threaded=True)
+        self.url = f"http://127.0.0.1:{self._server.server_port}"
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    def __enter__(self) -> FakeGitHub:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+    # --- repositories -----------------------------------------------------------
+
+    def clone_url(self, full_name: str) -> str:
+        return f"{self.url}/git/{full_name}.git"
+
+    def push(self, full_name: str, files: dict[str, str], branch: str = "main") -> str:
+        """Commit `files` on top of `branch` (creating the repository) and return the sha."""
+        bare = self.repos / f"{full_name}.git"
+        work = self.root / "work" / full_name
+        if not bare.exists():
+            bare.mkdir(parents=True)
+            _git("init", "-q", "--bare", "-b", branch, str(bare))
+            work.mkdir(parents=True)
+            _git("init", "-q", "-b", branch, cwd=work)
+            _git("remote", "add", "origin", str(bare), cwd=work)
+            self.default_branches.setdefault(full_name, branch)
+        else:
+            _git("checkout", "-q", "-B", branch, cwd=work)
+        for name, text in files.items():
+            path = work / name
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(text)
+        _git("add", "-A", cwd=work)
+        _git("commit", "-q", "--allow-empty", "-m", f"change {time.time()}", cwd=work)
+        _git("push", "-q", "origin", f"HEAD:refs/heads/{branch}", cwd=work)
+        return _git("rev-parse", "HEAD", cwd=work)
+
+    def open_pull_request(self, full_name: str, number: int, sha_source: str) -> str:
+        """Make `refs/pull/N/head` of `full_name` point at the tip of branch `sha_source`."""
+        bare = self.repos / f"{full_name}.git"
+        sha = _git("rev-parse", f"refs/heads/{sha_source}", cwd=bare)
+        _git("update-ref", f"refs/pull/{number}/head", sha, cwd=bare)
+        return sha
+
+    def statuses_for(self, sha: str) -> list[dict[str, Any]]:
+        with self._lock:
+            return [s for s in self.statuses if s["sha"] == sha]
+
+    # --- the HTTP side ----------------------------------------------------------
+
+    def _record(self) -> None:
+        with self._lock:
+            self.calls.append((request.method, request.path))
+
+    def _app_jwt_ok(self) -> bool:
+        header = request.headers.get("Authorization", "")
+        if not header.startswith("Bearer "):
+            return False
+        try:
+            claims = jwt.decode(header[7:], self._public_pem, algorithms=["RS256"])
+        except jwt.PyJWTError:
+            return False
+        return str(claims.get("iss")) == str(self.app_id)
+
+    def _token_ok(self, token: str) -> bool:
+        with self._lock:
+            expires = self.tokens.get(token)
+        return expires is not None and expires > time.time()
+
+    def _installation_token_ok(self) -> bool:
+        header = request.headers.get("Authorization", "")
+        return header.startswith("token ") and self._token_ok(header[6:])
+
+    def _make_app(self) -> Flask:
+        app = Flask("fake-github")
+
+        def denied() -> Any:
+            return jsonify({"message": "Bad credentials"}), 401
+
+        @app.before_request
+        def record() -> None:
+            self._record()
+
+        @app.post("/app/installations/<int:installation>/access_tokens")
+        def access_token(installation: int) -> Any:
+            if not self._app_jwt_ok():
+                return denied()
+            if installation != self.installation_id:
+                return jsonify({"message": "Not Found"}), 404
+            token = "ghs_" + secrets.token_hex(18)
+            expires = datetime.now(UTC) + timedelta(seconds=self.token_ttl)
+            with self._lock:
+                self.tokens[token] = time.time() + self.token_ttl
+            return jsonify(
+                {
+                    "token": token,
+                    "expires_at": expires.strftime("%Y-%m-%dT%H:%M:%SZ"),
+                    "permissions": {"contents": "read", "statuses": "write"},
+                    "repository_selection": "all",
+                }
+            ), 201
+
+        @app.get("/repos/<owner>/<name>/installation")
+        def installation(owner: str, name: str) -> Any:
+            if not self._app_jwt_ok():
+                return denied()
+            if not (self.repos / owner / f"{name}.git").exists():
+                return jsonify({"message": "Not Found"}), 404
+            return jsonify(
+                {
+                    "id": self.installation_id,
+                    "account": {"login": owner, "id": 1, "type": "Organization"},
+                    "app_id": self.app_id,
+                    "target_type": "Organization",
+                    "permissions": {"contents": "read", "statuses": "write"},
+                    "events": ["push", "pull_request"],
+                    "created_at": "2026-01-01T00:00:00Z",
+                    "updated_at": "2026-01-01T00:00:00Z",
+                }
+            )
+
+        @app.post("/repos/<owner>/<name>/statuses/<sha>")
+        def create_status(owner: str, name: str, sha: str) -> Any:
+            if not self._installation_token_ok():
+                return denied()
+            body = request.get_json()
+            if body.get("state") not in ("pending", "success", "failure", "error"):
+                return jsonify({"message": "Validation Failed"}), 422
+            if len(body.get("description") or "") >= 140:
+                return jsonify({"message": "Validation Failed: description is too long"}), 422
+            entry = {
+                "repo": f"{owner}/{name}",
+                "sha": sha,
+                "state": body["state"],
+                "description": body.get("description"),
+                "target_url": body.get("target_url") or None,
+                "context": body.get("context", "default"),
+            }
+            with self._lock:
+                self.statuses.append(entry)
+                number = len(self.statuses)
+            now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+            return jsonify(
+                {
+                    "url": f"{self.url}/repos/{owner}/{name}/statuses/{sha}",
+                    "id": number,
+                    "node_id": f"SC_{number}",
+                    "state": entry["state"],
+                    "description": entry["description"],
+                    "target_url": entry["target_url"],
+                    "context": entry["context"],
+                    "created_at": now,
+                    "updated_at": now,
+                    "creator": {"login": "dockercise[bot]", "id": 2, "type": "Bot"},
+                }
+            ), 201
+
+        @app.get("/repos/<owner>/<name>")
+        def repository(owner: str, name: str) -> Any:
+            if not self._installation_token_ok():
+                return denied()
+            full = f"{owner}/{name}"
+            return jsonify(
+                {
+                    "id": 1,
+                    "name": name,
+                    "full_name": full,
+                    "owner": {"login": owner, "id": 1},
+                    "private": False,
+                    "url": f"{self.url}/repos/{full}",
+                    "clone_url": self.clone_url(full),
+                    "default_branch": self.default_branches.get(full, "main"),
+                }
+            )
+
+        @app.get("/repos/<owner>/<name>/branches/<branch>")
+        def branch(owner: str, name: str, branch: str) -> Any:
+            if not self._installation_token_ok():
+                return denied()
+            bare = self.repos / owner / f"{name}.git"
+            sha = _git("rev-parse", f"refs/heads/{branch}", cwd=bare)
+            url = f"{self.url}/repos/{owner}/{name}/commits/{sha}"
+            return jsonify({"name": branch, "commit": {"sha": sha, "url": url}, "protected": False})
+
+        @app.route("/git/<path:path>", methods=["GET", "POST"])
+        def git_http(path: str) -> Response:
+            auth = request.headers.get("Authorization", "")
+            user_token = base64.b64decode(auth[6:]).decode() if auth.startswith("Basic ") else ""
+            if not user_token.startswith("x-access-token:") or not self._token_ok(
+                user_token.split(":", 1)[1]
+            ):
+                return Response("denied", 401, {"WWW-Authenticate": 'Basic realm="fake"'})
+            return self._http_backend(path)
+
+        return app
+
+    def _http_backend(self, path: str) -> Response:
+        env = {
+            "GIT_PROJECT_ROOT": str(self.repos),
+            "GIT_HTTP_EXPORT_ALL": "1",
+            "PATH_INFO": "/" + path,
+            "REQUEST_METHOD": request.method,
+            "QUERY_STRING": request.query_string.decode(),
+            "CONTENT_TYPE": request.headers.get("Content-Type", ""),
+            "REMOTE_ADDR": "127.0.0.1",
+            "PATH": "/usr/bin:/bin",
+        }
+        if request.headers.get("Git-Protocol"):
+            env["GIT_PROTOCOL"] = request.headers["Git-Protocol"]
+        body = request.get_data()
+        if request.headers.get("Content-Encoding") == "gzip":
+            import gzip
+
+            body = gzip.decompress(body)
+        env["CONTENT_LENGTH"] = str(len(body))
+        done = subprocess.run(["git", "http-backend"], input=body, env=env, capture_output=True)
+        head, _, payload = done.stdout.partition(b"\r\n\r\n")
+        status = 200
+        headers = {}
+        for line in head.decode().split("\r\n"):
+            key, _, value = line.partition(":")
+            if key.lower() == "status":
+                status = int(value.strip().split()[0])
+            elif key:
+                headers[key] = value.strip()
+        return Response(payload, status, headers)

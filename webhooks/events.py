@@ -1,0 +1,330 @@
+"""Webhook payloads -> typed, frozen events (pure: no I/O, no Flask).
+
+The bot acts only on these values, never on raw dicts, so what it relies on
+is checked once, here.  `parse_github` answers `Ignored(reason)` for what
+SPEC §8 does not build, and raises `PayloadInvalid` naming the dotted path of
+a missing or mistyped field.
+
+Decisions where SPEC §8 is silent:
+
+- Tag pushes are ignored: the default trigger is "push to any branch"
+  (SPEC §6), and a tag usually points at a commit its branch push already
+  built.  Other non-branch refs (`refs/notes/...`) are ignored likewise.
+- A deletion (`deleted: true` or `after` all zeros) is ignored first, whatever
+  the ref, since there is nothing to check out.
+- A pull request whose head repository is gone (`head.repo: null`, a deleted
+  fork) counts as a fork: it gets no secrets (SPEC §5).
+- Unknown fields are ignored everywhere, so GitHub may add to its payloads.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Literal, get_args
+
+from webhooks._fields import Fields
+from webhooks.errors import PayloadInvalid
+
+__all__ = [
+    "BUILT_PR_ACTIONS",
+    "BuildStatus",
+    "Event",
+    "Ignored",
+    "InstallationEvent",
+    "PingEvent",
+    "PullRequestEvent",
+    "PushEvent",
+    "RemoteBuildComplete",
+    "parse_dockercise",
+    "parse_github",
+]
+
+BUILT_PR_ACTIONS = frozenset({"opened", "synchronize", "reopened"})
+"""The pull_request actions that build the head commit (SPEC §8)."""
+
+GITHUB_COMMITS_LIMIT = 20
+"""A push payload lists at most this many commits; beyond, its file lists are partial."""
+
+BuildStatus = Literal["success", "failure", "error", "cancelled"]
+_STATUSES: dict[str, BuildStatus] = {status: status for status in get_args(BuildStatus)}
+
+_ZERO_SHA = re.compile(r"0+")
+_SHA = re.compile(r"[0-9a-f]{40}|[0-9a-f]{64}")  # SHA-1 and SHA-256 repositories
+# owner/repo, as GitHub allows them; never `.`/`..`, so it is safe as a store path.
+_FULL_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*/(?!\.\.?$)[A-Za-z0-9_.-]+")
+_CLONE_URL = re.compile(r"https?://\S+")  # never ext:: or file: transports
+_RUN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,127}")
+_BRANCH_PREFIX = "refs/heads/"
+
+
+@dataclass(frozen=True)
+class Ignored:
+    """A delivery that is valid but builds nothing; `reason` says why (answered with 202)."""
+
+    reason: str
+
+
+@dataclass(frozen=True)
+class PushEvent:
+    """A push to a branch: build `after` on `branch`.
+
+    `changed_files` is the union of the files added, modified and removed by
+    the listed commits (sorted), for `paths:` stages.  It is complete only when
+    `changed_files_complete`: not for a new branch, a forced push, or a push
+    of more commits than GitHub lists; the bot then diffs `before..after`
+    itself (or runs every `paths:` stage).
+    """
+
+    delivery: str
+    repo_full_name: str
+    clone_url: str
+    ref: str
+    branch: str
+    before: str
+    after: str
+    head_commit_message: str | None
+    changed_files: tuple[str, ...]
+    changed_files_complete: bool
+    installation_id: int | None
+    default_branch: str
+    pusher: str
+    sender: str | None
+
+
+@dataclass(frozen=True)
+class PullRequestEvent:
+    """A pull request opened, reopened or pushed to: build `head_sha`.
+
+    `repo_full_name` and `clone_url` are the base repository's, where GitHub
+    keeps `refs/pull/<number>/head`; `is_fork` builds get no secrets (SPEC §5).
+    """
+
+    delivery: str
+    action: str
+    number: int
+    repo_full_name: str
+    clone_url: str
+    head_sha: str
+    head_ref: str
+    head_repo_full_name: str | None
+    is_fork: bool
+    base_ref: str
+    base_sha: str
+    installation_id: int | None
+    sender: str | None
+
+
+@dataclass(frozen=True)
+class InstallationEvent:
+    """The app was installed, removed, suspended...: logged, it builds nothing."""
+
+    delivery: str
+    action: str
+    account: str
+    installation_id: int
+    repositories: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class PingEvent:
+    """GitHub checks a new hook; answered with 200 and its `zen`, never queued."""
+
+    delivery: str
+    zen: str
+    hook_id: int
+    repo_full_name: str | None
+
+
+Event = PushEvent | PullRequestEvent | InstallationEvent | PingEvent
+
+
+@dataclass(frozen=True)
+class RemoteBuildComplete:
+    """A pipeline's build ended (SPEC §8); deduplicated by `run_id`.
+
+    `pipeline` is `owner/repo`.  `to_json` gives the body the bot signs and
+    sends, which `parse_dockercise` reads back to an equal value.
+    """
+
+    pipeline: str
+    ref: str
+    sha: str
+    status: BuildStatus
+    run_id: str
+    url: str
+    finished: datetime
+
+    def to_json(self) -> dict[str, str]:
+        finished = self.finished.astimezone(UTC).isoformat(timespec="milliseconds")
+        return {
+            "pipeline": self.pipeline,
+            "ref": self.ref,
+            "sha": self.sha,
+            "status": self.status,
+            "run_id": self.run_id,
+            "url": self.url,
+            "finished": finished.replace("+00:00", "Z"),
+        }
+
+
+def _full_name(fields: Fields) -> str:
+    return fields.string("full_name", pattern=_FULL_NAME, what="'owner/repo'")
+
+
+def _clone_url(fields: Fields) -> str:
+    return fields.string("clone_url", pattern=_CLONE_URL, what="an http(s) URL")
+
+
+def _sha(fields: Fields, key: str) -> str:
+    return fields.string(key, pattern=_SHA, what="a commit SHA (40 or 64 lowercase hex digits)")
+
+
+def _installation_id(payload: Fields) -> int | None:
+    installation = payload.optional_object("installation")
+    return None if installation is None else installation.integer("id")
+
+
+def _sender(payload: Fields) -> str | None:
+    sender = payload.optional_object("sender")
+    return None if sender is None else sender.optional_string("login")
+
+
+def _push(delivery: str, payload: Fields) -> PushEvent | Ignored:
+    ref = payload.string("ref")
+    before = _sha(payload, "before")
+    after = _sha(payload, "after")
+    if payload.boolean("deleted", False) or _ZERO_SHA.fullmatch(after):
+        return Ignored(f"push deletes {ref}: nothing to build")
+    if not ref.startswith(_BRANCH_PREFIX):
+        kind = "tag" if ref.startswith("refs/tags/") else "non-branch ref"
+        return Ignored(f"push of {kind} {ref}: only branch pushes are built")
+    repository = payload.object("repository")
+    commits = payload.objects("commits", optional=True)
+    changed: set[str] = set()
+    for commit in commits:
+        for key in ("added", "modified", "removed"):
+            changed.update(commit.strings(key, optional=True))
+    head_commit = payload.optional_object("head_commit")
+    return PushEvent(
+        delivery=delivery,
+        repo_full_name=_full_name(repository),
+        clone_url=_clone_url(repository),
+        ref=ref,
+        branch=ref.removeprefix(_BRANCH_PREFIX),
+        before=before,
+        after=after,
+        head_commit_message=None if head_commit is None else head_commit.optional_string("message"),
+        changed_files=tuple(sorted(changed)),
+        changed_files_complete=not (
+            _ZERO_SHA.fullmatch(before)
+            or payload.boolean("forced", False)
+            or len(commits) >= GITHUB_COMMITS_LIMIT
+        ),
+        installation_id=_installation_id(payload),
+        default_branch=repository.string("default_branch"),
+        pusher=payload.object("pusher").string("name"),
+        sender=_sender(payload),
+    )
+
+
+def _pull_request(delivery: str, payload: Fields) -> PullRequestEvent | Ignored:
+    action = payload.string("action")
+    if action not in BUILT_PR_ACTIONS:
+        return Ignored(f"pull_request action '{action}' builds nothing")
+    repository = payload.object("repository")
+    repo_full_name = _full_name(repository)
+    pull_request = payload.object("pull_request")
+    head = pull_request.object("head")
+    base = pull_request.object("base")
+    head_repo = head.optional_object("repo")
+    head_repo_full_name = None if head_repo is None else _full_name(head_repo)
+    return PullRequestEvent(
+        delivery=delivery,
+        action=action,
+        number=payload.integer("number"),
+        repo_full_name=repo_full_name,
+        clone_url=_clone_url(repository),
+        head_sha=_sha(head, "sha"),
+        head_ref=head.string("ref"),
+        head_repo_full_name=head_repo_full_name,
+        # GitHub names are case-insensitive; a vanished head repo is treated as a fork.
+        is_fork=head_repo_full_name is None
+        or head_repo_full_name.casefold() != repo_full_name.casefold(),
+        base_ref=base.string("ref"),
+        base_sha=_sha(base, "sha"),
+        installation_id=_installation_id(payload),
+        sender=_sender(payload),
+    )
+
+
+def _installation(delivery: str, payload: Fields) -> InstallationEvent:
+    installation = payload.object("installation")
+    return InstallationEvent(
+        delivery=delivery,
+        action=payload.string("action"),
+        account=installation.object("account").string("login"),
+        installation_id=installation.integer("id"),
+        repositories=tuple(
+            _full_name(repo) for repo in payload.objects("repositories", optional=True)
+        ),
+    )
+
+
+def _ping(delivery: str, payload: Fields) -> PingEvent:
+    repository = payload.optional_object("repository")
+    return PingEvent(
+        delivery=delivery,
+        zen=payload.string("zen"),
+        hook_id=payload.integer("hook_id"),
+        repo_full_name=None if repository is None else _full_name(repository),
+    )
+
+
+def parse_github(event: str, delivery: str, payload: Any) -> Event | Ignored:
+    """Turn one GitHub delivery (`X-GitHub-Event`, `X-GitHub-Delivery`, decoded body) into a value.
+
+    Raises PayloadInvalid for a payload of a handled event that lacks what the
+    bot needs; an event the bot does not handle is `Ignored`, whatever its body.
+    """
+    if event == "push":
+        return _push(delivery, Fields(payload))
+    if event == "pull_request":
+        return _pull_request(delivery, Fields(payload))
+    if event == "installation":
+        return _installation(delivery, Fields(payload))
+    if event == "ping":
+        return _ping(delivery, Fields(payload))
+    return Ignored(f"event '{event}' is not handled")
+
+
+def _finished(payload: Fields) -> datetime:
+    text = payload.string("finished")
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        moment = None
+    if moment is None or moment.tzinfo is None:
+        raise PayloadInvalid("finished", "expected an ISO-8601 time with a UTC offset")
+    return moment.astimezone(UTC)
+
+
+def parse_dockercise(payload: Any) -> RemoteBuildComplete:
+    """A decoded `remote-build-complete` body (SPEC §8) as a value; PayloadInvalid if malformed."""
+    fields = Fields(payload)
+    status = _STATUSES.get(fields.string("status"))
+    if status is None:
+        raise PayloadInvalid("status", f"expected one of {', '.join(_STATUSES)}")
+    ref = fields.string("ref")
+    if not ref:
+        raise PayloadInvalid("ref", "expected a branch or ref name, got ''")
+    return RemoteBuildComplete(
+        pipeline=fields.string("pipeline", pattern=_FULL_NAME, what="'owner/repo'"),
+        ref=ref,
+        sha=_sha(fields, "sha"),
+        status=status,
+        run_id=fields.string("run_id", pattern=_RUN_ID, what="a run id"),
+        url=fields.string("url"),
+        finished=_finished(fields),
+    )
