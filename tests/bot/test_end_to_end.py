@@ -260,3 +260,18 @@ def test_gunicorn_and_a_separate_worker(bot: Bot, github: FakeGitHub) -> None:
     sha = github.push("octo/app", {".dockercise.yml": PASSING})
     assert bot.deliver("push", push_payload(github, "octo/app", sha), "g-1") == 202
     assert final_status(github, sha)["state"] == "success", bot.output()
+
+
+def test_a_queued_build_survives_a_restart(bot: Bot, github: FakeGitHub) -> None:
+    web = bot.start(
+        str(BIN / "gunicorn"), "--bind", f"127.0.0.1:{bot.port}", "bot.web:create_bot_app()"
+    )
+    bot.wait_healthy()
+    sha = github.push("octo/app", {".dockercise.yml": PASSING})
+    assert bot.deliver("push", push_payload(github, "octo/app", sha), "queued-1") == 202
+    time.sleep(1)
+    assert github.statuses_for(sha) == []  # queued: no consumer runs yet
+    web.send_signal(signal.SIGTERM)
+    web.wait(timeout=20)
+    bot.serve()  # a new process, the same queue on disk
+    assert final_status(github, sha)["state"] == "success", bot.output()
