@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 import secrets as random
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 from flask import Flask
 
@@ -63,9 +63,11 @@ def job_for(event: Event) -> Job | None:
     return None
 
 
-def _locate(settings: Settings) -> object:
+def _locate(settings: Settings) -> Callable[[str, str], ResultStore | None]:
     def locate(owner: str, repo: str) -> ResultStore | None:
-        return open_store(f"{settings.results.rstrip('/')}/{owner}/{repo}", settings.data_dir)
+        """The store of a repository the bot has built; None (a 404) for any other."""
+        store = open_store(f"{settings.results.rstrip('/')}/{owner}/{repo}", settings.data_dir)
+        return store if store.run_ids() else None
 
     return locate
 
@@ -100,7 +102,7 @@ def create_bot_app(
     try:
         from pages.blueprint import make_blueprint
 
-        blueprints.append(make_blueprint(_locate(settings)))  # type: ignore[arg-type]
+        blueprints.append(make_blueprint(_locate(settings)))
     except ImportError:  # pragma: no cover - the results site ships with the bot
         log.warning("results website not available")
     return create_app(

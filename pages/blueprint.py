@@ -76,18 +76,17 @@ def make_blueprint(locate: Locate) -> Blueprint:
 
     @bp.get("/<owner>/<repo>/run/<run_id>")
     def run(owner: str, repo: str, run_id: str) -> str | Response:
+        # `<runId>.json` is answered here rather than by a rule of its own, so that no
+        # ordering between two overlapping rules decides it (run ids never end in .json).
         if run_id.endswith(".json"):
             return state(owner, repo, run_id.removesuffix(".json"))
         store = store_of(owner, repo)
         found = state_of(store, run_id)
-
-        def anchor(name: str) -> str:
-            return f"#stage-{found.names.index(name)}"
-
         stages = reading.stage_rows(store, run_id, found)
         statuses = {s.name: s.status for s in stages}
+        anchors = {name: f"#stage-{i}" for i, name in reversed(list(enumerate(found.names)))}
         drawing = graph.svg(
-            found.names, found.edges, statuses, href=anchor, title=f"stages of run {run_id}"
+            found.names, found.edges, statuses, href=anchors.__getitem__, title=f"run {run_id}"
         )
         return render_template(
             "results/run.html",
