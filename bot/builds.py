@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import logging
 import os
+import secrets as secrets_module
 import shutil
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from bot import statuses
@@ -20,6 +21,7 @@ from bot.checkout import checkout
 from bot.github_api import GitHubApp, Installation
 from bot.settings import Settings
 from bot.state import Job, State
+from bot.triggers import unwanted
 from pages.links import run_url
 from runner import pipeline as pipelines
 from runner.encryption import Secrets, decrypt_pipeline
@@ -27,7 +29,7 @@ from runner.engine import Engine, RunOptions, prepare
 from runner.errors import DockerciseError, PipelineInvalid
 from runner.masking import Masker
 from runner.model import MountKind, Pipeline
-from runner.outcome import RunResult, StageResult
+from runner.outcome import RunResult, StageResult, iso
 from runner.store import open_store
 
 __all__ = ["Builder", "restrictions", "results_url"]
@@ -103,12 +105,30 @@ class _Reporter:
         pass
 
 
+Notify = Callable[[dict[str, str], tuple[str, ...]], None]
+"""Sends a finished build's event to the bot itself and to `meta.downstream` URLs."""
+
+
+def new_build_id() -> str:
+    return secrets_module.token_hex(8)
+
+
 class Builder:
-    def __init__(self, settings: Settings, github: GitHubApp, state: State, worker: str) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        github: GitHubApp,
+        state: State,
+        worker: str,
+        enqueue: Callable[[Job], None] | None = None,
+        notify: Notify | None = None,
+    ) -> None:
         self.settings = settings
         self.github = github
         self.state = state
         self.worker = worker
+        self.enqueue = enqueue
+        self.notify = notify
 
     def build(self, job: Job) -> None:
         """Do the build unless another worker has it or it is done (redelivered events)."""
@@ -136,6 +156,12 @@ class Builder:
         installation: Installation | None = None
         try:
             installation = self.github.installation(job.repo, job.installation_id)
+            if job.sha == "HEAD":  # a schedule builds whatever the default branch holds now
+                branch, sha = installation.default_branch_head(job.repo)
+                trigger = {**job.trigger, "default_branch": branch}
+                job = replace(
+                    job, ref=f"refs/heads/{branch}", sha=sha, branch=branch, trigger=trigger
+                )
             token = installation.token
             masker.add(token)
             checkout(job.clone_url, job.ref, job.sha, workdir, token)
@@ -167,12 +193,65 @@ class Builder:
             return "failure"
         if loaded is None:
             return "none"  # no pipeline: no status at all
-        installation.post_status(job.repo, job.sha, statuses.pending(what="build running"))
+        on = loaded.meta.on
+        if job.kind != "pull_request" and job.branch == job.trigger.get("default_branch"):
+            self.state.remember(
+                job.repo, job.clone_url, job.installation_id, on.upstream, on.cron, on.watch
+            )
+        why = unwanted(on, job)
+        if why is not None:
+            log.info("not building %s@%s: %s", job.repo, job.sha[:12], why)
+            return "filtered"
+        watching = job.kind == "watch"
+        if not watching:
+            installation.post_status(job.repo, job.sha, statuses.pending(what="build running"))
+        run = self._engine_run(job, loaded, workdir, installation, masker)
+        if watching:
+            return self._compare_watch(job, run)
+        final = statuses.for_run(run, results_url(self.settings.public_url, job.repo, run.id))
+        installation.post_status(job.repo, job.sha, final)
+        if self.notify is not None:
+            self.notify(self._event(job, run, final.target_url or ""), loaded.meta.downstream)
+        return final.state
+
+    def _event(self, job: Job, run: RunResult, url: str) -> dict[str, str]:
+        """The remote-build-complete event of a finished build (SPEC §8)."""
+        finished = iso(run.finished) or ""
+        status = "success" if run.status.value == "success" else run.status.value
+        return {
+            "pipeline": job.repo,
+            "ref": job.ref,
+            "sha": job.sha,
+            "status": status if status in ("success", "failure", "error", "cancelled") else "error",
+            "run_id": run.id,
+            "url": url,
+            "finished": finished,
+        }
+
+    def _compare_watch(self, job: Job, run: RunResult) -> str:
+        """A schedule's watch stage ran: build the whole pipeline when its output changed."""
+        (watch,) = job.targets
+        if run.stages.get(watch) is None or run.stages[watch].status.value != "success":
+            log.warning("watch stage %s of %s did not pass", watch, job.repo)
+            return "failure"
+        output = run.outputs.get(watch, "")
+        previous = self.state.watched(job.repo, output)
+        if previous is not None and previous != output and self.enqueue is not None:
+            log.info("watch %s of %s changed: building", watch, job.repo)
+            self.enqueue(replace(job, id=new_build_id(), kind="schedule", targets=(), delivery=None,
+                                 trigger={**job.trigger, "watch": watch}))  # fmt: skip
+            return "changed"
+        return "unchanged"
+
+    def _engine_run(
+        self, job: Job, loaded: Pipeline, workdir: Path, installation: Installation, masker: Masker
+    ) -> RunResult:
         secrets = Secrets() if job.fork else decrypt_pipeline(loaded, self.settings.secret_key)
         masker.add(*secrets.values())
         # A fork's build names secrets it will not get: its stages fail (restrictions), not the run.
         placeholders = {name: "" for name in loaded.meta.secrets} if job.fork else {}
         options = RunOptions(
+            targets=list(job.targets),
             variables=[secrets.variables, placeholders],
             literals=secrets.literals,
             masker=masker,
@@ -184,6 +263,7 @@ class Builder:
             trigger={"kind": job.kind, **job.trigger},
             changed=list(job.changed) if job.changed is not None else None,
             denied=restrictions(loaded, job.fork, self.settings.allowed_host_paths),
+            remote=_Watcher(self.state),
         )
         plan = prepare(loaded, options)
         store = open_store(f"{self.settings.results.rstrip('/')}/{job.repo}", workdir)
@@ -194,17 +274,23 @@ class Builder:
         def post(status: statuses.CommitStatus) -> None:
             installation.post_status(job.repo, job.sha, status)
 
-        reporter = _Reporter(
-            self.state, job, post if loaded.meta.statuses == "stages" else None, url
-        )
+        per_stage = loaded.meta.statuses == "stages" and job.kind != "watch"
+        reporter = _Reporter(self.state, job, post if per_stage else None, url)
         from runner.containers import Containers
 
         containers = Containers()
         try:
-            run = Engine(containers, store, reporter).run(plan)
+            return Engine(containers, store, reporter).run(plan)
         finally:
             containers.close()
             store.close()
-        final = statuses.for_run(run, url(run.id))
-        post(final)
-        return final.state
+
+
+@dataclass
+class _Watcher:
+    """Answers `remote` stages from the remote-build-complete events the bot received."""
+
+    state: State
+
+    def green(self, pipeline: str, branch: str | None, after_run_id: str) -> str | None:
+        return self.state.green_since(pipeline, branch, after_run_id)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import os
 import socket
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -17,7 +18,9 @@ from huey import Huey, RedisHuey, SqliteHuey, crontab
 
 from bot.builds import Builder
 from bot.github_api import GitHubApp
+from bot.outgoing import downstream_jobs, each_target, send_event
 from bot.reaper import Reaper
+from bot.schedules import Scheduler
 from bot.settings import Settings
 from bot.state import Job, State
 
@@ -31,7 +34,9 @@ class BotQueue:
     huey: Huey
     state: State
     enqueue: Callable[[Job], None]
+    """Queue a recorded build (the web process records it first, for deduplication)."""
     reap: Callable[[], list[str]]
+    upstream_green: Callable[[dict[str, str]], None]
 
 
 def worker_name() -> str:
@@ -47,18 +52,40 @@ def make_queue(settings: Settings) -> BotQueue:
         huey = SqliteHuey("dockercise", filename=str(settings.data_dir / "queue.db"), results=False)
     state = State(settings.data_dir / "state.db")
     github = GitHubApp(settings.app_id, settings.private_key, settings.api_url)
+    own_url = f"{settings.public_url}/webhooks/dockercise"
+
+    @huey.task(name="send-event", retries=6, retry_delay=2, retry_backoff=2)
+    def send(url: str, event: dict[str, str]) -> None:
+        send_event(url, event, settings.events_secret)
+
+    def notify(event: dict[str, str], downstream: tuple[str, ...]) -> None:
+        for url in each_target(own_url, downstream):
+            send(url, event)
 
     @huey.task(name="build")
     def build(job_json: str) -> None:
-        Builder(settings, github, state, worker_name()).build(Job.from_json(job_json))
+        Builder(settings, github, state, worker_name(), enqueue, notify).build(
+            Job.from_json(job_json)
+        )
 
     def enqueue(job: Job) -> None:
+        if state.record(job) is None:
+            build(job.to_json())
+
+    @huey.task(name="upstream-green")
+    def upstream_green(event: dict[str, str]) -> None:
+        for job in downstream_jobs(state, github, event):
+            enqueue(job)
+
+    reaper = Reaper(settings, github, state, lambda job: build(job.to_json()))
+    scheduler = Scheduler(state, enqueue)
+
+    @huey.periodic_task(crontab(minute="*"), name="minutely")
+    def minutely() -> None:
+        reaper.reap()
+        scheduler.tick(time.time())
+
+    def requeue(job: Job) -> None:
         build(job.to_json())
 
-    reaper = Reaper(settings, github, state, enqueue)
-
-    @huey.periodic_task(crontab(minute="*"), name="reap")
-    def reap() -> None:
-        reaper.reap()
-
-    return BotQueue(huey, state, enqueue, reaper.reap)
+    return BotQueue(huey, state, requeue, reaper.reap, lambda e: upstream_green(e))

@@ -17,7 +17,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-__all__ = ["Build", "Job", "State"]
+__all__ = ["Build", "Job", "Known", "State"]
 
 _SCHEMA = """
 create table if not exists builds (
@@ -35,7 +35,40 @@ create table if not exists builds (
     state text
 );
 create unique index if not exists builds_delivery on builds(delivery) where delivery is not null;
+create table if not exists pipelines (
+    repo text primary key,
+    clone_url text not null,
+    installation_id integer,
+    upstream text not null default '[]',
+    cron text,
+    watch text,
+    scheduled real,
+    watched text
+);
+create table if not exists remote_events (
+    run_id text primary key,
+    pipeline text not null,
+    ref text not null,
+    sha text not null,
+    status text not null,
+    url text not null,
+    received real not null
+);
 """
+
+
+@dataclass(frozen=True)
+class Known:
+    """A repository whose pipeline the bot has loaded: what it subscribes to, when it runs."""
+
+    repo: str
+    clone_url: str
+    installation_id: int | None
+    upstream: tuple[str, ...]
+    cron: str | None
+    watch: str | None
+    scheduled: float | None
+    watched: str | None
 
 
 @dataclass(frozen=True)
@@ -43,7 +76,7 @@ class Job:
     """One build to do: what to check out and how it was triggered."""
 
     id: str
-    kind: str  # push | pull_request | upstream | schedule | manual
+    kind: str  # push | pull_request | upstream | schedule | watch | manual
     repo: str
     clone_url: str
     ref: str
@@ -55,6 +88,8 @@ class Job:
     number: int | None = None
     changed: tuple[str, ...] | None = None
     trigger: dict[str, Any] = field(default_factory=dict)
+    targets: tuple[str, ...] = ()
+    """Run only these stages (and what they need): a schedule's `watch` check."""
 
     def to_json(self) -> str:
         return json.dumps(asdict(self))
@@ -64,6 +99,7 @@ class Job:
         data = json.loads(text)
         if data.get("changed") is not None:
             data["changed"] = tuple(data["changed"])
+        data["targets"] = tuple(data.get("targets") or ())
         return cls(**data)
 
 
@@ -179,3 +215,77 @@ class State:
 
     def recent(self, limit: int = 20) -> list[Build]:
         return self._builds("order by created desc limit ?", (limit,))
+
+    # --- pipelines the bot knows (upstream subscriptions, schedules) ------------
+
+    def remember(
+        self,
+        repo: str,
+        clone_url: str,
+        installation_id: int | None,
+        upstream: tuple[str, ...],
+        cron: str | None,
+        watch: str | None,
+    ) -> None:
+        """Learn a repository's triggers each time its pipeline is loaded (kept across restarts)."""
+        with self._db() as db:
+            db.execute(
+                "insert into pipelines (repo, clone_url, installation_id, upstream, cron, watch)"
+                " values (?, ?, ?, ?, ?, ?) on conflict(repo) do update set"
+                " clone_url = excluded.clone_url, installation_id = excluded.installation_id,"
+                " upstream = excluded.upstream, cron = excluded.cron, watch = excluded.watch",
+                (repo, clone_url, installation_id, json.dumps(list(upstream)), cron, watch),
+            )
+
+    def known(self) -> list[Known]:
+        with self._db() as db:
+            rows = db.execute(
+                "select repo, clone_url, installation_id, upstream, cron, watch, scheduled,"
+                " watched from pipelines order by repo"
+            ).fetchall()
+        return [Known(r[0], r[1], r[2], tuple(json.loads(r[3])), *r[4:]) for r in rows]
+
+    def subscribers(self, upstream: str) -> list[Known]:
+        return [k for k in self.known() if upstream.lower() in (u.lower() for u in k.upstream)]
+
+    def scheduled(self, repo: str, when: float) -> None:
+        with self._db() as db:
+            db.execute("update pipelines set scheduled = ? where repo = ?", (when, repo))
+
+    def watched(self, repo: str, output: str) -> str | None:
+        """Store the watch stage's output; return the previous one."""
+        with self._db() as db:
+            row = db.execute("select watched from pipelines where repo = ?", (repo,)).fetchone()
+            db.execute("update pipelines set watched = ? where repo = ?", (output, repo))
+        return row[0] if row else None
+
+    # --- remote-build-complete events received ----------------------------------
+
+    def receive(
+        self, run_id: str, pipeline: str, ref: str, sha: str, status: str, url: str
+    ) -> bool:
+        """Record an event; False when this run's event was received already."""
+        with self._db() as db:
+            cursor = db.execute(
+                "insert or ignore into remote_events"
+                " (run_id, pipeline, ref, sha, status, url, received) values (?, ?, ?, ?, ?, ?, ?)",
+                (run_id, pipeline.lower(), ref, sha, status, url, time.time()),
+            )
+            return cursor.rowcount == 1
+
+    def green_since(self, pipeline: str, branch: str | None, run_id_after: str) -> str | None:
+        """The run id of a green build of `pipeline` that started after `run_id_after`.
+
+        Run ids sort by start time, so "started after" is a string comparison.
+        """
+        query = (
+            "select run_id from remote_events where pipeline = ? and status = 'success'"
+            " and run_id > ?"
+        )
+        args: list[Any] = [pipeline.lower(), run_id_after]
+        if branch is not None:
+            query += " and ref = ?"
+            args.append(f"refs/heads/{branch}")
+        with self._db() as db:
+            row = db.execute(query + " order by run_id limit 1", args).fetchone()
+        return row[0] if row else None

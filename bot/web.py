@@ -7,11 +7,11 @@
 from __future__ import annotations
 
 import logging
-import secrets as random
 from collections.abc import Callable, Mapping
 
 from flask import Flask
 
+from bot.builds import new_build_id
 from bot.queue import BotQueue, make_queue
 from bot.settings import Settings, load_settings
 from bot.state import Job
@@ -23,10 +23,6 @@ from webhooks.events import Event, PullRequestEvent, PushEvent, RemoteBuildCompl
 __all__ = ["create_bot_app", "job_for"]
 
 log = logging.getLogger("dockercise.bot")
-
-
-def new_build_id() -> str:
-    return random.token_hex(8)
 
 
 def job_for(event: Event) -> Job | None:
@@ -43,7 +39,12 @@ def job_for(event: Event) -> Job | None:
             installation_id=event.installation_id,
             delivery=event.delivery,
             changed=event.changed_files if event.changed_files_complete else None,
-            trigger={"ref": event.ref, "sha": event.after, "sender": event.sender},
+            trigger={
+                "ref": event.ref,
+                "sha": event.after,
+                "sender": event.sender,
+                "default_branch": event.default_branch,
+            },
         )
     if isinstance(event, PullRequestEvent):
         return Job(
@@ -96,7 +97,15 @@ def create_bot_app(
 
     def on_dockercise_event(event: RemoteBuildComplete) -> str | None:
         log.info("remote build complete: %s %s %s", event.pipeline, event.status, event.run_id)
-        return "recorded"
+        body = event.to_json()
+        fresh = queue.state.receive(
+            event.run_id, event.pipeline, event.ref, event.sha, event.status, event.url
+        )
+        if not fresh:
+            return "duplicate event"
+        if event.status == "success":
+            queue.upstream_green(body)  # builds of the subscribers, found off the request path
+        return None
 
     blueprints = []
     try:

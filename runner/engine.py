@@ -19,11 +19,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from runner import dag
-from runner.execution import StageExecutor
+from runner.execution import DEFAULT_TIMEOUT, StageExecutor
 from runner.masking import Masker
 from runner.model import Pipeline, Stage, When
 from runner.outcome import RunResult, StageResult, Status, new_run_id, now
 from runner.plan import RunDirs, paths_match, resolve_external
+from runner.remote import RemoteWaits, RemoteWatcher
 from runner.store import ResultStore
 
 if TYPE_CHECKING:  # the docker SDK costs 80 ms to import: only `run` needs it
@@ -57,6 +58,8 @@ class RunOptions:
     changed: list[str] | None = None
     """Files changed by the push or since a revision; None runs every `paths` stage."""
     denied: Mapping[str, str] = field(default_factory=dict)
+    remote: RemoteWatcher | None = None
+    """Answers `remote` stages (the bot's received events); None fails them."""
     """Stages that must fail before they start, with the reason (a fork's build wanting secrets)."""
 
 
@@ -164,6 +167,7 @@ class _Run:
         self.deps = plan.deps
         self.order = plan.order
         self.cancel = threading.Event()
+        self.remote = RemoteWaits(run.id, plan.options.remote)
         stages = [self.pipeline.stages[n] for n in plan.deps]
         self.executor = StageExecutor(
             pipeline=plan.pipeline,
@@ -197,18 +201,25 @@ class _Run:
         limit = _concurrency(self.pipeline, self.options)
         with ThreadPoolExecutor(max_workers=limit, thread_name_prefix="stage") as pool:
             try:
-                while pending or running:
+                while pending or running or self.remote:
                     for name in self.ready(pending, limit - len(running)):
                         stage = self.pipeline.stages[name]
                         running[pool.submit(self.executor.execute, stage)] = name
+                    for result in self.remote.poll():
+                        self.finish(result)
                     if running:
                         done, _ = wait(running, timeout=0.2, return_when=FIRST_COMPLETED)
                         for future in done:
                             running.pop(future)
                             self.finish(future.result())
+                    elif self.remote:
+                        self.cancel.wait(0.5)  # only remote stages wait: nothing else to wake us
             except KeyboardInterrupt:
+                for result in self.remote.cancel():
+                    self.finish(result)
                 self.interrupt(pending, running)
         self.run.finished = now()
+        self.run.outputs = dict(self.executor.outputs)
         statuses = [r.status for r in self.run.stages.values()]
         if any(s.bad for s in statuses):
             self.run.status = Status.FAILURE
@@ -233,7 +244,13 @@ class _Run:
             why = decide(stage, deps)
             if why is None and not paths_match(stage.paths, self.options.changed):
                 why = "no changed file matches 'paths'"
-            if why is None:
+            if why is None and stage.remote is not None:
+                timeout = stage.timeout or self.pipeline.meta.timeout or DEFAULT_TIMEOUT
+                waiting = self.remote.add(stage, timeout)
+                self.run.stages[name] = waiting
+                self.store.write_json(self.run.id, f"{name}.json", waiting.to_json())
+                self.reporter.stage_started(name)
+            elif why is None:
                 self.run.stages[name].status = Status.RUNNING
                 started.append(name)
             else:

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
 
-__all__ = ["EnvItem", "Meta", "Mount", "MountKind", "Pipeline", "Stage", "When"]
+__all__ = ["EnvItem", "Meta", "Mount", "MountKind", "Pipeline", "Stage", "Triggers", "When"]
 
 CODE = "code"
 """The reserved name of the checkout (SPEC §1)."""
@@ -74,6 +74,19 @@ class Stage:
 
 
 @dataclass(frozen=True)
+class Triggers:
+    """`meta.on`: what makes the bot build (SPEC §6, §8)."""
+
+    push: bool = True
+    branches: tuple[str, ...] = ()
+    """Globs of the branches whose pushes build; empty: every branch."""
+    pull_request: bool = True
+    cron: str | None = None
+    watch: str | None = None
+    upstream: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class Meta:
     name: str
     concurrency: int | None = None
@@ -81,6 +94,8 @@ class Meta:
     network: str | None = None
     secrets: dict[str, str] = field(default_factory=dict)
     statuses: str = "pipeline"
+    on: Triggers = field(default_factory=Triggers)
+    downstream: tuple[str, ...] = ()
 
 
 @dataclass

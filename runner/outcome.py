@@ -98,6 +98,8 @@ class RunResult:
     finished: datetime | None = None
     stages: dict[str, StageResult] = field(default_factory=dict)
     edges: list[tuple[str, str]] = field(default_factory=list)
+    outputs: dict[str, str] = field(default_factory=dict)
+    """Each finished stage's trimmed stdout (not stored: a schedule's watch compares it)."""
 
     def to_json(self) -> dict[str, Any]:
         return {

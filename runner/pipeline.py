@@ -23,7 +23,7 @@ import fastjsonschema
 
 from runner import dag, yaml12
 from runner.errors import CycleError, PipelineInvalid, Problem
-from runner.model import CODE, EnvItem, Meta, Mount, MountKind, Pipeline, Stage, When
+from runner.model import CODE, EnvItem, Meta, Mount, MountKind, Pipeline, Stage, Triggers, When
 
 __all__ = ["PIPELINE_GLOBS", "find_files", "load", "parse_duration", "schema"]
 
@@ -303,6 +303,7 @@ def load(root: Path, files: list[Path] | None = None) -> Pipeline | None:
     stages: dict[str, Stage] = {}
     meta: dict[str, Any] = {}
     meta_from: dict[str, str] = {}
+    meta_at: dict[str, tuple[str, int]] = {}
     relfiles: list[str] = []
     for path in paths:
         relpath = os.path.relpath(path.resolve(), root) if path.is_absolute() else str(path)
@@ -328,6 +329,7 @@ def load(root: Path, files: list[Path] | None = None) -> Pipeline | None:
                                 f"meta key '{key}' is also set in {meta_from[key]}",
                             )
                         meta[key], meta_from[key] = value, relpath
+                        meta_at[key] = (relpath, checker.key_line("meta", key))
                 continue
             why = _name_problem(name)
             if why is not None:
@@ -355,6 +357,8 @@ def load(root: Path, files: list[Path] | None = None) -> Pipeline | None:
         deps={},
     )
     problems.extend(_reference_problems(pipeline))
+    if "on" in meta:
+        problems.extend(_meta_problems(pipeline, meta_at.get("on", (relfiles[0], 0))))
     try:
         dag.order(pipeline.deps)
     except CycleError as e:
@@ -376,7 +380,45 @@ def _build_meta(meta: dict[str, Any], root: Path) -> Meta:
         network=meta.get("network"),
         secrets=dict(meta.get("secrets") or {}),
         statuses=meta.get("statuses", "pipeline"),
+        on=_triggers(meta.get("on") or {}),
+        downstream=_as_tuple(meta.get("downstream")),
     )
+
+
+def _triggers(on: dict[str, Any]) -> Triggers:
+    push = on.get("push", True)
+    schedule = on.get("schedule") or {}
+    return Triggers(
+        push=push is not False,
+        branches=_as_tuple(push.get("branches")) if isinstance(push, dict) else (),
+        pull_request=on.get("pull_request", True) is not False,
+        cron=schedule.get("cron"),
+        watch=schedule.get("watch"),
+        upstream=_as_tuple(on.get("upstream")),
+    )
+
+
+def _meta_problems(pipeline: Pipeline, where: tuple[str, int]) -> list[Problem]:
+    """What the schema cannot say about `meta.on`: a valid cron, a watch stage that exists."""
+    from croniter import croniter  # only pipelines with a schedule pay for it
+
+    on = pipeline.meta.on
+    problems = []
+    if on.cron is not None and not croniter.is_valid(on.cron):
+        problems.append(
+            Problem(
+                *where,
+                None,
+                f"meta.on.schedule.cron '{on.cron}' is not a cron expression"
+                " (five fields: minute hour day month weekday, e.g. '0 3 * * *')",
+            )
+        )
+    if on.watch is not None and on.watch not in pipeline.stages:
+        hint = _suggest(on.watch, pipeline.stages)
+        problems.append(
+            Problem(*where, None, f"meta.on.schedule.watch names unknown stage '{on.watch}'{hint}")
+        )
+    return problems
 
 
 def _inside(path: str) -> bool:
@@ -432,6 +474,15 @@ def _reference_problems(pipeline: Pipeline) -> list[Problem]:
                     stage.key_lines.get("build", stage.line),
                     stage.name,
                     f"'build' must be a path inside the checkout, not '{stage.build}'",
+                )
+            )
+        if stage.remote is not None and (stage.run or stage.img or stage.build):
+            problems.append(
+                Problem(
+                    stage.file,
+                    stage.key_lines.get("remote", stage.line),
+                    stage.name,
+                    "a 'remote' stage runs no container (remove 'run', 'img' and 'build')",
                 )
             )
         if stage.run and not stage.img and not stage.build:

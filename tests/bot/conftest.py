@@ -9,8 +9,7 @@ import pytest
 
 from bot.settings import Settings, load_settings
 from tests.bot.fake_github import FakeGitHub
-
-WEBHOOK_SECRET = "webhook-secret-for-tests"
+from tests.bot.running import Bot, bot_env, free_port
 
 
 @pytest.fixture
@@ -19,18 +18,17 @@ def github(tmp_path: Path) -> Iterator[FakeGitHub]:
         yield fake
 
 
-def bot_env(github: FakeGitHub, tmp_path: Path, port: int = 8080) -> dict[str, str]:
-    return {
-        "GITHUB_APP_ID": str(github.app_id),
-        "GITHUB_PRIVATE_KEY": github.private_key,
-        "GITHUB_WEBHOOK_SECRET": WEBHOOK_SECRET,
-        "GITHUB_API_URL": github.url,
-        "DOCKERCISE_PUBLIC_URL": f"http://127.0.0.1:{port}",
-        "DOCKERCISE_DATA_DIR": str(tmp_path / "bot-data"),
-        "DOCKERCISE_RESULTS": str(tmp_path / "results"),
-    }
-
-
 @pytest.fixture
 def settings(github: FakeGitHub, tmp_path: Path) -> Settings:
     return load_settings(bot_env(github, tmp_path))
+
+
+@pytest.fixture
+def bot(github: FakeGitHub, tmp_path: Path) -> Iterator[Bot]:
+    port = free_port()
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    env = bot_env(github, tmp_path, port) | {"DOCKERCISE_STALE_AFTER": "3"}
+    running = Bot(env, port, logs)
+    yield running
+    running.stop()

@@ -12,8 +12,8 @@ import pytest
 
 from bot.github_api import GitHubApp, GitHubFailed
 from bot.settings import SettingsInvalid, load_settings
-from tests.bot.conftest import bot_env
 from tests.bot.fake_github import FakeGitHub
+from tests.bot.running import bot_env
 
 
 def test_every_missing_setting_is_named(tmp_path: Path) -> None:
