@@ -29,6 +29,8 @@ if TYPE_CHECKING:
 __all__ = ["DEFAULT_TIMEOUT", "StageExecutor", "StageReporter", "backoff"]
 
 DEFAULT_TIMEOUT = 3600.0
+MAX_OUTPUT = 1024 * 1024
+"""Bytes of a stage's stdout read back for `env` items, noLog masking and watches."""
 
 
 def backoff(attempt: int) -> float:
@@ -156,7 +158,9 @@ class StageExecutor:
             exit = self.containers.run(spec, sink, timeout)
             flush()
         os.replace(stdout_path, self.dirs.out / stage.name)
-        output = (self.dirs.out / stage.name).read_bytes().decode("utf-8", "replace").strip()
+        with (self.dirs.out / stage.name).open("rb") as produced:
+            # What `env` items and masking need; a stage printing gigabytes must not fill memory.
+            output = produced.read(MAX_OUTPUT).decode("utf-8", "replace").strip()
         if stage.no_log:
             self.masker.add(output)
         self.outputs[stage.name] = output

@@ -183,9 +183,13 @@ class S3Store(ResultStore):
         self.url = f"s3://{self.bucket}/{self.prefix}" if self.prefix else f"s3://{self.bucket}"
         self._client = boto3.session.Session().client("s3", config=_CLIENT_CONFIG)
         self._remote = S3Remote(self._client, self.bucket, self.prefix)
-        reachable = self._check_bucket()
-        folder = store_folder(spool_root, self.url)
-        self._spool = Spool(folder, self._remote, self.url, wait=wait, warn=warn)
+        try:
+            reachable = self._check_bucket()
+            folder = store_folder(spool_root, self.url)
+            self._spool = Spool(folder, self._remote, self.url, wait=wait, warn=warn)
+        except BaseException:
+            self._client.close()
+            raise
         if self._spool.recover() and reachable:
             self._spool.upload_recovered()
 

@@ -194,7 +194,6 @@ class Spool:
         self._retry_at = 0.0
         self._announced = False
         self._closing = False
-        self._closed = False
         self._deadline = math.inf
         try:
             folder.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -230,12 +229,11 @@ class Spool:
         return log
 
     def _path(self, key: str) -> Path:
-        with self._cond:
-            if self._own is None:
-                self._own = self._new_session()
-            folder = self._own.folder
-        path = folder / key
         try:
+            with self._cond:
+                if self._own is None:
+                    self._own = self._new_session()
+                path = self._own.folder / key
             path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as e:
             raise StoreUnavailable(f"cannot keep results in {self.folder}: {e.strerror}") from None
@@ -339,11 +337,14 @@ class Spool:
     # --- closing -------------------------------------------------------------------------
 
     def close(self) -> None:
-        """Wait for every upload; give up `wait` seconds from now if the remote keeps failing."""
+        """Wait for every upload; give up `wait` seconds from now if the remote keeps failing.
+
+        What could not be uploaded stays on disk for the next spool of this
+        folder.  The spool may be written to again afterwards: a new session
+        and uploader are made for it.
+        """
         with self._cond:
-            if self._closed:
-                return
-            self._closed = self._closing = True
+            self._closing = True
             self._deadline = self._clock() + self._wait
             for entry in self._entries.values():
                 entry.growing = False  # a log its writer never closed: what is there is final
@@ -352,13 +353,18 @@ class Spool:
         if thread is not None:
             thread.join()
         with self._cond:
-            left = len(self._entries)
+            left = {e.session for e in self._entries.values()}
+            count = len(self._entries)
             sessions = [s for s in (self._own, *self._adopted) if s is not None]
+            self._entries.clear()
+            self._own, self._adopted, self._thread = None, [], None
+            self._closing, self._deadline = False, math.inf
+            self._failures, self._retry_at, self._announced = 0, 0.0, False
         for session in sessions:
-            session.release(remove=not any(e.session is session for e in self._entries.values()))
-        if left:
+            session.release(remove=session not in left)
+        if count:
             self._warn(
-                f"dockercise: results store {self._label} still unreachable; {left} result "
+                f"dockercise: results store {self._label} still unreachable; {count} result "
                 f"file(s) kept in {self.folder}; the next dockercise command using this "
                 "store uploads them"
             )

@@ -8,7 +8,6 @@ down at the start, in the middle of a run, or at the end.
 from __future__ import annotations
 
 import json
-import os
 import re
 import socket
 import subprocess
@@ -114,6 +113,32 @@ def test_reading_runs_names_and_missing_files(s3: S3Bucket, tmp_path: Path) -> N
     assert open_store(s3.url(), tmp_path).run_ids() == []  # the bucket's root has no runs
 
 
+def test_a_log_is_appended_in_place_only_while_the_bucket_still_holds_it(
+    s3: S3Bucket, tmp_path: Path
+) -> None:
+    from runner.store.s3 import S3Remote
+
+    remote = S3Remote(s3.client, s3.name, PREFIX)
+    path = tmp_path / "a.log"
+    path.write_bytes(b"a" * (6 << 20))
+    key = f"{PREFIX}/run/r/a.log"
+    with path.open("rb") as f:
+        first = remote.push("run/r/a.log", f, 6 << 20, None)
+    with path.open("ab") as f:
+        f.write(b"b" * (3 << 20))
+    with path.open("rb") as f:
+        second = remote.push("run/r/a.log", f, 9 << 20, first)
+    assert second.etag.endswith('-2"')  # a copied head and one new part, not a new upload
+    assert s3.read(key) == path.read_bytes()
+
+    s3.client.delete_object(Bucket=s3.name, Key=key)  # as if the bucket had been restored
+    with path.open("ab") as f:
+        f.write(b"c")
+    with path.open("rb") as f:
+        remote.push("run/r/a.log", f, (9 << 20) + 1, second)
+    assert s3.read(key) == path.read_bytes()
+
+
 def _wait_for_key(s3: S3Bucket, suffix: str, timeout: float = 30) -> str:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -132,6 +157,9 @@ def test_an_outage_in_the_middle_of_a_run_loses_nothing(
         talk:
           img: {IMAGE}
           run: for i in $(seq 1 50); do echo line $i; sleep 0.1; done; echo art > $OUT/f.txt
+        short:
+          img: {IMAGE}
+          run: sleep 1; echo short; echo art > $OUT/f.txt
         after:
           img: {IMAGE}
           after: talk
@@ -142,9 +170,9 @@ def test_an_outage_in_the_middle_of_a_run_loses_nothing(
 
     def outage() -> None:
         try:
-            _wait_for_key(s3, "/talk.json")  # the stage has started
+            _wait_for_key(s3, "/talk.json")  # the stages have started
             s3.server.stop()
-            time.sleep(3)  # the log's first push (after 2 s) and more fail meanwhile
+            time.sleep(3)  # `short` ends meanwhile, and the first pushes of the logs fail
             s3.server.start()
         except BaseException as e:
             problems.append(e)
@@ -161,11 +189,15 @@ def test_an_outage_in_the_middle_of_a_run_loses_nothing(
     base = f"{PREFIX}/run/{_run_id(outcome)}/"
     assert s3.listing() == [
         base + name
-        for name in ("after.json", "after.log", "run.json", "talk.json", "talk.log", "talk.zip")
+        for name in (
+            *("after.json", "after.log", "run.json"),
+            *("short.json", "short.log", "short.zip", "talk.json", "talk.log", "talk.zip"),
+        )
     ]
+    assert s3.read(base + "short.log") == b"short\n"
     assert s3.read(base + "talk.log").decode().splitlines() == [f"line {i}" for i in range(1, 51)]
     assert json.loads(s3.read(base + "run.json"))["status"] == "success"
-    for stage in ("talk", "after"):
+    for stage in ("talk", "short", "after"):
         assert json.loads(s3.read(base + f"{stage}.json"))["status"] == "success"
     assert s3.spooled() == []
 
@@ -244,22 +276,31 @@ def test_missing_credentials_are_exit_3(
     assert "Unable to locate credentials" in outcome.err
 
 
+_LAUNCHER = """
+import resource, subprocess, sys
+code = subprocess.call(sys.argv[1:])
+print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, file=sys.stderr)
+sys.exit(code)
+"""
+
+
 def _measured(command: list[str], stdout: Path, while_running: Callable[[], None]) -> int:
-    """Run `command`, calling `while_running` meanwhile; its exit code, and peak RSS in MiB."""
-    with stdout.open("wb") as out:
-        process = subprocess.Popen(command, stdout=out, stderr=subprocess.PIPE)
-    while True:
-        pid, status, usage = os.wait4(process.pid, os.WNOHANG)  # keeps the child's own rusage
-        if pid:
-            break
-        while_running()
-        time.sleep(0.2)
-    process.returncode = os.waitstatus_to_exitcode(status)
-    assert process.stderr is not None
-    err = process.stderr.read().decode()
-    process.stderr.close()
-    assert process.returncode == 0, err
-    return int(usage.ru_maxrss // 1024)
+    """Run `command`, calling `while_running` meanwhile; its peak RSS in MiB.
+
+    The command is started by a small launcher: a child forked straight from
+    pytest would count pytest's own pages (moto's objects) in its peak.
+    """
+    err = stdout.with_suffix(".err")
+    with stdout.open("wb") as out, err.open("wb") as errors:
+        process = subprocess.Popen(
+            [sys.executable, "-c", _LAUNCHER, *command], stdout=out, stderr=errors
+        )
+        while process.poll() is None:
+            while_running()
+            time.sleep(0.2)
+    text = err.read_text()
+    assert process.returncode == 0, text
+    return int(text.split()[-1]) // 1024
 
 
 @pytest.mark.slow

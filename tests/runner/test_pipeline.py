@@ -280,7 +280,7 @@ def test_every_stage_key_builds_the_model(write_pipeline: WritePipeline) -> None
         ("a:\n  img: x\n  timeout: 1m 30s\n", "timeout", 90.0),
         ("a:\n  img: x\n  timeout: 45\n", "timeout", 45.0),
         ("a:\n  img: x\n  on: code\n", "on", "code"),
-        ("a:\n  img: x\n  remote: owner/repo\n", "remote", "owner/repo"),
+        ("a:\n  remote: owner/repo\n", "remote", "owner/repo"),
         ("a:\n", "run", None),
         ("a: {}\n", "img", None),
     ],
@@ -448,6 +448,14 @@ BAD = [
             " owner/repo@branch, not 'nope'"
         ],
         id="remote-format",
+    ),
+    pytest.param(
+        {PIPE: "a:\n  img: x\n  run: echo\n  remote: o/r\n"},
+        [
+            ".dockercise.yml:4: stage 'a': a 'remote' stage runs no container"
+            " (remove 'run', 'img' and 'build')"
+        ],
+        id="remote-with-run",
     ),
     pytest.param(
         {PIPE: "a:\n  img: x\n  after:\n"},

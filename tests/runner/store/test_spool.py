@@ -194,3 +194,15 @@ def test_writes_from_many_threads(make_spool: MakeSpool, remote: FakeRemote) -> 
     assert {k: v.decode() for k, v in remote.objects.items()} == {
         f"run/r1/s{i}.json": str(i) for i in range(20)
     }
+
+
+def test_a_closed_spool_can_be_written_again(
+    make_spool: MakeSpool, remote: FakeRemote, spool_folder: Path
+) -> None:
+    spool = make_spool()
+    spool.write("run/r1/run.json", b"1")
+    spool.close()
+    spool.write("run/r2/run.json", b"2")
+    spool.close()
+    assert remote.objects == {"run/r1/run.json": b"1", "run/r2/run.json": b"2"}
+    assert list(spool_folder.iterdir()) == []
