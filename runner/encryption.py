@@ -8,11 +8,13 @@ message ever holds the key, a token's plaintext or the token itself.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-
-from cryptography.fernet import Fernet, InvalidToken
+from typing import TYPE_CHECKING
 
 from runner.errors import SecretInvalid
 from runner.model import Pipeline
+
+if TYPE_CHECKING:  # cryptography costs 8 ms to import: only pipelines with secrets pay it
+    from cryptography.fernet import Fernet
 
 __all__ = [
     "KEY_VARIABLE",
@@ -61,6 +63,8 @@ class Secrets:
 
 def generate_key() -> str:
     """A new random key, for DOCKERCISE_SECRET_KEY."""
+    from cryptography.fernet import Fernet
+
     return Fernet.generate_key().decode("ascii")
 
 
@@ -69,6 +73,8 @@ def is_secure(value: str) -> bool:
 
 
 def _cipher(key: str | None) -> Fernet:
+    from cryptography.fernet import Fernet
+
     if not key or not key.strip():
         raise _Unusable(_NO_KEY)
     try:
@@ -78,6 +84,8 @@ def _cipher(key: str | None) -> Fernet:
 
 
 def _open(cipher: Fernet, value: str) -> str:
+    from cryptography.fernet import InvalidToken
+
     try:
         return cipher.decrypt(value.removeprefix(SECURE_PREFIX).encode("utf-8")).decode("utf-8")
     except (InvalidToken, UnicodeError):

@@ -12,8 +12,6 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from wcmatch import glob
-
 from runner.errors import MissingVariables
 from runner.model import CODE, MountKind, Pipeline, Stage
 
@@ -119,6 +117,8 @@ def paths_match(patterns: Iterable[str], changed: Iterable[str] | None) -> bool:
     patterns = list(patterns)
     if changed is None or not patterns:
         return True
+    from wcmatch import glob  # only runs with changed files and `paths` stages need it
+
     flags = glob.GLOBSTAR | glob.DOTGLOB
     return any(glob.globmatch(path, patterns, flags=flags) for path in changed)
 

@@ -88,16 +88,23 @@ class Bot:
     def deliver(
         self, event: str, payload: dict[str, Any], delivery: str, secret: str = WEBHOOK_SECRET
     ) -> int:
+        """POST a signed GitHub delivery; the HTTP status of the answer."""
         body = json.dumps(payload).encode()
-        request = urllib.request.Request(
-            f"{self.url}/webhooks/github",
-            data=body,
-            headers={
-                "Content-Type": "application/json",
+        return self.post(
+            "/webhooks/github",
+            body,
+            {
                 "X-GitHub-Event": event,
                 "X-GitHub-Delivery": delivery,
                 "X-Hub-Signature-256": sign(body, secret),
             },
+        )
+
+    def post(self, path: str, body: bytes, headers: dict[str, str]) -> int:
+        request = urllib.request.Request(
+            f"{self.url}{path}",
+            data=body,
+            headers={"Content-Type": "application/json", **headers},
         )
         try:
             with urllib.request.urlopen(request, timeout=10) as r:

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import json
 import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 
 import pytest
@@ -36,19 +34,9 @@ def _finals(github: FakeGitHub, sha: str) -> list[str]:
 
 def _send(bot: Bot, event: dict[str, str], secret: str = WEBHOOK_SECRET) -> int:
     body = json.dumps(event).encode()
-    request = urllib.request.Request(
-        f"{bot.url}/webhooks/dockercise",
-        data=body,
-        headers={
-            "Content-Type": "application/json",
-            "X-Dockercise-Signature-256": sign(body, secret),
-        },
+    return bot.post(
+        "/webhooks/dockercise", body, {"X-Dockercise-Signature-256": sign(body, secret)}
     )
-    try:
-        with urllib.request.urlopen(request, timeout=10) as answer:
-            return int(answer.status)
-    except urllib.error.HTTPError as e:
-        return int(e.code)
 
 
 def test_a_green_library_rebuilds_the_app_and_a_red_one_does_not(
