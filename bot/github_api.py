@@ -7,6 +7,7 @@ points everything at GitHub Enterprise (or, in tests, at a fake on 127.0.0.1).
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 
 from github import Auth, Github, GithubException, GithubIntegration
@@ -66,19 +67,30 @@ class Installation:
 
 
 class GitHubApp:
+    """One per process: installations (and so their tokens) are kept and reused."""
+
     def __init__(self, app_id: int, private_key: str, api_url: str) -> None:
         self.app_auth = Auth.AppAuth(app_id, private_key)
         self.api_url = api_url
+        self._installations: dict[int, Installation] = {}
+        self._lock = threading.Lock()
 
     def installation(self, full_name: str, installation_id: int | None = None) -> Installation:
-        """Act for the installation that covers `full_name` (looked up unless given)."""
+        """Act for the installation that covers `full_name` (looked up unless given).
+
+        Its token is kept until 20 seconds before it expires, so builds share it.
+        """
         try:
             if installation_id is None:
                 owner, repo = full_name.split("/", 1)
                 integration = GithubIntegration(auth=self.app_auth, base_url=self.api_url)
                 installation_id = integration.get_repo_installation(owner, repo).id
-            auth = self.app_auth.get_installation_auth(installation_id)
-            client = Github(auth=auth, base_url=self.api_url, lazy=True)
+            with self._lock:
+                known = self._installations.get(installation_id)
+                if known is None:
+                    auth = self.app_auth.get_installation_auth(installation_id)
+                    client = Github(auth=auth, base_url=self.api_url, lazy=True)
+                    known = self._installations[installation_id] = Installation(auth, client)
+            return known
         except (GithubException, OSError) as e:
             raise GitHubFailed(f"the app is not installed for {full_name}: {_explain(e)}") from None
-        return Installation(auth, client)

@@ -52,17 +52,19 @@ def test_serve_stops_at_once_naming_bad_settings(tmp_path: Path) -> None:
     assert "Traceback" not in done.stderr
 
 
-def test_installation_tokens_refresh_before_they_expire(github: FakeGitHub) -> None:
+def test_installation_tokens_are_shared_and_refresh_before_they_expire(github: FakeGitHub) -> None:
     github.push("octo/app", {"README": "x\n"})
     app = GitHubApp(github.app_id, github.private_key, github.url)
     github.token_ttl = 3600
-    lasting = app.installation("octo/app")
-    assert lasting.token == lasting.token  # reused while far from expiry
+    first = app.installation("octo/app").token
+    assert app.installation("octo/app").token == first  # builds share a live token
+    minted = [c for c in github.calls if c[1].endswith("/access_tokens")]
+    assert len(minted) == 1
     github.token_ttl = 21  # PyGithub renews within 20 s of the end
-    short = app.installation("octo/app")
-    first = short.token
+    short = GitHubApp(github.app_id, github.private_key, github.url).installation("octo/app")
+    token = short.token
     time.sleep(1.5)
-    assert short.token != first
+    assert short.token != token
     assert ("GET", "/repos/octo/app/installation") in github.calls
 
 
