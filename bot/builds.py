@@ -20,7 +20,7 @@ from bot import statuses
 from bot.checkout import checkout
 from bot.github_api import GitHubApp, Installation
 from bot.settings import Settings
-from bot.state import Job, State
+from bot.state import Job, StateStore
 from bot.triggers import unwanted
 from pages.links import run_url
 from runner import pipeline as pipelines
@@ -78,7 +78,7 @@ def _under(path: str, top: str) -> bool:
 class _Reporter:
     """The engine's reporter in a bot build: records the run, posts per-stage statuses."""
 
-    state: State
+    state: StateStore
     job: Job
     post: Callable[[statuses.CommitStatus], None] | None
     url: Callable[[str], str]
@@ -118,7 +118,7 @@ class Builder:
         self,
         settings: Settings,
         github: GitHubApp,
-        state: State,
+        state: StateStore,
         worker: str,
         enqueue: Callable[[Job], None] | None = None,
         notify: Notify | None = None,
@@ -290,7 +290,7 @@ class Builder:
 class _Watcher:
     """Answers `remote` stages from the remote-build-complete events the bot received."""
 
-    state: State
+    state: StateStore
 
     def green(self, pipeline: str, branch: str | None, after_run_id: str) -> str | None:
         return self.state.green_since(pipeline, branch, after_run_id)

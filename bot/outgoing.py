@@ -12,7 +12,7 @@ from collections.abc import Callable
 
 from bot.builds import new_build_id
 from bot.github_api import GitHubApp
-from bot.state import Job, State
+from bot.state import Job, StateStore
 from webhooks.verify import sign
 
 __all__ = ["downstream_jobs", "send_event"]
@@ -35,7 +35,7 @@ def send_event(url: str, event: dict[str, str], secret: str, timeout: float = 10
         answer.read()
 
 
-def downstream_jobs(state: State, github: GitHubApp, event: dict[str, str]) -> list[Job]:
+def downstream_jobs(state: StateStore, github: GitHubApp, event: dict[str, str]) -> list[Job]:
     """Builds of every known pipeline whose `meta.on.upstream` names the finished one.
 
     Each builds the head of its default branch; the trigger records the upstream run.

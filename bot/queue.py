@@ -22,7 +22,7 @@ from bot.outgoing import downstream_jobs, each_target, send_event
 from bot.reaper import Reaper
 from bot.schedules import Scheduler
 from bot.settings import Settings
-from bot.state import Job, State
+from bot.state import Job, StateStore, open_state
 
 __all__ = ["BotQueue", "make_queue"]
 
@@ -32,7 +32,7 @@ log = logging.getLogger("dockercise.bot")
 @dataclass
 class BotQueue:
     huey: Huey
-    state: State
+    state: StateStore
     enqueue: Callable[[Job], None]
     """Queue a recorded build (the web process records it first, for deduplication)."""
     reap: Callable[[], list[str]]
@@ -50,7 +50,7 @@ def make_queue(settings: Settings) -> BotQueue:
         huey = RedisHuey("dockercise", url=settings.redis_url, results=False)
     else:
         huey = SqliteHuey("dockercise", filename=str(settings.data_dir / "queue.db"), results=False)
-    state = State(settings.data_dir / "state.db")
+    state = open_state(settings)
     github = GitHubApp(settings.app_id, settings.private_key, settings.api_url)
     own_url = f"{settings.public_url}/webhooks/dockercise"
 
@@ -82,8 +82,9 @@ def make_queue(settings: Settings) -> BotQueue:
 
     @huey.periodic_task(crontab(minute="*"), name="minutely")
     def minutely() -> None:
-        reaper.reap()
-        scheduler.tick(time.time())
+        if state.lease("minutely", 50):  # every consumer enqueues this; one of them does it
+            reaper.reap()
+            scheduler.tick(time.time())
 
     def requeue(job: Job) -> None:
         build(job.to_json())

@@ -15,7 +15,7 @@ from bot import statuses
 from bot.builds import results_url
 from bot.github_api import GitHubApp
 from bot.settings import Settings
-from bot.state import Build, Job, State
+from bot.state import Build, Job, StateStore
 from runner.errors import DockerciseError
 
 __all__ = ["Reaper"]
@@ -30,7 +30,7 @@ class Reaper:
         self,
         settings: Settings,
         github: GitHubApp,
-        state: State,
+        state: StateStore,
         enqueue: Callable[[Job], None],
     ) -> None:
         self.settings = settings
@@ -42,6 +42,8 @@ class Reaper:
         """Finish or re-queue every dead build; the ids handled."""
         handled = []
         for build in self.state.stale(self.settings.stale_after):
+            if not self.state.take_stale(build.job.id, self.settings.stale_after):
+                continue  # another worker's reaper has it
             self._clean(build)
             try:
                 self._settle(build)

@@ -7,7 +7,7 @@ import logging
 from collections.abc import Callable
 
 from bot.builds import new_build_id
-from bot.state import Job, State
+from bot.state import Job, StateStore
 from bot.triggers import due
 
 __all__ = ["Scheduler"]
@@ -16,7 +16,7 @@ log = logging.getLogger("dockercise.bot")
 
 
 class Scheduler:
-    def __init__(self, state: State, enqueue: Callable[[Job], None]) -> None:
+    def __init__(self, state: StateStore, enqueue: Callable[[Job], None]) -> None:
         self.state = state
         self.enqueue = enqueue
 

@@ -27,7 +27,11 @@ def _consume(queue: object, workers: int) -> None:
     handled = queue.reap()  # builds a dead worker left behind, before taking new ones
     if handled:
         logging.getLogger("dockercise.bot").warning("settled %d dead build(s)", len(handled))
-    consumer = queue.huey.create_consumer(workers=workers, worker_type="thread", periodic=True)
+    # An idle consumer polls less and less often (Huey's default reaches 10 s): cap it, so
+    # a push to an idle bot starts building within half a second.
+    consumer = queue.huey.create_consumer(
+        workers=workers, worker_type="thread", periodic=True, max_delay=0.5
+    )
     consumer.run()
 
 
@@ -74,15 +78,29 @@ def status(limit: int) -> None:
     from bot.queue import make_queue
     from bot.settings import load_settings
 
-    queue = make_queue(load_settings())
-    click.echo(f"queued tasks: {queue.huey.pending_count()}")
-    builds = queue.state.recent(limit)
-    busy = [b for b in builds if b.status == "running"]
-    click.echo(f"workers building: {len({b.worker for b in busy})}")
-    for b in busy:
-        ago = f"{time.time() - (b.heartbeat or 0):.0f}s ago"
-        click.echo(f"  {b.worker}: {b.job.repo}@{b.job.sha[:12]} (alive {ago})")
+    settings = load_settings()
+    queue = make_queue(settings)
+    where = "Redis" if settings.redis_url else str(settings.data_dir)
+    click.echo(f"queue ({where}): {queue.huey.pending_count()} task(s) waiting")
+    now = time.time()
+    running = queue.state.running()
+    recent = queue.state.recent(limit)
+    busy = {b.worker for b in running}
+    idle = sorted({b.worker for b in recent if b.worker and b.worker not in busy})
+    click.echo(f"workers: {len(busy)} building, {len(idle)} more seen in recent builds")
+    for b in running:
+        age = now - (b.heartbeat or 0)
+        dead = ": presumed dead" if age > settings.stale_after else ""
+        click.echo(
+            f"  {b.worker}  building {b.job.repo}@{b.job.sha[:12]} (build {b.job.id},"
+            f" attempt {b.attempts}, heartbeat {age:.0f}s ago{dead})"
+        )
+    for name in idle:
+        click.echo(f"  {name}  not building now")
     click.echo("recent builds:")
-    for b in builds:
+    for b in recent:
         outcome = b.state or b.status
-        click.echo(f"  {b.job.id}  {outcome:<8} {b.job.kind:<12} {b.job.repo}@{b.job.sha[:12]}")
+        click.echo(
+            f"  {b.job.id}  {outcome:<8} {b.job.kind:<12} {b.job.repo}@{b.job.sha[:12]}"
+            f"  {b.worker or ''}"
+        )

@@ -1,9 +1,12 @@
 """What the bot remembers across restarts: deliveries seen, and each build's progress.
 
-SQLite in the data directory (stdlib `sqlite3`, one short transaction per
-call), so the web process and the workers on one machine share it.  A build
-goes queued -> running (one worker, with a heartbeat) -> done; a running build
-whose heartbeat stops is found by `stale()` and finished or re-queued.
+`StateStore` is the contract; `State` keeps it in SQLite in the data directory
+(stdlib `sqlite3`, one short transaction per call), so the web process and the
+workers on one machine share it, and `bot.state_redis.RedisState` keeps it in
+Redis, so workers on many machines do.  `open_state` picks one from the
+settings.  A build goes queued -> running (one worker, with a heartbeat) ->
+done; a running build whose heartbeat stops is found by `stale()` and finished
+or re-queued.
 """
 
 from __future__ import annotations
@@ -15,9 +18,13 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 
-__all__ = ["Build", "Job", "Known", "State"]
+if TYPE_CHECKING:
+    from bot.settings import Settings
+    from bot.state_redis import RedisState
+
+__all__ = ["Build", "Job", "Known", "State", "StateStore", "open_state"]
 
 _SCHEMA = """
 create table if not exists builds (
@@ -53,6 +60,10 @@ create table if not exists remote_events (
     status text not null,
     url text not null,
     received real not null
+);
+create table if not exists leases (
+    name text primary key,
+    until real not null
 );
 """
 
@@ -112,6 +123,54 @@ class Build:
     heartbeat: float | None
     attempts: int
     state: str | None
+
+
+class StateStore(Protocol):
+    """What the bot keeps between processes; `State` (SQLite) and `RedisState` both provide it.
+
+    Each method is atomic on its own: two workers calling `start()` on one build
+    get one True, two webhooks recording one delivery get one new build.
+    """
+
+    def record(self, job: Job) -> str | None: ...
+    def job_for(self, delivery: str) -> Job | None: ...
+    def start(self, build_id: str, worker: str) -> bool: ...
+    def beat(self, build_id: str) -> None: ...
+    def set_run(self, build_id: str, run_id: str) -> None: ...
+    def finish(self, build_id: str, state: str) -> None: ...
+    def requeue(self, build_id: str) -> None: ...
+    def stale(self, older_than: float) -> list[Build]: ...
+    def take_stale(self, build_id: str, older_than: float) -> bool: ...
+    def running(self) -> list[Build]: ...
+    def get(self, build_id: str) -> Build | None: ...
+    def recent(self, limit: int = 20) -> list[Build]: ...
+    def remember(
+        self,
+        repo: str,
+        clone_url: str,
+        installation_id: int | None,
+        upstream: tuple[str, ...],
+        cron: str | None,
+        watch: str | None,
+    ) -> None: ...
+    def known(self) -> list[Known]: ...
+    def subscribers(self, upstream: str) -> list[Known]: ...
+    def scheduled(self, repo: str, when: float) -> None: ...
+    def watched(self, repo: str, output: str) -> str | None: ...
+    def receive(
+        self, run_id: str, pipeline: str, ref: str, sha: str, status: str, url: str
+    ) -> bool: ...
+    def green_since(self, pipeline: str, branch: str | None, run_id_after: str) -> str | None: ...
+    def lease(self, name: str, seconds: float) -> bool: ...
+
+
+def open_state(settings: Settings) -> State | RedisState:
+    """Redis when `DOCKERCISE_REDIS_URL` is set (workers on many machines share it), else SQLite."""
+    if settings.redis_url:
+        from bot.state_redis import RedisState
+
+        return RedisState(settings.redis_url)
+    return State(settings.data_dir / "state.db")
 
 
 class State:
@@ -209,6 +268,22 @@ class State:
             "where status = 'running' and heartbeat < ?", (time.time() - older_than,)
         )
 
+    def take_stale(self, build_id: str, older_than: float) -> bool:
+        """Take a dead build for settling: True for one caller; it beats the heartbeat now,
+        so the other workers' reapers, running at the same moment, leave it alone."""
+        now = time.time()
+        with self._db() as db:
+            cursor = db.execute(
+                "update builds set heartbeat = ? where id = ? and status = 'running'"
+                " and heartbeat < ?",
+                (now, build_id, now - older_than),
+            )
+            return cursor.rowcount == 1
+
+    def running(self) -> list[Build]:
+        """Every build a worker is on now (or was, if it died), oldest first."""
+        return self._builds("where status = 'running' order by created", ())
+
     def get(self, build_id: str) -> Build | None:
         found = self._builds("where id = ?", (build_id,))
         return found[0] if found else None
@@ -289,3 +364,19 @@ class State:
         with self._db() as db:
             row = db.execute(query + " order by run_id limit 1", args).fetchone()
         return row[0] if row else None
+
+    # --- chores one worker of many does (the minutely reap and schedule tick) ----
+
+    def lease(self, name: str, seconds: float) -> bool:
+        """Take the lease on chore `name` for `seconds`; False while another holder's runs.
+
+        Every consumer enqueues the minutely chore; the lease lets one of them do it.
+        """
+        now = time.time()
+        with self._db() as db:
+            cursor = db.execute(
+                "insert into leases (name, until) values (?, ?) on conflict(name)"
+                " do update set until = excluded.until where leases.until <= ?",
+                (name, now + seconds, now),
+            )
+            return cursor.rowcount == 1

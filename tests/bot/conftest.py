@@ -1,11 +1,15 @@
-"""The fake GitHub and bot settings pointing at it, shared by the bot's tests."""
+"""The fake GitHub, bot settings pointing at it, and a real Redis, shared by the bot's tests."""
 
 from __future__ import annotations
 
+import shutil
+import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import redis
 
 from bot.settings import Settings, load_settings
 from tests.bot.fake_github import FakeGitHub
@@ -32,3 +36,48 @@ def bot(github: FakeGitHub, tmp_path: Path) -> Iterator[Bot]:
     running = Bot(env, port, logs)
     yield running
     running.stop()
+
+
+@pytest.fixture(scope="session")
+def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A private `redis-server` on a free loopback port, nothing persisted, for this session."""
+    server = shutil.which("redis-server")
+    assert server, "redis-server not found: run scripts/setup --test (Debian: redis-server)"
+    port = free_port()
+    folder = tmp_path_factory.mktemp("redis")
+    log = (folder / "redis.log").open("wb")
+    proc = subprocess.Popen(
+        [server, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+        cwd=folder,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    log.close()
+    url = f"redis://127.0.0.1:{port}/0"
+    client = redis.Redis.from_url(url)
+    try:
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                client.ping()
+                break
+            except redis.ConnectionError:
+                assert proc.poll() is None, (folder / "redis.log").read_text()
+                assert time.monotonic() < deadline, "redis-server did not answer in 10 s"
+                time.sleep(0.05)
+        yield url
+    finally:
+        client.close()
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+@pytest.fixture
+def fresh_redis(redis_url: str) -> str:
+    """The session's Redis, emptied for this test."""
+    client = redis.Redis.from_url(redis_url)
+    try:
+        client.flushall()
+    finally:
+        client.close()
+    return redis_url

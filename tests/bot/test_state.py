@@ -1,0 +1,248 @@
+"""The state contract (`bot.state.StateStore`), checked on both backends: SQLite and a real Redis.
+
+The same test body runs against each, so a worker cannot tell which one it has.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from bot.settings import Settings
+from bot.state import Job, State, StateStore, open_state
+from bot.state_redis import RedisState
+from runner.outcome import new_run_id
+
+
+@pytest.fixture(params=["sqlite", "redis"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[StateStore]:
+    if request.param == "sqlite":
+        yield State(tmp_path / "state.db")
+        return
+    shared = RedisState(request.getfixturevalue("fresh_redis"))
+    try:
+        yield shared
+    finally:
+        shared.close()
+
+
+def job(build_id: str, delivery: str | None = None, repo: str = "octo/app") -> Job:
+    return Job(
+        id=build_id,
+        kind="push",
+        repo=repo,
+        clone_url=f"http://127.0.0.1:1/git/{repo}.git",
+        ref="refs/heads/main",
+        sha="a" * 40,
+        branch="main",
+        installation_id=77,
+        delivery=delivery,
+        changed=("README",),
+        trigger={"sender": "octocat"},
+    )
+
+
+def test_open_state_follows_the_settings(settings: Settings, fresh_redis: str) -> None:
+    assert isinstance(open_state(settings), State)
+    shared = open_state(replace(settings, redis_url=fresh_redis))
+    assert isinstance(shared, RedisState)
+    shared.close()
+
+
+def test_a_delivery_is_a_duplicate_once_its_build_started(store: StateStore) -> None:
+    first = job("b1", delivery="d-1")
+    assert store.record(first) is None
+    assert store.job_for("d-1") == first
+    assert store.record(job("b2", delivery="d-1")) is None  # queued: the task may run again
+    assert store.job_for("d-1") == first  # ... as the same build
+    assert store.get("b2") is None
+    assert store.start("b1", "w1")
+    assert store.record(job("b3", delivery="d-1")) == "duplicate delivery"
+    assert store.job_for("nope") is None
+    assert store.record(job("b4")) is None  # no delivery id: never a duplicate
+    assert store.record(job("b5")) is None
+    assert [b.job.id for b in store.recent()] == ["b5", "b4", "b1"]
+    assert [b.job.id for b in store.recent(2)] == ["b5", "b4"]
+
+
+def test_a_build_round_trips_with_its_job(store: StateStore) -> None:
+    store.record(job("b1"))
+    build = store.get("b1")
+    assert build is not None
+    assert (build.job, build.status, build.run_id, build.worker) == (
+        job("b1"),
+        "queued",
+        None,
+        None,
+    )
+    assert (build.heartbeat, build.attempts, build.state) == (None, 0, None)
+    assert store.start("b1", "host:1")
+    store.set_run("b1", "run-1")
+    store.finish("b1", "success")
+    build = store.get("b1")
+    assert build is not None
+    assert (build.status, build.run_id, build.worker, build.attempts, build.state) == (
+        "done",
+        "run-1",
+        "host:1",
+        1,
+        "success",
+    )
+    assert not store.start("b1", "host:2")  # done: nobody builds it again
+    assert store.get("missing") is None
+
+
+def test_updates_of_unknown_builds_create_nothing(store: StateStore) -> None:
+    store.beat("ghost")
+    store.set_run("ghost", "run-1")
+    store.finish("ghost", "error")
+    store.requeue("ghost")
+    assert not store.start("ghost", "w1")
+    assert store.get("ghost") is None
+    assert store.recent() == []
+
+
+def test_exactly_one_worker_claims_a_build(store: StateStore) -> None:
+    ids = [f"b{i}" for i in range(6)]
+    for build_id in ids:
+        store.record(job(build_id))
+    wins: dict[str, list[str]] = {build_id: [] for build_id in ids}
+    ready = threading.Barrier(8)
+
+    def worker(name: str) -> None:
+        order = ids[:]
+        random.Random(name).shuffle(order)
+        ready.wait()
+        for build_id in order:
+            if store.start(build_id, name):
+                wins[build_id].append(name)
+
+    threads = [threading.Thread(target=worker, args=(f"w{i}",)) for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert all(len(names) == 1 for names in wins.values()), wins
+    assert [b.job.id for b in store.running()] == ids  # oldest first
+    for build_id, (name,) in wins.items():
+        build = store.get(build_id)
+        assert build is not None
+        assert (build.status, build.worker, build.attempts) == ("running", name, 1)
+
+
+def test_a_silent_worker_goes_stale_and_one_reaper_takes_it(store: StateStore) -> None:
+    store.record(job("b1"))
+    store.record(job("b2"))
+    assert store.start("b1", "w1")
+    assert store.start("b2", "w2")
+    assert store.stale(5) == []
+    time.sleep(0.4)
+    store.beat("b2")
+    (dead,) = store.stale(0.3)
+    assert (dead.job.id, dead.worker, dead.status) == ("b1", "w1", "running")
+    taken = [store.take_stale("b1", 0.3) for _ in range(3)]
+    assert taken == [True, False, False]  # its heartbeat is fresh again: the others leave it
+    assert not store.take_stale("b2", 0.3)  # alive
+    store.finish("b2", "success")
+    assert [b.job.id for b in store.running()] == ["b1"]
+    time.sleep(0.4)
+    assert [b.job.id for b in store.stale(0.3)] == ["b1"]  # a finished build is never stale
+
+
+def test_a_requeued_build_is_claimed_again(store: StateStore) -> None:
+    store.record(job("b1"))
+    assert store.start("b1", "w1")
+    store.set_run("b1", "run-1")
+    store.requeue("b1")
+    build = store.get("b1")
+    assert build is not None
+    assert (build.status, build.worker, build.run_id, build.attempts) == ("queued", None, None, 1)
+    assert store.stale(0) == []
+    assert store.start("b1", "w2")
+    build = store.get("b1")
+    assert build is not None
+    assert (build.status, build.worker, build.attempts) == ("running", "w2", 2)
+
+
+def test_pipelines_are_remembered_and_found_by_upstream(store: StateStore) -> None:
+    store.remember("octo/app", "http://x/app.git", 77, ("Octo/Lib",), "0 3 * * *", "check")
+    store.remember("octo/zed", "http://x/zed.git", None, ("octo/lib", "octo/other"), None, None)
+    store.remember("octo/base", "http://x/base.git", 5, (), None, None)
+    assert [k.repo for k in store.known()] == ["octo/app", "octo/base", "octo/zed"]
+    app = store.known()[0]
+    assert (app.clone_url, app.installation_id, app.upstream) == (
+        "http://x/app.git",
+        77,
+        ("Octo/Lib",),
+    )
+    assert (app.cron, app.watch, app.scheduled, app.watched) == ("0 3 * * *", "check", None, None)
+    assert [k.repo for k in store.subscribers("octo/lib")] == ["octo/app", "octo/zed"]
+    assert [k.repo for k in store.subscribers("OCTO/LIB")] == ["octo/app", "octo/zed"]
+    assert [k.repo for k in store.subscribers("octo/other")] == ["octo/zed"]
+    assert store.subscribers("octo/nobody") == []
+
+    store.scheduled("octo/app", 1_700_000_000.25)
+    assert store.watched("octo/app", "v1") is None
+    store.remember("octo/app", "http://x/app2.git", None, (), None, None)  # the pipeline changed
+    (app, *_) = store.known()
+    assert (app.clone_url, app.installation_id, app.upstream, app.cron, app.watch) == (
+        "http://x/app2.git",
+        None,
+        (),
+        None,
+        None,
+    )
+    assert (app.scheduled, app.watched) == (1_700_000_000.25, "v1")  # kept across a reload
+
+
+def test_the_watch_output_is_stored_and_the_previous_returned(store: StateStore) -> None:
+    store.remember("octo/app", "http://x/app.git", 77, (), "* * * * *", "check")
+    assert store.watched("octo/app", "1.0") is None
+    assert store.watched("octo/app", "1.0") == "1.0"
+    assert store.watched("octo/app", "1.1") == "1.0"
+    assert store.watched("octo/unknown", "x") is None
+    store.scheduled("octo/unknown", 5.0)
+    assert [k.repo for k in store.known()] == ["octo/app"]  # unknown repos are not created
+
+
+def test_an_event_is_received_once_per_run(store: StateStore) -> None:
+    args = ("Octo/Lib", "refs/heads/main", "b" * 40)
+    assert store.receive("run-1", *args, "success", "http://x/run-1")
+    assert not store.receive("run-1", *args, "success", "http://x/run-1")
+    assert not store.receive("run-1", *args, "failure", "http://x/other")  # a replay, altered
+    assert store.receive("run-2", *args, "failure", "http://x/run-2")
+
+
+def test_green_since_finds_the_first_green_run_after_one(store: StateStore) -> None:
+    start = datetime(2026, 11, 24, 8, 0, tzinfo=UTC)
+    runs = [new_run_id(start + timedelta(seconds=i)) for i in range(6)]
+    main, dev = "refs/heads/main", "refs/heads/dev"
+    # received out of order: the newest first
+    store.receive(runs[5], "Octo/Lib", main, "s5", "success", "u5")
+    store.receive(runs[1], "octo/lib", main, "s1", "failure", "u1")
+    store.receive(runs[2], "octo/lib", dev, "s2", "success", "u2")
+    store.receive(runs[3], "OCTO/LIB", main, "s3", "success", "u3")
+    store.receive(runs[4], "octo/other", main, "s4", "success", "u4")
+
+    assert store.green_since("octo/lib", None, runs[0]) == runs[2]
+    assert store.green_since("Octo/Lib", "main", runs[0]) == runs[3]
+    assert store.green_since("octo/lib", "main", runs[3]) == runs[5]  # strictly after
+    assert store.green_since("octo/lib", "dev", runs[2]) is None
+    assert store.green_since("octo/lib", "main", runs[5]) is None
+    assert store.green_since("octo/nobody", None, "") is None
+    assert store.green_since("octo/other", "main", "") == runs[4]
+
+
+def test_a_lease_lets_one_holder_do_a_chore_until_it_runs_out(store: StateStore) -> None:
+    assert store.lease("minutely", 0.3)
+    assert not store.lease("minutely", 0.3)
+    assert store.lease("other", 0.3)
+    time.sleep(0.4)
+    assert store.lease("minutely", 0.3)
