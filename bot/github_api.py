@@ -89,7 +89,16 @@ class GitHubApp:
                 known = self._installations.get(installation_id)
                 if known is None:
                     auth = self.app_auth.get_installation_auth(installation_id)
-                    client = Github(auth=auth, base_url=self.api_url, lazy=True)
+                    # PyGithub waits 1 s between writes by default, which caps a worker at
+                    # ~30 builds a minute; GitHub asks for restraint with content-creating
+                    # requests (secondary rate limits), so writes keep a short spacing.
+                    client = Github(
+                        auth=auth,
+                        base_url=self.api_url,
+                        lazy=True,
+                        seconds_between_requests=None,
+                        seconds_between_writes=0.25,
+                    )
                     known = self._installations[installation_id] = Installation(auth, client)
             return known
         except (GithubException, OSError) as e:

@@ -13,10 +13,11 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -103,7 +104,8 @@ class Job:
     """Run only these stages (and what they need): a schedule's `watch` check."""
 
     def to_json(self) -> str:
-        return json.dumps(asdict(self))
+        # Shallow on purpose: dataclasses.asdict deep-copies, and this runs in every webhook.
+        return json.dumps({f.name: getattr(self, f.name) for f in fields(self)})
 
     @classmethod
     def from_json(cls, text: str) -> Job:
@@ -177,6 +179,7 @@ class State:
     def __init__(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
+        self._local = threading.local()
         db = sqlite3.connect(path, timeout=30)
         try:
             db.execute("pragma journal_mode=wal")  # readers never wait for the writer
@@ -184,18 +187,29 @@ class State:
         finally:
             db.close()
 
+    def _connection(self) -> sqlite3.Connection:
+        """This thread's connection, opened once: a webhook should not pay for opening one.
+
+        synchronous=NORMAL with WAL survives any crash of the process (what the
+        bot must survive); only a power cut can lose the last transactions.
+        """
+        db: sqlite3.Connection | None = getattr(self._local, "db", None)
+        if db is None:
+            db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+            db.execute("pragma synchronous=normal")
+            self._local.db = db
+        return db
+
     @contextmanager
     def _db(self) -> Iterator[sqlite3.Connection]:
-        db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+        db = self._connection()
+        db.execute("begin immediate")
         try:
-            db.execute("begin immediate")
             yield db
             db.execute("commit")
         except BaseException:
             db.execute("rollback")
             raise
-        finally:
-            db.close()
 
     def record(self, job: Job) -> str | None:
         """Remember a new build; the reason it is not new, or None.
