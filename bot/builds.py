@@ -173,7 +173,7 @@ class Builder:
             return self._errored(job, installation, masker(f"internal error ({type(e).__name__})"))
 
     def _errored(self, job: Job, installation: Installation | None, why: str) -> str:
-        if installation is not None:
+        if installation is not None and job.kind != "watch":  # a watch check posts nothing
             try:
                 installation.post_status(job.repo, job.sha, statuses.errored(why))
             except DockerciseError:
