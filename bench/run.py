@@ -11,24 +11,21 @@ from __future__ import annotations
 
 import argparse
 import gc
-import os
-import platform
 import random
 import shutil
-import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from dataclasses import dataclass
 from pathlib import Path
+
+from common import IMAGE, Paired, case_details, machine, publish, table
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-IMAGE = "dockercise/busybox"
 DOCKERCISE = Path(sys.executable).parent / "dockercise"
 CHAIN = 20  # case (a)
 WIDE = 20  # case (b)
@@ -38,27 +35,8 @@ BASELINE_CMD = f"docker run --rm {IMAGE} true"
 
 
 @dataclass
-class Case:
-    name: str
-    target: str
-    ours: list[float] = field(default_factory=list)
-    base: list[float] = field(default_factory=list)
-    failures: list[str] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)
+class Case(Paired):
     absolute: float | None = None  # a target in seconds for dockercise itself, else a ratio
-
-    @property
-    def ours_median(self) -> float | None:
-        return statistics.median(self.ours) if self.ours else None
-
-    @property
-    def base_median(self) -> float | None:
-        return statistics.median(self.base) if self.base else None
-
-    @property
-    def ratio(self) -> float | None:
-        o, b = self.ours_median, self.base_median
-        return o / b if o is not None and b else None
 
     @property
     def met(self) -> bool | None:
@@ -221,23 +199,6 @@ def case_big(tmp: Path, reps: int) -> Case:
 # --------------------------------------------------------------------------- report
 
 
-def fmt(seconds: float | None) -> str:
-    return "failed" if seconds is None else f"{seconds:.3f} s"
-
-
-def table(cases: list[Case]) -> str:
-    rows = [
-        "| case | dockercise | baseline | ratio | target |",
-        "| --- | ---: | ---: | ---: | --- |",
-    ]
-    for c in cases:
-        ratio = "n/a" if c.ratio is None else f"{c.ratio:.2f}"
-        rows.append(
-            f"| {c.name} | {fmt(c.ours_median)} | {fmt(c.base_median)} | {ratio} | {c.target} |"
-        )
-    return "\n".join(rows)
-
-
 def baseline_names() -> dict[str, str]:
     return {
         "a": f"`sh` script of {CHAIN} sequential `{BASELINE_CMD}`",
@@ -250,36 +211,13 @@ def details(cases: list[Case], reps: int, quick: bool, elapsed: float, leftovers
     out = []
     names = baseline_names()
     for key, c in zip("abc", cases, strict=True):
-        verdict = {True: "met", False: "missed", None: "not measured"}[c.met]
-        out.append(f"- {c.name}: target {c.target} **{verdict}**; baseline: {names[key]}")
-        out.append(f"  - dockercise samples: {', '.join(f'{s:.3f}' for s in c.ours) or '—'}")
-        out.append(f"  - baseline samples: {', '.join(f'{s:.3f}' for s in c.base) or '—'}")
-        for failure in c.failures:
-            out.append(f"  - FAILED {failure}")
-        out.extend(f"  - {note}" for note in c.notes)
+        out.extend(case_details(c, names[key]))
     out.append(
         f"- {reps} sample(s) each after a warm-up, median shown, dockercise and baseline "
         f"alternating{' (--quick)' if quick else ''}; whole benchmark {elapsed:.0f} s"
     )
     out.append(f"- containers left behind: {leftovers}")
     return "\n".join(out)
-
-
-def machine() -> str:
-    try:
-        server = subprocess.run(
-            ["docker", "version", "--format", "{{.Server.Version}} (API {{.Server.APIVersion}})"],
-            capture_output=True,
-            text=True,
-            timeout=30,
-        ).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        server = "?"
-    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
-    return (
-        f"{platform.system()} {platform.machine()}, {os.cpu_count()} CPU(s), "
-        f"Python {platform.python_version()}, Docker {server}, load average {load:.2f} at start"
-    )
 
 
 # --------------------------------------------------------------------------- containers
@@ -363,18 +301,11 @@ def main() -> None:
     leftovers = "none" if not left else f"{len(left)}: " + "; ".join(left)
     elapsed = time.perf_counter() - started
 
-    stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
-    report = "\n\n".join(
-        [
-            f"# dockercise benchmark ({stamp})",
-            header,
-            table(cases),
-            details(cases, reps, args.quick, elapsed, leftovers),
-        ]
+    publish(
+        "dockercise benchmark",
+        [header, table(cases), details(cases, reps, args.quick, elapsed, leftovers)],
+        args.output,
     )
-    print(report)
-    args.output.write_text(report + "\n", encoding="utf-8")
-    print(f"\nwritten to {args.output}", file=sys.stderr)
 
 
 if __name__ == "__main__":

@@ -14,11 +14,9 @@ import argparse
 import json
 import logging
 import os
-import platform
 import secrets
 import shutil
 import signal
-import socket
 import sqlite3
 import statistics
 import subprocess
@@ -30,16 +28,25 @@ import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 from typing import Any
 
+from common import (
+    IMAGE,
+    Paired,
+    case_details,
+    free_port,
+    machine,
+    publish,
+    table,
+    wait_until,
+)
+
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-IMAGE = "dockercise/busybox"
 BIN = Path(sys.executable).parent
 PAYLOAD = ROOT / "tests" / "webhooks" / "github-payloads" / "push.with-installation.payload.json"
 REPO = "octo/bench"
@@ -123,28 +130,9 @@ end
 
 
 @dataclass
-class Case:
-    name: str
-    target: str
+class Case(Paired):
     unit: str  # "rps" | "ms" | "s"
-    ours: list[float] = field(default_factory=list)
-    base: list[float] = field(default_factory=list)
     met_if: Callable[[float, float | None], bool] | None = None
-    failures: list[str] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)
-
-    @property
-    def ours_median(self) -> float | None:
-        return statistics.median(self.ours) if self.ours else None
-
-    @property
-    def base_median(self) -> float | None:
-        return statistics.median(self.base) if self.base else None
-
-    @property
-    def ratio(self) -> float | None:
-        o, b = self.ours_median, self.base_median
-        return o / b if o is not None and b else None
 
     @property
     def met(self) -> bool | None:
@@ -164,13 +152,6 @@ class Case:
 
 
 # --------------------------------------------------------------------------- processes
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 class Processes:
@@ -216,20 +197,6 @@ def http(
             return int(r.status)
     except urllib.error.HTTPError as e:
         return int(e.code)
-
-
-def wait_until(check: Callable[[], Any], seconds: float, step: float = 0.05) -> Any:
-    deadline = time.monotonic() + seconds
-    while True:
-        try:
-            value = check()
-        except OSError:
-            value = None
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            return None
-        time.sleep(step)
 
 
 def gunicorn(
@@ -518,7 +485,7 @@ def latency(
                 capture_output=True,
             )
             started = wait_until(
-                lambda: events.first("start", "dockercise.bench", tag, sent), 5, 0.01
+                lambda: events.first("start", "dockercise.bench", tag, sent), 5, step=0.01
             )
             if done.returncode != 0 or started is None:
                 case.failures.append(f"baseline: exit {done.returncode} {done.stderr[-200:]!r}")
@@ -587,19 +554,6 @@ def latency(
 # --------------------------------------------------------------------------- report
 
 
-def table(cases: list[Case]) -> str:
-    rows = [
-        "| case | dockercise | baseline | ratio | target |",
-        "| --- | ---: | ---: | ---: | --- |",
-    ]
-    for c in cases:
-        ratio = "n/a" if c.ratio is None else f"{c.ratio:.2f}"
-        rows.append(
-            f"| {c.name} | {c.fmt(c.ours_median)} | {c.fmt(c.base_median)} | {ratio} | {c.target} |"
-        )
-    return "\n".join(rows)
-
-
 def breakdown(timelines: list[Timeline]) -> str:
     if not timelines:
         return "(no build was timed)"
@@ -619,34 +573,18 @@ def breakdown(timelines: list[Timeline]) -> str:
 def details(cases: list[Case], baselines: list[str], header: str) -> str:
     out = []
     for c, base in zip(cases, baselines, strict=True):
-        verdict = {True: "met", False: "missed", None: "not measured"}[c.met]
-        out.append(f"- {c.name}: target {c.target} **{verdict}**; baseline: {base}")
-        out.append(f"  - dockercise samples: {', '.join(c.fmt(s) for s in c.ours) or '—'}")
-        out.append(f"  - baseline samples: {', '.join(c.fmt(s) for s in c.base) or '—'}")
-        out.extend(f"  - FAILED {f}" for f in c.failures)
-        out.extend(f"  - {n}" for n in c.notes)
+        out.extend(case_details(c, base, c.fmt))
     out.append(f"- {header}")
     return "\n".join(out)
 
 
-def machine() -> str:
+def wrk_version() -> str:
+    """wrk's version line without its copyright, for the header line."""
     try:
-        server = subprocess.run(
-            ["docker", "version", "--format", "{{.Server.Version}} (API {{.Server.APIVersion}})"],
-            capture_output=True,
-            text=True,
-            timeout=30,
-        ).stdout.strip()
         wrk = subprocess.run(["wrk", "--version"], capture_output=True, text=True).stdout
     except (OSError, subprocess.SubprocessError):
-        server, wrk = "?", "?"
-    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
-    return (
-        f"{platform.system()} {platform.machine()}, {os.cpu_count()} CPU(s), "
-        f"Python {platform.python_version()}, Docker {server}, "
-        f"{(wrk.splitlines() or ['wrk ?'])[0].split(' Copyright')[0].strip()}, "
-        f"load average {load:.2f} at start"
-    )
+        return "?"
+    return (wrk.splitlines() or ["wrk ?"])[0].split(" Copyright")[0].strip()
 
 
 # --------------------------------------------------------------------------- containers
@@ -724,7 +662,7 @@ def main() -> None:
         sys.exit(f"bench: image {IMAGE} is not on the engine (build images/busybox first)")
 
     started = time.perf_counter()
-    header = machine()
+    header = machine(wrk_version())
     fs = subprocess.run(
         ["df", "--output=fstype", str(args.tmpdir or tempfile.gettempdir())],
         capture_output=True,
@@ -759,10 +697,9 @@ def main() -> None:
         f"`docker run --rm {IMAGE} true`: command issued → the engine's start event "
         f"({samples} builds, each a new commit, after one warm-up build)",
     ]
-    stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
-    report = "\n\n".join(
+    publish(
+        "dockercise bot benchmark",
         [
-            f"# dockercise bot benchmark ({stamp})",
             header,
             table(cases),
             details(
@@ -774,11 +711,9 @@ def main() -> None:
             ),
             "## Where a build's first second goes (case 3, medians)",
             breakdown(timelines),
-        ]
+        ],
+        args.output,
     )
-    print(report)
-    args.output.write_text(report + "\n", encoding="utf-8")
-    print(f"\nwritten to {args.output}", file=sys.stderr)
 
 
 if __name__ == "__main__":

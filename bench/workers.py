@@ -20,21 +20,19 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 
 import docker
 import redis
+from common import IMAGE, free_port, machine, publish, wait_until
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.run import IMAGE, machine  # noqa: E402
 from bot.state_redis import PREFIX, RedisState  # noqa: E402
 from tests.bot.fake_github import FakeGitHub  # noqa: E402
-from tests.bot.running import BIN, Bot, bot_env, free_port, push_payload  # noqa: E402
+from tests.bot.running import BIN, Bot, bot_env, push_payload  # noqa: E402
 
 DOCKERCISE = BIN / "dockercise"
 WORKERS = (1, 2, 4)
@@ -95,14 +93,6 @@ def start_redis(folder: Path) -> tuple[subprocess.Popen[bytes], str]:
         client.close()
 
 
-def wait_until(predicate: Callable[[], object], seconds: float, what: str) -> None:
-    deadline = time.monotonic() + seconds
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise TimeoutError(what)
-        time.sleep(0.05)
-
-
 def consumers_ready(logs: Path, count: int) -> bool:
     text = "".join(p.read_text(errors="replace") for p in logs.glob("*.log"))
     return text.count("Huey consumer started") >= count
@@ -160,17 +150,17 @@ class Cluster:
     def burst(self, shas: list[str], case: Case) -> None:
         start = time.perf_counter()
         self.deliver(shas)
-        wait_until(lambda: self.final(shas), 600, "the burst's final statuses")
+        wait_until(lambda: self.final(shas), 600, what="the burst's final statuses")
         case.wall = time.perf_counter() - start
         case.builds = len(shas)
-        wait_until(lambda: self.done(shas), 60, "the burst's builds to end")
+        wait_until(lambda: self.done(shas), 60, what="the burst's builds to end")
         case.waits = self.waits(shas, case)
 
     def one_by_one(self, shas: list[str], case: Case) -> None:
         for sha in shas:
             one = [sha]
             self.deliver(one)
-            wait_until(lambda: self.done(one), 120, "an idle build to end")  # noqa: B023
+            wait_until(lambda: self.done(one), 120, what="an idle build to end")  # noqa: B023
             case.pickups.extend(self.waits(one, case))
 
 
@@ -182,7 +172,7 @@ def case_workers(cluster: Cluster, count: int, builds: int, tmp: Path) -> Case:
     try:
         for _ in range(count):
             workers.start(str(DOCKERCISE), "worker")
-        wait_until(lambda: consumers_ready(logs, count), 60, "the workers to start")
+        wait_until(lambda: consumers_ready(logs, count), 60, what="the workers to start")
         github = cluster.github
 
         def commits(n: int) -> list[str]:
@@ -192,7 +182,7 @@ def case_workers(cluster: Cluster, count: int, builds: int, tmp: Path) -> Case:
         # one), so every process has imported what a build needs before the clock starts.
         warm = commits(count)
         cluster.deliver(warm)
-        wait_until(lambda: cluster.final(warm), 120, "the warm-up builds")
+        wait_until(lambda: cluster.final(warm), 120, what="the warm-up builds")
         cluster.burst(commits(builds), case)
         cluster.one_by_one(commits(IDLE_SAMPLES), case)
     except TimeoutError as e:
@@ -336,18 +326,11 @@ def main() -> None:
         shutil.rmtree(tmp, ignore_errors=True)
     elapsed = time.perf_counter() - started
 
-    stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
-    report = "\n\n".join(
-        [
-            f"# dockercise scale-out benchmark ({stamp})",
-            header,
-            table(cases),
-            details(cases, builds, elapsed, leftovers),
-        ]
+    publish(
+        "dockercise scale-out benchmark",
+        [header, table(cases), details(cases, builds, elapsed, leftovers)],
+        args.output,
     )
-    print(report)
-    args.output.write_text(report + "\n", encoding="utf-8")
-    print(f"\nwritten to {args.output}", file=sys.stderr)
 
 
 if __name__ == "__main__":
