@@ -129,7 +129,9 @@ class Bot:
 
 def push_payload(github: FakeGitHub, repo: str, sha: str, branch: str = "main") -> dict[str, Any]:
     """A real push delivery (from GitHub's examples), pointed at our repository and commit."""
-    payload = json.loads((PAYLOADS / "push.with-installation.payload.json").read_text())
+    payload: dict[str, Any] = json.loads(
+        (PAYLOADS / "push.with-installation.payload.json").read_text()
+    )
     owner, name = repo.split("/")
     payload.update(
         ref=f"refs/heads/{branch}", before="0" * 39 + "1", after=sha, created=False, deleted=False
@@ -145,7 +147,9 @@ def push_payload(github: FakeGitHub, repo: str, sha: str, branch: str = "main") 
 def pull_request_payload(
     github: FakeGitHub, repo: str, number: int, sha: str, head_repo: str
 ) -> dict[str, Any]:
-    payload = json.loads((PAYLOADS / "pull_request.opened.payload.json").read_text())
+    payload: dict[str, Any] = json.loads(
+        (PAYLOADS / "pull_request.opened.payload.json").read_text()
+    )
     owner, name = repo.split("/")
     payload["number"] = number
     payload["installation"] = {"id": github.installation_id}
