@@ -70,10 +70,14 @@ class Outcome:
         return self.results / self.run_id
 
     def run_json(self) -> dict[str, Any]:
-        return json.loads((self.run_dir / "run.json").read_text())
+        return self._json("run.json")
 
     def stage(self, name: str) -> dict[str, Any]:
-        return json.loads((self.run_dir / f"{name}.json").read_text(encoding="utf-8"))
+        return self._json(f"{name}.json")
+
+    def _json(self, name: str) -> dict[str, Any]:
+        data: dict[str, Any] = json.loads((self.run_dir / name).read_text(encoding="utf-8"))
+        return data
 
     def log(self, name: str) -> str:
         return (self.run_dir / f"{name}.log").read_text(encoding="utf-8")
