@@ -14,6 +14,7 @@ from github import Auth, Github, GithubException, GithubIntegration
 
 from bot.statuses import CommitStatus
 from runner.errors import DockerciseError
+from runner.pipeline import is_pipeline_path
 
 __all__ = ["GitHubApp", "GitHubFailed", "Installation"]
 
@@ -55,6 +56,21 @@ class Installation:
             )
         except (GithubException, OSError) as e:
             raise GitHubFailed(f"cannot post the {status.context} status: {_explain(e)}") from None
+
+    def pipeline_files(self, full_name: str, sha: str) -> dict[str, str]:
+        """The commit's pipeline files (path -> text), read through the API: no clone needed."""
+        try:
+            repo = self.client.get_repo(full_name)
+            tree = repo.get_git_tree(sha, recursive=True)
+            paths = [e.path for e in tree.tree if e.type == "blob" and is_pipeline_path(e.path)]
+            found = {}
+            for path in paths:
+                content = repo.get_contents(path, ref=sha)
+                if not isinstance(content, list):  # a list would mean a folder
+                    found[path] = content.decoded_content.decode("utf-8", "replace")
+            return found
+        except (GithubException, OSError) as e:
+            raise GitHubFailed(f"cannot read the pipeline of {sha[:12]}: {_explain(e)}") from None
 
     def default_branch_head(self, full_name: str) -> tuple[str, str]:
         """(branch, sha) of the repository's default branch."""

@@ -89,6 +89,7 @@ def make_queue(settings: Settings) -> BotQueue:
     def enqueue(job: Job) -> None:
         if state.record(job) is None:
             build(job.to_json())
+            state.handed_over(job.id)
 
     @huey.task(name="upstream-green")
     def upstream_green(event: dict[str, str]) -> None:

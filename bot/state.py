@@ -39,6 +39,7 @@ create table if not exists builds (
     worker text,
     heartbeat real,
     attempts integer not null default 0,
+    handed integer not null default 0,
     created real not null,
     state text
 );
@@ -136,6 +137,8 @@ class StateStore(Protocol):
 
     def record(self, job: Job) -> str | None: ...
     def job_for(self, delivery: str) -> Job | None: ...
+    def handed_over(self, build_id: str) -> None: ...
+    def orphans(self, older_than: float) -> list[Build]: ...
     def start(self, build_id: str, worker: str) -> bool: ...
     def beat(self, build_id: str) -> None: ...
     def set_run(self, build_id: str, run_id: str) -> None: ...
@@ -235,6 +238,17 @@ class State:
         with self._db() as db:
             row = db.execute("select job from builds where delivery = ?", (delivery,)).fetchone()
         return Job.from_json(row[0]) if row else None
+
+    def handed_over(self, build_id: str) -> None:
+        """The build's task is on the queue (after the `pending` status, so never before it)."""
+        with self._db() as db:
+            db.execute("update builds set handed = 1 where id = ?", (build_id,))
+
+    def orphans(self, older_than: float) -> list[Build]:
+        """Recorded builds never handed to the queue (their web process died before)."""
+        return self._builds(
+            "where status = 'queued' and handed = 0 and created < ?", (time.time() - older_than,)
+        )
 
     def start(self, build_id: str, worker: str) -> bool:
         """Claim a queued build for this worker; False when another has it or it is done."""

@@ -52,6 +52,7 @@ end
 redis.call('HSET', KEYS[1], 'id', ARGV[1], 'job', ARGV[2], 'repo', ARGV[3], 'sha', ARGV[4],
            'status', 'queued', 'attempts', 0, 'created', now)
 redis.call('ZADD', KEYS[3], now, ARGV[1])
+redis.call('ZADD', KEYS[4], now, ARGV[1])
 return false
 """
 )
@@ -173,10 +174,22 @@ class RedisState:
                 self._key("build", job.id),
                 self._key("delivery", job.delivery or ""),
                 self._key("builds"),
+                self._key("unhanded"),
             ],
             args=[job.id, job.to_json(), job.repo, job.sha, job.delivery or "", self.prefix],
         )
         return None if why is None else str(why)
+
+    def handed_over(self, build_id: str) -> None:
+        """The build's task is on the queue (after the `pending` status, so never before it)."""
+        self.redis.zrem(self._key("unhanded"), build_id)
+
+    def orphans(self, older_than: float) -> list[Build]:
+        """Recorded builds never handed to the queue (their web process died before)."""
+        seconds, micros = self.redis.time()
+        before = seconds + micros / 1_000_000 - older_than
+        ids = self.redis.zrangebyscore(self._key("unhanded"), "-inf", before)
+        return [b for b in self._load([str(i) for i in ids]) if b.status == "queued"]
 
     def job_for(self, delivery: str) -> Job | None:
         build_id = self.redis.get(self._key("delivery", delivery))

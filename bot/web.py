@@ -11,7 +11,9 @@ from collections.abc import Callable, Mapping
 
 from flask import Flask
 
+from bot.announce import Announcer
 from bot.builds import new_build_id
+from bot.github_api import GitHubApp
 from bot.queue import BotQueue, make_queue
 from bot.settings import Settings, load_settings
 from bot.state import Job
@@ -81,6 +83,8 @@ def create_bot_app(
     """The bot's Flask app, its settings read once from `env` (default: the environment)."""
     settings = settings or load_settings(env)
     queue = queue or make_queue(settings)
+    github = GitHubApp(settings.app_id, settings.private_key, settings.api_url)
+    announcer = Announcer(github, queue.state, queue.enqueue)
 
     def on_github_event(event: Event) -> str | None:
         job = job_for(event)
@@ -92,7 +96,7 @@ def create_bot_app(
             return why
         if job.delivery is not None:
             job = queue.state.job_for(job.delivery) or job  # a redelivery reuses its build
-        queue.enqueue(job)
+        announcer.submit(job)  # `pending`, then the queue: after this answer has left
         return None
 
     def on_dockercise_event(event: RemoteBuildComplete) -> str | None:

@@ -25,7 +25,7 @@ from runner import dag, yaml12
 from runner.errors import CycleError, PipelineInvalid, Problem
 from runner.model import CODE, EnvItem, Meta, Mount, MountKind, Pipeline, Stage, Triggers, When
 
-__all__ = ["PIPELINE_GLOBS", "find_files", "load", "parse_duration", "schema"]
+__all__ = ["PIPELINE_GLOBS", "find_files", "is_pipeline_path", "load", "parse_duration", "schema"]
 
 PIPELINE_GLOBS = ("dockercise.yml", "*.dockercise.yml", "*.dockercise.yaml")
 _SKIP_DIRS = {".git", "node_modules"}
@@ -64,6 +64,14 @@ def _is_pipeline_file(name: str) -> bool:
     return name in (".dockercise.yml", "dockercise.yml") or name.endswith(
         (".dockercise.yml", ".dockercise.yaml")
     )
+
+
+def is_pipeline_path(relpath: str) -> bool:
+    """Whether `find_files` would take this path (relative, `/`-separated): for file lists
+    that come from elsewhere than a disk, such as a commit's tree on GitHub."""
+    *folders, name = relpath.split("/")
+    skipped = any(f in _SKIP_DIRS or f.startswith(".") for f in folders)
+    return not skipped and _is_pipeline_file(name)
 
 
 def find_files(root: Path) -> list[Path]:

@@ -244,6 +244,49 @@ class FakeGitHub:
                 }
             )
 
+        @app.get("/repos/<owner>/<name>/git/trees/<sha>")
+        def tree(owner: str, name: str, sha: str) -> Any:
+            if not self._installation_token_ok():
+                return denied()
+            bare = self.repos / owner / f"{name}.git"
+            try:
+                listing = _git("ls-tree", "-r", "--full-tree", sha, cwd=bare)
+            except subprocess.CalledProcessError:
+                return jsonify({"message": "Not Found"}), 404
+            entries = []
+            for line in listing.splitlines():
+                meta, path = line.split("\t", 1)
+                mode, kind, blob = meta.split()
+                entries.append({"path": path, "mode": mode, "type": kind, "sha": blob})
+            url = f"{self.url}/repos/{owner}/{name}/git/trees/{sha}"
+            return jsonify({"sha": sha, "url": url, "tree": entries, "truncated": False})
+
+        @app.get("/repos/<owner>/<name>/contents/<path:path>")
+        def contents(owner: str, name: str, path: str) -> Any:
+            if not self._installation_token_ok():
+                return denied()
+            bare = self.repos / owner / f"{name}.git"
+            ref = request.args.get("ref", "HEAD")
+            try:
+                data = subprocess.run(
+                    ["git", "show", f"{ref}:{path}"], cwd=bare, check=True, capture_output=True
+                ).stdout
+            except subprocess.CalledProcessError:
+                return jsonify({"message": "Not Found"}), 404
+            url = f"{self.url}/repos/{owner}/{name}/contents/{path}?ref={ref}"
+            return jsonify(
+                {
+                    "type": "file",
+                    "encoding": "base64",
+                    "size": len(data),
+                    "name": path.rsplit("/", 1)[-1],
+                    "path": path,
+                    "content": base64.b64encode(data).decode(),
+                    "sha": "0" * 40,
+                    "url": url,
+                }
+            )
+
         @app.get("/repos/<owner>/<name>/branches/<branch>")
         def branch(owner: str, name: str, branch: str) -> Any:
             if not self._installation_token_ok():

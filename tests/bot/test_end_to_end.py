@@ -27,7 +27,11 @@ def test_pushes_build_and_report(bot: Bot, github: FakeGitHub) -> None:
     assert bot.deliver("push", push_payload(github, "octo/app", good), "delivery-1") == 202
     status = final_status(github, good)
     assert status["state"] == "success", bot.output()
-    assert [s["state"] for s in github.statuses_for(good)] == ["pending", "success"]
+    assert [(s["state"], s["description"]) for s in github.statuses_for(good)] == [
+        ("pending", "build queued"),
+        ("pending", "build running"),
+        ("success", "1 of 1 stages passed"),
+    ]
     with urllib.request.urlopen(status["target_url"], timeout=10) as page:
         assert page.status == 200
         assert "test" in page.read().decode()
@@ -71,7 +75,7 @@ def test_bad_signature_and_duplicate_deliveries(bot: Bot, github: FakeGitHub) ->
     final_status(github, sha)
     assert bot.deliver("push", payload, "once") == 200  # redelivered: already built
     time.sleep(2)
-    assert [s["state"] for s in github.statuses_for(sha)] == ["pending", "success"]
+    assert [s["state"] for s in github.statuses_for(sha)] == ["pending", "pending", "success"]
 
 
 def test_a_killed_worker_still_ends_with_a_final_status(
@@ -91,7 +95,7 @@ def test_a_killed_worker_still_ends_with_a_final_status(
     (container,) = wait_for(running, 60)
     server.send_signal(signal.SIGKILL)
     server.wait()
-    assert [s["state"] for s in github.statuses_for(sha)] == ["pending"]
+    assert [s["state"] for s in github.statuses_for(sha)] == ["pending", "pending"]
     time.sleep(4)  # longer than DOCKERCISE_STALE_AFTER: the build's heartbeat is gone
     bot.serve()
     status = final_status(github, sha, 90)
@@ -123,9 +127,23 @@ def test_a_queued_build_survives_a_restart(bot: Bot, github: FakeGitHub) -> None
     bot.wait_healthy()
     sha = github.push("octo/app", {".dockercise.yml": PASSING})
     assert bot.deliver("push", push_payload(github, "octo/app", sha), "queued-1") == 202
-    time.sleep(1)
-    assert github.statuses_for(sha) == []  # queued: no consumer runs yet
+    queued = wait_for(lambda: github.statuses_for(sha))  # announced while no consumer runs
+    assert [(s["state"], s["description"]) for s in queued] == [("pending", "build queued")]
     web.send_signal(signal.SIGTERM)
     web.wait(timeout=20)
     bot.serve()  # a new process, the same queue on disk
     assert final_status(github, sha)["state"] == "success", bot.output()
+
+
+def test_no_status_without_a_pipeline_or_for_a_refused_branch(bot: Bot, github: FakeGitHub) -> None:
+    bot.serve()
+    plain = github.push("octo/plain", {"README": "no pipeline\n"})
+    assert bot.deliver("push", push_payload(github, "octo/plain", plain), "plain-1") == 202
+    only_main = "meta: {on: {push: {branches: [main]}}}\n" + PASSING
+    github.push("octo/app", {".dockercise.yml": only_main})
+    topic = github.push("octo/app", {"x": "1\n"}, branch="topic")
+    assert bot.deliver("push", push_payload(github, "octo/app", topic, "topic"), "topic-1") == 202
+    time.sleep(3)
+    assert github.statuses_for(plain) == []
+    assert github.statuses_for(topic) == []
+    assert not any(c[1].endswith("/info/refs") for c in github.calls)  # nothing was cloned

@@ -111,7 +111,7 @@ def test_many_pushes_each_built_once_and_a_dead_worker_settled(
         assert final_status(github, sha, 90)["state"] == "success", bot.output()
     time.sleep(1)  # a second build of any commit would have posted by now
     for sha in shas:
-        assert [s["state"] for s in github.statuses_for(sha)] == ["pending", "success"]
+        assert [s["state"] for s in github.statuses_for(sha)] == ["pending", "pending", "success"]
     done = builds(fresh_redis)
     assert len(done) == PUSHES
     assert {(b.status, b.state, b.attempts) for b in done} == {("done", "success", 1)}
@@ -152,11 +152,12 @@ def test_many_pushes_each_built_once_and_a_dead_worker_settled(
     victim.wait()
 
     wait_for(lambda: "presumed dead" in status_output(bot), 30)  # DOCKERCISE_STALE_AFTER=3
-    assert [s["state"] for s in github.statuses_for(slow)] == ["pending"]
+    assert [s["state"] for s in github.statuses_for(slow)] == ["pending", "pending"]
     start_worker(bot, 3, 1)  # its start-up reap settles the dead build
     assert final_status(github, slow, 60)["state"] == "success", bot.output()
     states = [s["state"] for s in github.statuses_for(slow)]
-    assert states == ["pending", "pending", "pending", "success"], states  # died, re-queued
+    # queued, running, died and re-queued, running again, done
+    assert states == ["pending", "pending", "pending", "pending", "success"], states
     (again,) = [b for b in builds(fresh_redis) if b.job.sha == slow]
     assert (again.state, again.attempts) == ("success", 2)
     assert again.worker != build.worker

@@ -246,3 +246,14 @@ def test_a_lease_lets_one_holder_do_a_chore_until_it_runs_out(store: StateStore)
     assert store.lease("other", 0.3)
     time.sleep(0.4)
     assert store.lease("minutely", 0.3)
+
+
+def test_a_build_never_handed_to_the_queue_is_an_orphan(store: StateStore) -> None:
+    assert store.record(job("lost")) is None
+    assert store.record(job("handed")) is None
+    store.handed_over("handed")
+    assert store.orphans(3600) == []  # too young to be an orphan
+    time.sleep(0.05)
+    assert [b.job.id for b in store.orphans(0.01)] == ["lost"]
+    assert store.start("lost", "w1")
+    assert store.orphans(0.01) == []  # claimed: not an orphan any more
