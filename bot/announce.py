@@ -11,9 +11,10 @@ an orphan; the reaper queues it.
 from __future__ import annotations
 
 import logging
+import queue
 import tempfile
+import threading
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from bot import statuses
@@ -60,19 +61,34 @@ def announce(github: GitHubApp, state: StateStore, enqueue: Callable[[Job], None
 
 
 class Announcer:
-    """A few threads of the web process that announce and queue builds after the answer."""
+    """A few daemon threads of the web process that announce and queue builds after the answer.
+
+    The backlog is bounded: in a burst, builds past it are queued unannounced
+    (the worker still posts `pending` when it starts). Daemon threads do not
+    hold a stopping process; what they leave is queued by the reaper.
+    """
+
+    BACKLOG = 256
 
     def __init__(self, github: GitHubApp, state: StateStore, enqueue: Callable[[Job], None]):
         self.github = github
         self.state = state
         self.enqueue = enqueue
-        self.pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="announce")
+        self.jobs: queue.Queue[Job] = queue.Queue(maxsize=self.BACKLOG)
+        for n in range(4):
+            threading.Thread(target=self._work, name=f"announce-{n}", daemon=True).start()
 
     def submit(self, job: Job) -> None:
-        self.pool.submit(self._guarded, job)
-
-    def _guarded(self, job: Job) -> None:
         try:
-            announce(self.github, self.state, self.enqueue, job)
-        except Exception:  # the thread's one catch-all: the reaper queues the orphan later
-            log.exception("cannot announce build %s of %s", job.id, job.repo)
+            self.jobs.put_nowait(job)
+        except queue.Full:
+            self.enqueue(job)
+            self.state.handed_over(job.id)
+
+    def _work(self) -> None:
+        while True:
+            job = self.jobs.get()
+            try:
+                announce(self.github, self.state, self.enqueue, job)
+            except Exception:  # the thread's one catch-all: the reaper queues the orphan later
+                log.exception("cannot announce build %s of %s", job.id, job.repo)

@@ -28,9 +28,9 @@ def _consume(queue: object, workers: int) -> None:
     if handled:
         logging.getLogger("dockercise.bot").warning("settled %d dead build(s)", len(handled))
     # An idle consumer polls less and less often (Huey's default reaches 10 s): cap it, so
-    # a push to an idle bot starts building within half a second.
+    # a push to an idle bot starts building within a fifth of a second.
     consumer = queue.huey.create_consumer(
-        workers=workers, worker_type="thread", periodic=True, max_delay=0.5
+        workers=workers, worker_type="thread", periodic=True, max_delay=0.2
     )
     consumer.run()
 
