@@ -47,13 +47,15 @@ from common import (
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from tests.bot.running import WEBHOOK_SECRET  # noqa: E402 - after the path is set
+from tests.bot.running import bot_env as settings_for  # noqa: E402
+from tests.bot.running import push_payload as delivery  # noqa: E402
+
 BIN = Path(sys.executable).parent
-PAYLOAD = ROOT / "tests" / "webhooks" / "github-payloads" / "push.with-installation.payload.json"
 REPO = "octo/bench"
 WRK_THREADS = 2
 WRK_CONNECTIONS = 8
 GUNICORN_WORKERS = 2
-WEBHOOK_SECRET = "webhook-secret-for-the-benchmark"
 
 Call = tuple[float, float, str, str]
 """One request to the fake GitHub: started, answered (time.time()), path, method."""
@@ -218,31 +220,13 @@ def gunicorn(
 
 
 def bot_env(github: Any, where: Path, port: int) -> dict[str, str]:
-    """The bot's settings (the README's names), pointing at the fake GitHub and into `where`."""
-    return {
-        "GITHUB_APP_ID": str(github.app_id),
-        "GITHUB_PRIVATE_KEY": github.private_key,
-        "GITHUB_WEBHOOK_SECRET": WEBHOOK_SECRET,
-        "GITHUB_API_URL": github.url,
-        "DOCKERCISE_PUBLIC_URL": f"http://127.0.0.1:{port}",
-        "DOCKERCISE_DATA_DIR": str(where / "bot-data"),
-        "DOCKERCISE_RESULTS": str(where / "results"),
-    }
+    """The bot's settings, as the bot's tests set them (the README's names)."""
+    return settings_for(github, where, port)
 
 
-def push_payload(github: Any, sha: str, branch: str = "main") -> dict[str, Any]:
+def push_payload(github: Any, sha: str) -> dict[str, Any]:
     """GitHub's example push delivery, pointed at our repository and commit."""
-    payload: dict[str, Any] = json.loads(PAYLOAD.read_text())
-    owner, name = REPO.split("/")
-    payload.update(
-        ref=f"refs/heads/{branch}", before="0" * 39 + "1", after=sha, created=False, deleted=False
-    )
-    payload["installation"] = {"id": github.installation_id}
-    payload["repository"].update(
-        name=name, full_name=REPO, clone_url=github.clone_url(REPO), default_branch="main"
-    )
-    payload["repository"]["owner"]["login"] = owner
-    return payload
+    return delivery(github, REPO, sha)
 
 
 # --------------------------------------------------------------------------- (1) ingestion
