@@ -24,7 +24,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import docker
-import redis
 from common import IMAGE, free_port, machine, publish, wait_until
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -32,7 +31,7 @@ sys.path.insert(0, str(ROOT))
 
 from bot.state_redis import PREFIX, RedisState  # noqa: E402
 from tests.bot.fake_github import FakeGitHub  # noqa: E402
-from tests.bot.running import BIN, Bot, bot_env, push_payload  # noqa: E402
+from tests.bot.running import BIN, Bot, bot_env, push_payload, start_redis  # noqa: E402
 
 DOCKERCISE = BIN / "dockercise"
 WORKERS = (1, 2, 4)
@@ -65,32 +64,6 @@ class Case:
 
 
 # --------------------------------------------------------------------------- processes
-
-
-def start_redis(folder: Path) -> tuple[subprocess.Popen[bytes], str]:
-    port = free_port()
-    nothing_saved = ["--save", "", "--appendonly", "no"]
-    proc = subprocess.Popen(
-        ["redis-server", "--port", str(port), "--bind", "127.0.0.1", *nothing_saved],
-        cwd=folder,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    url = f"redis://127.0.0.1:{port}/0"
-    client = redis.Redis.from_url(url)
-    try:
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                client.ping()
-                return proc, url
-            except redis.ConnectionError:
-                if time.monotonic() > deadline or proc.poll() is not None:
-                    proc.kill()
-                    raise SystemExit("bench: redis-server did not start") from None
-                time.sleep(0.05)
-    finally:
-        client.close()
 
 
 def consumers_ready(logs: Path, count: int) -> bool:

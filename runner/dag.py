@@ -8,7 +8,7 @@ from collections.abc import Iterable, Mapping
 
 from runner.errors import CycleError, UsageError
 
-__all__ = ["check_acyclic", "edges", "format_graph", "order", "select"]
+__all__ = ["edges", "format_graph", "order", "select"]
 
 
 def order(deps: Mapping[str, Iterable[str]]) -> list[str]:
@@ -22,9 +22,6 @@ def order(deps: Mapping[str, Iterable[str]]) -> list[str]:
     except graphlib.CycleError as e:
         cycle: list[str] = list(e.args[1])
         raise CycleError(cycle) from None
-
-
-check_acyclic = order
 
 
 def select(deps: Mapping[str, Iterable[str]], targets: Iterable[str]) -> set[str]:

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
-import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -13,7 +10,7 @@ import redis
 
 from bot.settings import Settings, load_settings
 from tests.bot.fake_github import FakeGitHub
-from tests.bot.running import Bot, bot_env, free_port
+from tests.bot.running import Bot, bot_env, free_port, start_redis
 
 
 @pytest.fixture
@@ -41,33 +38,10 @@ def bot(github: FakeGitHub, tmp_path: Path) -> Iterator[Bot]:
 @pytest.fixture(scope="session")
 def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A private `redis-server` on a free loopback port, nothing persisted, for this session."""
-    server = shutil.which("redis-server")
-    assert server, "redis-server not found: run scripts/setup --test (Debian: redis-server)"
-    port = free_port()
-    folder = tmp_path_factory.mktemp("redis")
-    log = (folder / "redis.log").open("wb")
-    proc = subprocess.Popen(
-        [server, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
-        cwd=folder,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    log.close()
-    url = f"redis://127.0.0.1:{port}/0"
-    client = redis.Redis.from_url(url)
+    proc, url = start_redis(tmp_path_factory.mktemp("redis"))
     try:
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                client.ping()
-                break
-            except redis.ConnectionError:
-                assert proc.poll() is None, (folder / "redis.log").read_text()
-                assert time.monotonic() < deadline, "redis-server did not answer in 10 s"
-                time.sleep(0.05)
         yield url
     finally:
-        client.close()
         proc.terminate()
         proc.wait(timeout=10)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -170,3 +171,51 @@ def final_status(github: FakeGitHub, sha: str, seconds: float = 60) -> dict[str,
 
     found: dict[str, Any] = wait_for(final, seconds)
     return found
+
+
+def start_redis(folder: Path) -> tuple[subprocess.Popen[bytes], str]:
+    """A private `redis-server` on a free loopback port, nothing persisted; (process, URL).
+
+    For the bot's tests and benchmarks; the caller terminates the process.
+    """
+    import redis
+
+    server = shutil.which("redis-server")
+    if server is None:
+        raise RuntimeError(
+            "redis-server not found: run scripts/setup --test (Debian: redis-server)"
+        )
+    port = free_port()
+    with (folder / "redis.log").open("wb") as log:
+        proc = subprocess.Popen(
+            [
+                server,
+                "--port",
+                str(port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ],
+            cwd=folder,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    url = f"redis://127.0.0.1:{port}/0"
+    client = redis.Redis.from_url(url)
+    try:
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                client.ping()
+                return proc, url
+            except redis.ConnectionError:
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    proc.kill()
+                    log_text = (folder / "redis.log").read_text(errors="replace")
+                    raise RuntimeError(f"redis-server did not answer in 10 s: {log_text}") from None
+                time.sleep(0.05)
+    finally:
+        client.close()

@@ -64,8 +64,6 @@ def test_cycle_error_carries_the_cycle(deps: dict[str, set[str]], members: set[s
         assert before in deps[after]  # printed in the order stages would run
     assert str(caught.value) == "dependency cycle: " + " -> ".join(cycle)
     assert caught.value.exit_code == 2
-    with pytest.raises(CycleError):
-        dag.check_acyclic(deps)
 
 
 @pytest.mark.parametrize(
