@@ -1,20 +1,23 @@
 """`pending` as soon as a build is queued (SPEC §8, issue: the GitHub App).
 
-The web process hands each recorded build to an Announcer thread, off the
-request: it reads the commit's pipeline files through the API, and only when
-the commit has a pipeline that wants this build does it post `pending` --
-then, and only then, it puts the build on the queue, so no final status can
-ever be overtaken by this one. A build whose web process died before that is
-an orphan; the reaper queues it.
+The web process only records a delivery and answers; reading the commit's
+pipeline and posting statuses is GitHub round trips it must not pay for,
+and a burst of deliveries would otherwise spend the web process on them.
+Announcer threads run in every queue consumer (`dockercise serve`,
+`dockercise worker`): each claims a recorded build, reads the commit's
+pipeline files through the API, and only when the commit has a pipeline that
+wants the build does it post `pending` -- then, and only then, it puts the
+build on the queue, so no final status can ever be overtaken by this one.
+A build whose announcer died is claimed again after the state's lease.
 """
 
 from __future__ import annotations
 
 import logging
-import queue
 import tempfile
 import threading
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from bot import statuses
@@ -61,34 +64,52 @@ def announce(github: GitHubApp, state: StateStore, enqueue: Callable[[Job], None
 
 
 class Announcer:
-    """A few daemon threads of the web process that announce and queue builds after the answer.
+    """A poller thread of a consumer process, and a few threads announcing what it claims.
 
-    The backlog is bounded: in a burst, builds past it are queued unannounced
-    (the worker still posts `pending` when it starts). Daemon threads do not
-    hold a stopping process; what they leave is queued by the reaper.
+    The poller reads the state every POLL seconds while there is nothing to
+    do (one small index), so a delivery is announced within about that.
     """
 
-    BACKLOG = 256
+    POLL = 0.05
+    THREADS = 4
 
     def __init__(self, github: GitHubApp, state: StateStore, enqueue: Callable[[Job], None]):
         self.github = github
         self.state = state
         self.enqueue = enqueue
-        self.jobs: queue.Queue[Job] = queue.Queue(maxsize=self.BACKLOG)
-        for n in range(4):
-            threading.Thread(target=self._work, name=f"announce-{n}", daemon=True).start()
+        self._stop = threading.Event()
+        self._free = threading.Semaphore(self.THREADS)
+        self._pool = ThreadPoolExecutor(self.THREADS, thread_name_prefix="announce")
+        self._poller = threading.Thread(target=self._poll, name="announce-poll", daemon=True)
 
-    def submit(self, job: Job) -> None:
-        try:
-            self.jobs.put_nowait(job)
-        except queue.Full:
-            self.enqueue(job)
-            self.state.handed_over(job.id)
+    def start(self) -> None:
+        self._poller.start()
 
-    def _work(self) -> None:
-        while True:
-            job = self.jobs.get()
+    def stop(self) -> None:
+        """Finish the builds in hand; what is left stays recorded for the next announcer."""
+        self._stop.set()
+        if self._poller.is_alive():
+            self._poller.join(timeout=10)
+        self._pool.shutdown(wait=True, cancel_futures=True)
+
+    def _poll(self) -> None:
+        while not self._stop.is_set():
+            self._free.acquire()  # a thread is free: only then claim, so none waits claimed
             try:
-                announce(self.github, self.state, self.enqueue, job)
-            except Exception:  # the thread's one catch-all: the reaper queues the orphan later
-                log.exception("cannot announce build %s of %s", job.id, job.repo)
+                jobs = self.state.claim_unannounced(1)
+            except Exception:  # the state is unreachable for now: try again shortly
+                log.exception("cannot look for builds to announce")
+                jobs = []
+            if not jobs:
+                self._free.release()
+                self._stop.wait(self.POLL)
+                continue
+            self._pool.submit(self._announce, jobs[0])
+
+    def _announce(self, job: Job) -> None:
+        try:
+            announce(self.github, self.state, self.enqueue, job)
+        except Exception:  # the thread's one catch-all: the lease offers it again later
+            log.exception("cannot announce build %s of %s", job.id, job.repo)
+        finally:
+            self._free.release()

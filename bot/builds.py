@@ -13,6 +13,7 @@ import secrets as secrets_module
 import shutil
 import threading
 from collections.abc import Callable
+from concurrent.futures import Future
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -113,6 +114,33 @@ def new_build_id() -> str:
     return secrets_module.token_hex(8)
 
 
+def _post_meanwhile(installation: Installation, job: Job, what: str) -> Future[None]:
+    """Post `pending` while the build goes on.
+
+    Writes to one installation are spaced (`bot.github_api`), and the
+    announcer has just posted `build queued`: waiting here would hold the
+    first container back by that spacing.
+    """
+    posted: Future[None] = Future()
+
+    def post() -> None:
+        try:
+            installation.post_status(job.repo, job.sha, statuses.pending(what=what))
+            posted.set_result(None)
+        except BaseException as e:  # handed to whoever waits for it
+            posted.set_exception(e)
+
+    threading.Thread(target=post, name=f"status-{job.id}", daemon=True).start()
+    return posted
+
+
+def _settle(posted: Future[None], job: Job) -> None:
+    try:
+        posted.result()
+    except DockerciseError as e:  # the final status says what matters
+        log.warning("build %s of %s: %s", job.id, job.repo, e)
+
+
 class Builder:
     def __init__(
         self,
@@ -203,9 +231,12 @@ class Builder:
             log.info("not building %s@%s: %s", job.repo, job.sha[:12], why)
             return "filtered"
         watching = job.kind == "watch"
-        if not watching:
-            installation.post_status(job.repo, job.sha, statuses.pending(what="build running"))
-        run = self._engine_run(job, loaded, workdir, installation, masker)
+        running = None if watching else _post_meanwhile(installation, job, "build running")
+        try:
+            run = self._engine_run(job, loaded, workdir, installation, masker)
+        finally:
+            if running is not None:  # whatever comes next is posted after it
+                _settle(running, job)
         if watching:
             return self._compare_watch(job, run)
         final = statuses.for_run(run, results_url(self.settings.public_url, job.repo, run.id))

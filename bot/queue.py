@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from huey import Huey, RedisHuey, SqliteHuey, crontab
 from huey.storage import SqliteStorage
 
+from bot.announce import Announcer
 from bot.builds import Builder
 from bot.github_api import GitHubApp
 from bot.outgoing import downstream_jobs, each_target, send_event
@@ -39,6 +40,8 @@ class BotQueue:
     """Queue a recorded build (the web process records it first, for deduplication)."""
     reap: Callable[[], list[str]]
     upstream_green: Callable[[dict[str, str]], None]
+    announcer: Announcer
+    """Started by the consumers: announces and queues what the web process recorded."""
 
 
 class _SqliteStorage(SqliteStorage):  # type: ignore[misc]
@@ -87,9 +90,10 @@ def make_queue(settings: Settings) -> BotQueue:
         )
 
     def enqueue(job: Job) -> None:
-        if state.record(job) is None:
-            build(job.to_json())
-            state.handed_over(job.id)
+        recorded = state.record(job)
+        if not isinstance(recorded, str):
+            build(recorded.to_json())
+            state.handed_over(recorded.id)
 
     @huey.task(name="upstream-green")
     def upstream_green(event: dict[str, str]) -> None:
@@ -108,4 +112,5 @@ def make_queue(settings: Settings) -> BotQueue:
     def requeue(job: Job) -> None:
         build(job.to_json())
 
-    return BotQueue(huey, state, requeue, reaper.reap, lambda e: upstream_green(e))
+    announcer = Announcer(github, state, requeue)
+    return BotQueue(huey, state, requeue, reaper.reap, lambda e: upstream_green(e), announcer)

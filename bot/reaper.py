@@ -23,8 +23,6 @@ __all__ = ["Reaper"]
 log = logging.getLogger("dockercise.bot")
 
 MAX_ATTEMPTS = 2
-ORPHANED_AFTER = 60.0
-"""Seconds after which a recorded build that no web process queued is queued by a reaper."""
 
 
 class Reaper:
@@ -52,13 +50,6 @@ class Reaper:
             except DockerciseError:
                 log.exception("cannot settle dead build %s", build.job.id)
             handled.append(build.job.id)
-        for orphan in self.state.orphans(ORPHANED_AFTER):
-            log.warning(
-                "build %s of %s was never queued; queuing it", orphan.job.id, orphan.job.repo
-            )
-            self.enqueue(orphan.job)  # claimed once, so a late original does no harm
-            self.state.handed_over(orphan.job.id)
-            handled.append(orphan.job.id)
         return handled
 
     def _clean(self, build: Build) -> None:

@@ -28,11 +28,16 @@ def _consume(queue: object, workers: int) -> None:
     if handled:
         logging.getLogger("dockercise.bot").warning("settled %d dead build(s)", len(handled))
     # An idle consumer polls less and less often (Huey's default reaches 10 s): cap it, so
-    # a push to an idle bot starts building within a fifth of a second.
+    # a push to an idle bot starts building within a fifth of a second of the delivery
+    # (the announcer's poll, the API round trips, this poll).
     consumer = queue.huey.create_consumer(
-        workers=workers, worker_type="thread", periodic=True, max_delay=0.2
+        workers=workers, worker_type="thread", periodic=True, initial_delay=0.05, max_delay=0.1
     )
-    consumer.run()
+    queue.announcer.start()
+    try:
+        consumer.run()
+    finally:
+        queue.announcer.stop()
 
 
 @click.command()

@@ -10,7 +10,9 @@ Keys, all under `dockercise:`:
 
 - `build:<id>` hash: the job (JSON), status, worker, heartbeat, attempts, ...
 - `builds` sorted set of build ids by creation time (`recent`);
-  `running` set of running build ids (`stale`); `delivery:<id>` -> build id
+  `running` set of running build ids (`stale`); `delivery:<id>` -> build id;
+  `unhanded` sorted set of builds not on the queue yet, scored by the time
+  from which an announcer may claim them (`claim_unannounced`)
 - `pipeline:<repo>` hash and `pipelines` (repos, lexically ordered)
 - `event:<run id>` (JSON) and `green:<pipeline>` / `green:<pipeline>:<ref>`:
   run ids of green builds, all scored 0 so ZRANGEBYLEX finds the first after one
@@ -24,7 +26,7 @@ from typing import Any
 
 import redis
 
-from bot.state import Build, Job, Known
+from bot.state import ANNOUNCE_LEASE, Build, Job, Known
 
 __all__ = ["PREFIX", "RedisState"]
 
@@ -41,10 +43,11 @@ _RECORD = (
 if ARGV[5] ~= '' then
   local existing = redis.call('GET', KEYS[2])
   if existing then
-    if redis.call('HGET', ARGV[6] .. 'build:' .. existing, 'status') == 'queued' then
-      return false
+    local build = ARGV[6] .. 'build:' .. existing
+    if redis.call('HGET', build, 'status') == 'queued' then
+      return {'again', redis.call('HGET', build, 'job')}
     end
-    return 'duplicate delivery'
+    return {'refused', 'duplicate delivery'}
   end
   redis.call('SET', KEYS[2], ARGV[1])
   redis.call('HSET', KEYS[1], 'delivery', ARGV[5])
@@ -121,6 +124,24 @@ end
 return 1
 """
 
+_CLAIM = (
+    _NOW
+    + """
+local jobs = {}
+local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, tonumber(ARGV[1]))
+for _, id in ipairs(ids) do
+  local fields = redis.call('HMGET', ARGV[3] .. 'build:' .. id, 'status', 'job')
+  if fields[1] == 'queued' then
+    redis.call('ZADD', KEYS[1], tonumber(now) + tonumber(ARGV[2]), id)
+    table.insert(jobs, fields[2])
+  else
+    redis.call('ZREM', KEYS[1], id)
+  end
+end
+return jobs
+"""
+)
+
 _STALE = (
     _NOW
     + """
@@ -154,6 +175,7 @@ class RedisState:
         self._watched = script(_WATCHED)
         self._receive = script(_RECEIVE)
         self._stale = script(_STALE)
+        self._claim = script(_CLAIM)
 
     def close(self) -> None:
         self.redis.close()
@@ -163,13 +185,14 @@ class RedisState:
 
     # --- builds -----------------------------------------------------------------
 
-    def record(self, job: Job) -> str | None:
-        """Remember a new build; the reason it is not new, or None.
+    def record(self, job: Job) -> Job | str:
+        """Remember a new build: the build to queue, or why there is none.
 
         A redelivered event whose build started already is a duplicate; one
-        whose build never started is queued again (the task is idempotent).
+        whose build never started is that build again (its task is idempotent):
+        the caller queues what this returns, not its own copy.
         """
-        why = self._record(
+        answer = self._record(
             keys=[
                 self._key("build", job.id),
                 self._key("delivery", job.delivery or ""),
@@ -178,25 +201,20 @@ class RedisState:
             ],
             args=[job.id, job.to_json(), job.repo, job.sha, job.delivery or "", self.prefix],
         )
-        return None if why is None else str(why)
+        if not answer:
+            return job
+        kind, text = (str(part) for part in answer)
+        return Job.from_json(text) if kind == "again" else text
 
     def handed_over(self, build_id: str) -> None:
         """The build's task is on the queue (after the `pending` status, so never before it)."""
         self.redis.zrem(self._key("unhanded"), build_id)
 
-    def orphans(self, older_than: float) -> list[Build]:
-        """Recorded builds never handed to the queue (their web process died before)."""
-        seconds, micros = self.redis.time()
-        before = seconds + micros / 1_000_000 - older_than
-        ids = self.redis.zrangebyscore(self._key("unhanded"), "-inf", before)
-        return [b for b in self._load([str(i) for i in ids]) if b.status == "queued"]
-
-    def job_for(self, delivery: str) -> Job | None:
-        build_id = self.redis.get(self._key("delivery", delivery))
-        if build_id is None:
-            return None
-        text = self.redis.hget(self._key("build", str(build_id)), "job")
-        return Job.from_json(str(text)) if text is not None else None
+    def claim_unannounced(self, limit: int, lease: float = ANNOUNCE_LEASE) -> list[Job]:
+        """Take up to `limit` recorded builds that are not on the queue yet, oldest first;
+        each is offered again `lease` seconds later unless handed over by then."""
+        texts = self._claim(keys=[self._key("unhanded")], args=[limit, lease, self.prefix])
+        return [Job.from_json(str(t)) for t in texts]
 
     def start(self, build_id: str, worker: str) -> bool:
         """Claim a queued build for this worker; False when another has it or it is done."""

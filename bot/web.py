@@ -1,4 +1,8 @@
-"""The bot's web process: webhooks in, jobs onto the queue, the results site out.
+"""The bot's web process: webhooks in, recorded for the queue's consumers, the results site out.
+
+A delivery is verified, parsed and recorded (durably, deduplicated), and
+answered: nothing else. The consumers' announcers (`bot.announce`) take it
+from there, so no GitHub round trip is ever paid for by a webhook.
 
 `create_bot_app()` is what gunicorn serves (`gunicorn 'bot.web:create_bot_app()'`);
 `dockercise serve` serves the same app beside an in-process consumer.
@@ -11,9 +15,7 @@ from collections.abc import Callable, Mapping
 
 from flask import Flask
 
-from bot.announce import Announcer
 from bot.builds import new_build_id
-from bot.github_api import GitHubApp
 from bot.queue import BotQueue, make_queue
 from bot.settings import Settings, load_settings
 from bot.state import Job
@@ -83,21 +85,14 @@ def create_bot_app(
     """The bot's Flask app, its settings read once from `env` (default: the environment)."""
     settings = settings or load_settings(env)
     queue = queue or make_queue(settings)
-    github = GitHubApp(settings.app_id, settings.private_key, settings.api_url)
-    announcer = Announcer(github, queue.state, queue.enqueue)
 
     def on_github_event(event: Event) -> str | None:
         job = job_for(event)
         if job is None:
             log.info("%s: %s", type(event).__name__, event)
             return "nothing to build"
-        why = queue.state.record(job)
-        if why is not None:
-            return why
-        if job.delivery is not None:
-            job = queue.state.job_for(job.delivery) or job  # a redelivery reuses its build
-        announcer.submit(job)  # `pending`, then the queue: after this answer has left
-        return None
+        recorded = queue.state.record(job)  # a consumer's announcer queues it from here
+        return recorded if isinstance(recorded, str) else None
 
     def on_dockercise_event(event: RemoteBuildComplete) -> str | None:
         log.info("remote build complete: %s %s %s", event.pipeline, event.status, event.run_id)

@@ -10,14 +10,15 @@ from __future__ import annotations
 import contextlib
 import re
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import IO, Any, cast
 
 import docker
 import docker.errors
+import docker.utils
 import requests.exceptions
 from docker.types import Mount
 from docker.utils import parse_repository_tag
@@ -46,6 +47,22 @@ class Exit:
     code: int
     timed_out: bool = False
     killed: bool = False
+
+
+def _context_archive(context: Path, dockerfile: str, hidden: Sequence[str]) -> IO[bytes]:
+    """The build context as `docker build` sends it (`.dockerignore` honoured), less `hidden`.
+
+    Built here rather than by the SDK so that the results and state folder in
+    a checkout, which other stages write to while this one builds, is never
+    read (and never shown to the build).
+    """
+    exclude = list(hidden)
+    ignore = context / ".dockerignore"
+    if ignore.is_file():
+        lines = (line.strip() for line in ignore.read_text(errors="replace").splitlines())
+        exclude += [line for line in lines if line and not line.startswith("#")]
+    archive = docker.utils.tar(context, exclude=exclude, dockerfile=(dockerfile, None))
+    return cast("IO[bytes]", archive)  # a temporary file, since no fileobj is given
 
 
 def _explain(e: Exception) -> str:
@@ -114,17 +131,27 @@ class Containers:
             ) from None
 
     def build(
-        self, context: Path, dockerfile: str, tag: str, run_id: str, output: Callable[[str], None]
+        self,
+        context: Path,
+        dockerfile: str,
+        tag: str,
+        run_id: str,
+        output: Callable[[str], None],
+        hidden: Sequence[str] = (),
     ) -> None:
         """Build and tag an image; BuildFailed with the builder's message when a step fails.
 
         The image is labelled with the run, so remove_run() removes it; the
         layers of a failed build are removed here, since nothing tags them.
+        `hidden` paths of the context are never sent to the engine.
         """
         layers: list[str] = []
+        archive: IO[bytes] | None = None
         try:
+            archive = _context_archive(context, dockerfile, hidden)
             for event in self.api.build(
-                path=str(context),
+                fileobj=archive,
+                custom_context=True,
                 dockerfile=dockerfile,
                 tag=tag,
                 rm=True,
@@ -144,6 +171,11 @@ class Containers:
         except (docker.errors.DockerException, requests.exceptions.RequestException) as e:
             self._forget_layers(layers)
             raise BuildFailed(f"build failed: {_explain(e)}") from None
+        except OSError as e:  # the context cannot be read
+            raise BuildFailed(f"build failed: cannot read the build context: {e}") from None
+        finally:
+            if archive is not None:
+                archive.close()
 
     def _forget_layers(self, layers: list[str]) -> None:
         if layers:  # removing the last layer removes its untagged parents too

@@ -201,6 +201,7 @@ class StageExecutor:
             tag,
             self.run_id,
             lambda text: emit(splitter.feed(text.encode())),
+            hidden=[HIDDEN_IN_CODE] if context.resolve() == self.dirs.project.resolve() else [],
         )
         emit(splitter.close())
 

@@ -251,7 +251,7 @@ class FakeGitHub:
             bare = self.repos / owner / f"{name}.git"
             try:
                 listing = _git("ls-tree", "-r", "--full-tree", sha, cwd=bare)
-            except subprocess.CalledProcessError:
+            except (subprocess.CalledProcessError, OSError):  # OSError: no such repository
                 return jsonify({"message": "Not Found"}), 404
             entries = []
             for line in listing.splitlines():
@@ -271,7 +271,7 @@ class FakeGitHub:
                 data = subprocess.run(
                     ["git", "show", f"{ref}:{path}"], cwd=bare, check=True, capture_output=True
                 ).stdout
-            except subprocess.CalledProcessError:
+            except (subprocess.CalledProcessError, OSError):  # OSError: no such repository
                 return jsonify({"message": "Not Found"}), 404
             url = f"{self.url}/repos/{owner}/{name}/contents/{path}?ref={ref}"
             return jsonify(

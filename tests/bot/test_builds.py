@@ -48,7 +48,7 @@ def _job(github: FakeGitHub, repo: str, sha: str, **extra: object) -> Job:
 
 def _build(settings: Settings, github: FakeGitHub, job: Job) -> State:
     state = State(settings.data_dir / "state.db")
-    assert state.record(job) is None
+    assert state.record(job) == job
     app = GitHubApp(settings.app_id, settings.private_key, settings.api_url)
     Builder(settings, app, state, "test-worker").build(job)
     return state

@@ -114,8 +114,9 @@ build: {img: dockercise/busybox, after: version, run: echo building}
     queued: list[Job] = []
 
     def enqueue(job: Job) -> None:
-        if state.record(job) is None:
-            queued.append(job)
+        recorded = state.record(job)
+        if not isinstance(recorded, str):
+            queued.append(recorded)
 
     builder = Builder(settings, app, state, "test", enqueue)
     push = Job(

@@ -158,7 +158,12 @@ def test_many_pushes_each_built_once_and_a_dead_worker_settled(
     states = [s["state"] for s in github.statuses_for(slow)]
     # queued, running, died and re-queued, running again, done
     assert states == ["pending", "pending", "pending", "pending", "success"], states
-    (again,) = [b for b in builds(fresh_redis) if b.job.sha == slow]
+
+    def settled() -> Build | None:  # the worker records the outcome after posting it
+        found = [b for b in builds(fresh_redis) if b.job.sha == slow and b.status == "done"]
+        return found[0] if found else None
+
+    again: Build = wait_for(settled, 10)
     assert (again.state, again.attempts) == ("success", 2)
     assert again.worker != build.worker
     for sha in [*shas, slow]:

@@ -5,7 +5,9 @@ The same test body runs against each, so a worker cannot tell which one it has.
 
 from __future__ import annotations
 
+import fcntl
 import random
+import sqlite3
 import threading
 import time
 from collections.abc import Iterator
@@ -58,18 +60,32 @@ def test_open_state_follows_the_settings(settings: Settings, fresh_redis: str) -
 
 def test_a_delivery_is_a_duplicate_once_its_build_started(store: StateStore) -> None:
     first = job("b1", delivery="d-1")
-    assert store.record(first) is None
-    assert store.job_for("d-1") == first
-    assert store.record(job("b2", delivery="d-1")) is None  # queued: the task may run again
-    assert store.job_for("d-1") == first  # ... as the same build
+    assert store.record(first) == first
+    assert store.record(job("b2", delivery="d-1")) == first  # queued: the same build again
     assert store.get("b2") is None
     assert store.start("b1", "w1")
     assert store.record(job("b3", delivery="d-1")) == "duplicate delivery"
-    assert store.job_for("nope") is None
-    assert store.record(job("b4")) is None  # no delivery id: never a duplicate
-    assert store.record(job("b5")) is None
+    assert store.record(job("b4")) == job("b4")  # no delivery id: never a duplicate
+    assert store.record(job("b5")) == job("b5")
     assert [b.job.id for b in store.recent()] == ["b5", "b4", "b1"]
     assert [b.job.id for b in store.recent(2)] == ["b5", "b4"]
+
+
+def test_sqlite_writers_take_turns_on_the_lock_file(tmp_path: Path) -> None:
+    """Writers of other processes hold the lock file while they write: a writer waits for it
+    (and is not left sleeping in SQLite's busy handler)."""
+    state = State(tmp_path / "state.db")
+    recorded: list[Job | str] = []
+    with (tmp_path / "state.db.lock").open("ab") as other_process:
+        fcntl.flock(other_process, fcntl.LOCK_EX)
+        writer = threading.Thread(target=lambda: recorded.append(state.record(job("b1"))))
+        writer.start()
+        writer.join(0.3)
+        assert writer.is_alive() and not recorded  # waiting for its turn
+        fcntl.flock(other_process, fcntl.LOCK_UN)
+        writer.join(5)
+    assert recorded == [job("b1")]
+    assert state.get("b1") is not None
 
 
 def test_a_build_round_trips_with_its_job(store: StateStore) -> None:
@@ -248,12 +264,42 @@ def test_a_lease_lets_one_holder_do_a_chore_until_it_runs_out(store: StateStore)
     assert store.lease("minutely", 0.3)
 
 
-def test_a_build_never_handed_to_the_queue_is_an_orphan(store: StateStore) -> None:
-    assert store.record(job("lost")) is None
-    assert store.record(job("handed")) is None
-    store.handed_over("handed")
-    assert store.orphans(3600) == []  # too young to be an orphan
-    time.sleep(0.05)
-    assert [b.job.id for b in store.orphans(0.01)] == ["lost"]
-    assert store.start("lost", "w1")
-    assert store.orphans(0.01) == []  # claimed: not an orphan any more
+def test_recorded_builds_are_claimed_for_announcing_once_until_the_lease_ends(
+    store: StateStore,
+) -> None:
+    assert store.claim_unannounced(4) == []  # nothing recorded yet
+    for build_id in ("b1", "b2", "b3"):
+        store.record(job(build_id))
+        time.sleep(0.002)  # distinct creation times: claimed oldest first
+    assert [j.id for j in store.claim_unannounced(2, lease=0.3)] == ["b1", "b2"]
+    assert [j.id for j in store.claim_unannounced(4, lease=0.3)] == ["b3"]
+    assert store.claim_unannounced(4, lease=0.3) == []  # all three are in an announcer's hands
+    store.handed_over("b1")  # queued
+    store.finish("b2", "none")  # no pipeline: nothing to queue
+    time.sleep(0.4)  # b3's announcer died: its lease ends
+    assert [j.id for j in store.claim_unannounced(4)] == ["b3"]
+    assert store.claim_unannounced(4) == []
+
+
+def test_a_claimed_build_comes_back_whole(store: StateStore) -> None:
+    recorded = job("b1", delivery="d-9")
+    store.record(recorded)
+    assert store.claim_unannounced(1) == [recorded]
+
+
+def test_a_data_directory_of_the_previous_version_is_upgraded(tmp_path: Path) -> None:
+    """Builds recorded before announcers claimed them are announced after an upgrade."""
+    old = sqlite3.connect(tmp_path / "state.db")
+    old.executescript(
+        "create table builds (id text primary key, delivery text, repo text not null,"
+        " sha text not null, job text not null, status text not null default 'queued',"
+        " run_id text, worker text, heartbeat real, attempts integer not null default 0,"
+        " handed integer not null default 0, created real not null, state text);"
+    )
+    old.execute(
+        "insert into builds (id, repo, sha, job, created) values (?, ?, ?, ?, ?)",
+        ("b1", "octo/app", "a" * 40, job("b1").to_json(), time.time()),
+    )
+    old.commit()
+    old.close()
+    assert State(tmp_path / "state.db").claim_unannounced(4) == [job("b1")]

@@ -141,6 +141,30 @@ def test_build_stage_images_are_used_and_removed(
     assert {i.id for i in docker_client.images.list(all=True)} == images_before
 
 
+def test_a_build_from_the_checkout_never_sees_its_results_folder(
+    project: Project, dockercise: Run
+) -> None:
+    """The checkout's `.dockercise` folder (results written by other stages meanwhile) is
+    never sent as build context; `.dockerignore` is honoured as `docker build` does."""
+    root = project(
+        f"""
+        image:
+          build: Dockerfile
+          run: ls -a /ctx
+        busy: {{img: {IMAGE}, run: "echo writing results meanwhile"}}
+        """
+    )
+    (root / "Dockerfile").write_text(f"FROM {IMAGE}\nCOPY . /ctx\n")
+    (root / ".dockerignore").write_text("# comment\nsecret.txt\n")
+    (root / "secret.txt").write_text("not for the image\n")
+    (root / "kept.txt").write_text("in the image\n")
+    result = dockercise(root, "run")  # its results go to root/.dockercise as it builds
+    assert result.code == 0, result.out
+    listing = result.log("image").split()
+    assert "kept.txt" in listing and "Dockerfile" in listing
+    assert ".dockercise" not in listing and "secret.txt" not in listing
+
+
 def test_a_dockerfile_that_does_not_build_fails_the_stage(
     project: Project, dockercise: Run, docker_client: docker.DockerClient
 ) -> None:
@@ -155,7 +179,7 @@ def test_a_dockerfile_that_does_not_build_fails_the_stage(
     result = dockercise(root, "run")
     assert result.code == 1
     image = result.stage("image")
-    assert image["status"] == "failure"
+    assert image["status"] == "failure", image
     assert "build failed" in image["reason"] and "non-zero code: 3" in image["reason"]
     assert result.stage("missing")["reason"] == "no Dockerfile at 'nowhere/' in the checkout"
     assert {i.id for i in docker_client.images.list(all=True)} == images_before
