@@ -58,6 +58,10 @@ class Paired:
         return "failed" if value is None else f"{value:.3f} s"
 
 
+INFORMATION = "for information"
+"""The target of a case that only puts the others in perspective (a floor, say)."""
+
+
 def table(cases: Sequence[Paired]) -> str:
     rows = [
         "| case | dockercise | baseline | ratio | target |",
@@ -76,8 +80,12 @@ def case_details(
 ) -> list[str]:
     """The lines under the table for one case: verdict, raw samples, failures, notes."""
     verdict = {True: "met", False: "missed", None: "not measured"}[case.met]
+    if case.target == INFORMATION:
+        head = f"- {case.name}: for information (no target); baseline: {baseline}"
+    else:
+        head = f"- {case.name}: target {case.target} **{verdict}**; baseline: {baseline}"
     return [
-        f"- {case.name}: target {case.target} **{verdict}**; baseline: {baseline}",
+        head,
         f"  - dockercise samples: {', '.join(sample(s) for s in case.ours) or '—'}",
         f"  - baseline samples: {', '.join(sample(s) for s in case.base) or '—'}",
         *(f"  - FAILED {failure}" for failure in case.failures),

@@ -35,6 +35,7 @@ from typing import Any
 
 from common import (
     IMAGE,
+    INFORMATION,
     Paired,
     case_details,
     free_port,
@@ -295,7 +296,7 @@ def ingestion(
     )
     floor = Case(
         "(1a) the floor: a bare endpoint that only reads, verifies and parses the body",
-        "for information",
+        INFORMATION,
         "rps",
     )
     p99 = Case(

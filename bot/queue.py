@@ -112,5 +112,8 @@ def make_queue(settings: Settings) -> BotQueue:
     def requeue(job: Job) -> None:
         build(job.to_json())
 
-    announcer = Announcer(github, state, requeue)
+    # Its own client: writes through one client are spaced (`bot.github_api`), and a build's
+    # final status must not hold up the next build's `pending`.
+    announcing = GitHubApp(settings.app_id, settings.private_key, settings.api_url)
+    announcer = Announcer(announcing, state, requeue)
     return BotQueue(huey, state, requeue, reaper.reap, lambda e: upstream_green(e), announcer)
