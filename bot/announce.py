@@ -71,6 +71,8 @@ class Announcer:
     """
 
     POLL = 0.05
+    BACKOFF = 5.0
+    """Seconds between tries while the state cannot be read (Redis down, say)."""
     THREADS = 4
 
     def __init__(self, github: GitHubApp, state: StateStore, enqueue: Callable[[Job], None]):
@@ -97,9 +99,13 @@ class Announcer:
             self._free.acquire()  # a thread is free: only then claim, so none waits claimed
             try:
                 jobs = self.state.claim_unannounced(1)
-            except Exception:  # the state is unreachable for now: try again shortly
-                log.exception("cannot look for builds to announce")
-                jobs = []
+            except Exception:  # the state is unreachable for now: try again, not at once
+                log.exception(
+                    "cannot look for builds to announce; trying again in %gs", self.BACKOFF
+                )
+                self._free.release()
+                self._stop.wait(self.BACKOFF)
+                continue
             if not jobs:
                 self._free.release()
                 self._stop.wait(self.POLL)

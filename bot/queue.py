@@ -37,7 +37,8 @@ class BotQueue:
     huey: Huey
     state: StateStore
     enqueue: Callable[[Job], None]
-    """Queue a recorded build (the web process records it first, for deduplication)."""
+    """Put a recorded build on the queue (announcers and the reaper; it runs once however
+    often it is queued, since a worker claims it first)."""
     reap: Callable[[], list[str]]
     upstream_green: Callable[[dict[str, str]], None]
     announcer: Announcer
