@@ -109,6 +109,11 @@ def make_queue(settings: Settings) -> BotQueue:
         if state.lease("minutely", 50):  # every consumer enqueues this; one of them does it
             reaper.reap()
             scheduler.tick(time.time())
+            forgotten = state.prune(settings.keep_days * 86400)
+            if forgotten:
+                log.info(
+                    "forgot %d build(s) finished over %d days ago", forgotten, settings.keep_days
+                )
 
     def requeue(job: Job) -> None:
         build(job.to_json())

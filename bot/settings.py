@@ -43,6 +43,8 @@ class Settings:
     workers: int = 2
     stale_after: float = 30.0
     """Seconds without a heartbeat after which a running build's worker is taken for dead."""
+    keep_days: int = 30
+    """Days the state remembers a finished build (and so deduplicates its delivery)."""
 
     @property
     def tokens(self) -> list[str]:
@@ -105,6 +107,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     )
     workers = _int(env, "DOCKERCISE_WORKERS", problems, 2)
     stale_after = _int(env, "DOCKERCISE_STALE_AFTER", problems, 30)
+    keep_days = _int(env, "DOCKERCISE_KEEP_DAYS", problems, 30)
     if problems:
         raise SettingsInvalid(problems)
     return Settings(
@@ -121,4 +124,5 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         allowed_host_paths=allowed,
         workers=workers,
         stale_after=float(stale_after),
+        keep_days=keep_days,
     )

@@ -137,6 +137,8 @@ class Build:
 
 ANNOUNCE_LEASE = 60.0
 """Seconds an announcer has to queue a build it claimed before another may claim it."""
+PRUNE_BATCH = 1000
+"""Builds `prune()` forgets at most in one call (the minutely chore calls it)."""
 
 
 class StateStore(Protocol):
@@ -177,6 +179,7 @@ class StateStore(Protocol):
     ) -> bool: ...
     def green_since(self, pipeline: str, branch: str | None, run_id_after: str) -> str | None: ...
     def lease(self, name: str, seconds: float) -> bool: ...
+    def prune(self, older_than: float) -> int: ...
 
 
 def open_state(settings: Settings) -> State | RedisState:
@@ -442,6 +445,23 @@ class State:
         return row[0] if row else None
 
     # --- chores one worker of many does (the minutely reap and schedule tick) ----
+
+    def prune(self, older_than: float) -> int:
+        """Forget finished builds and received events older than `older_than` seconds.
+
+        Without it the state grows with every push. Up to PRUNE_BATCH builds a
+        call, so a long backlog does not hold the write lock for long; the
+        number of builds forgotten.
+        """
+        cutoff = time.time() - older_than
+        with self._db() as db:
+            cursor = db.execute(
+                "delete from builds where id in (select id from builds"
+                " where status = 'done' and created < ? limit ?)",
+                (cutoff, PRUNE_BATCH),
+            )
+            db.execute("delete from remote_events where received < ?", (cutoff,))
+            return cursor.rowcount
 
     def lease(self, name: str, seconds: float) -> bool:
         """Take the lease on chore `name` for `seconds`; False while another holder's runs.

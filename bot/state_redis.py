@@ -15,7 +15,8 @@ Keys, all under `dockercise:`:
   from which an announcer may claim them (`claim_unannounced`)
 - `pipeline:<repo>` hash and `pipelines` (repos, lexically ordered)
 - `event:<run id>` (JSON) and `green:<pipeline>` / `green:<pipeline>:<ref>`:
-  run ids of green builds, all scored 0 so ZRANGEBYLEX finds the first after one
+  run ids of green builds, all scored 0 so ZRANGEBYLEX finds the first after one;
+  `events` sorted set of run ids by the time their event came (`prune`)
 - `lease:<name>`: a chore's lease, expiring by itself
 """
 
@@ -26,7 +27,7 @@ from typing import Any
 
 import redis
 
-from bot.state import ANNOUNCE_LEASE, Build, Job, Known
+from bot.state import ANNOUNCE_LEASE, PRUNE_BATCH, Build, Job, Known
 
 __all__ = ["PREFIX", "RedisState"]
 
@@ -115,14 +116,51 @@ redis.call('HSET', KEYS[1], 'watched', ARGV[1])
 return previous
 """
 
-_RECEIVE = """
+_RECEIVE = (
+    _NOW
+    + """
 if not redis.call('SET', KEYS[1], ARGV[1], 'NX') then return 0 end
+redis.call('ZADD', KEYS[4], now, ARGV[2])
 if ARGV[3] == 'success' then
   redis.call('ZADD', KEYS[2], 0, ARGV[2])
   redis.call('ZADD', KEYS[3], 0, ARGV[2])
 end
 return 1
 """
+)
+
+_PRUNE = (
+    _NOW
+    + """
+local cutoff = tonumber(now) - tonumber(ARGV[1])
+local prefix = ARGV[3]
+local forgotten = 0
+local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', cutoff, 'LIMIT', 0, tonumber(ARGV[2]))
+for _, id in ipairs(ids) do
+  local fields = redis.call('HMGET', prefix .. 'build:' .. id, 'status', 'delivery')
+  if fields[1] == 'done' or not fields[1] then
+    if fields[2] and redis.call('GET', prefix .. 'delivery:' .. fields[2]) == id then
+      redis.call('DEL', prefix .. 'delivery:' .. fields[2])
+    end
+    redis.call('DEL', prefix .. 'build:' .. id)
+    redis.call('ZREM', KEYS[1], id)
+    forgotten = forgotten + 1
+  end
+end
+local runs = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', cutoff, 'LIMIT', 0, tonumber(ARGV[2]))
+for _, run in ipairs(runs) do
+  local text = redis.call('GET', prefix .. 'event:' .. run)
+  if text then
+    local event = cjson.decode(text)
+    redis.call('ZREM', prefix .. 'green:' .. event['pipeline'], run)
+    redis.call('ZREM', prefix .. 'green:' .. event['pipeline'] .. ':' .. event['ref'], run)
+    redis.call('DEL', prefix .. 'event:' .. run)
+  end
+  redis.call('ZREM', KEYS[2], run)
+end
+return forgotten
+"""
+)
 
 _CLAIM = (
     _NOW
@@ -176,6 +214,7 @@ class RedisState:
         self._receive = script(_RECEIVE)
         self._stale = script(_STALE)
         self._claim = script(_CLAIM)
+        self._prune = script(_PRUNE)
 
     def close(self) -> None:
         self.redis.close()
@@ -330,6 +369,7 @@ class RedisState:
                 self._key("event", run_id),
                 self._key("green", pipeline),
                 self._key("green", pipeline, ref),
+                self._key("events"),
             ],
             args=[json.dumps(event), run_id, status],
         )
@@ -347,6 +387,15 @@ class RedisState:
         return str(found[0]) if found else None
 
     # --- chores one worker of many does (the minutely reap and schedule tick) ----
+
+    def prune(self, older_than: float) -> int:
+        """Forget finished builds and received events older than `older_than` seconds
+        (up to PRUNE_BATCH of each a call); the number of builds forgotten."""
+        forgotten = self._prune(
+            keys=[self._key("builds"), self._key("events")],
+            args=[older_than, PRUNE_BATCH, self.prefix],
+        )
+        return int(forgotten)
 
     def lease(self, name: str, seconds: float) -> bool:
         """Take the lease on chore `name` for `seconds`; False while another holder's runs.

@@ -18,7 +18,13 @@ from tests.bot.running import bot_env
 
 def test_every_missing_setting_is_named(tmp_path: Path) -> None:
     with pytest.raises(SettingsInvalid) as caught:
-        load_settings({"GITHUB_APP_ID": "twelve", "DOCKERCISE_REDIS_URL": "localhost:6379"})
+        load_settings(
+            {
+                "GITHUB_APP_ID": "twelve",
+                "DOCKERCISE_REDIS_URL": "localhost:6379",
+                "DOCKERCISE_KEEP_DAYS": "0",
+            }
+        )
     message = str(caught.value)
     for name in (
         "GITHUB_APP_ID must be a whole number",
@@ -26,6 +32,7 @@ def test_every_missing_setting_is_named(tmp_path: Path) -> None:
         "GITHUB_WEBHOOK_SECRET is not set",
         "DOCKERCISE_PUBLIC_URL",
         "DOCKERCISE_REDIS_URL must be redis://",
+        "DOCKERCISE_KEEP_DAYS must be at least 1",
     ):
         assert name in message
 

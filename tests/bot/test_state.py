@@ -236,6 +236,27 @@ def test_an_event_is_received_once_per_run(store: StateStore) -> None:
     assert store.receive("run-2", *args, "failure", "http://x/run-2")
 
 
+def test_prune_forgets_finished_builds_and_events_once_old(store: StateStore) -> None:
+    store.record(job("old", delivery="d-old"))
+    store.finish("old", "success")
+    store.record(job("stuck"))  # queued: never forgotten, however old
+    store.receive("run-1", "octo/lib", "refs/heads/main", "s1", "success", "u1")
+    time.sleep(0.1)
+    store.record(job("new", delivery="d-new"))
+    store.finish("new", "failure")
+    store.receive("run-2", "octo/lib", "refs/heads/main", "s2", "success", "u2")
+
+    assert store.prune(0.05) == 1
+    assert store.get("old") is None
+    assert store.get("stuck") is not None and store.get("new") is not None
+    assert [b.job.id for b in store.recent()] == ["new", "stuck"]
+    assert store.green_since("octo/lib", "main", "") == "run-2"  # run-1 is forgotten
+    assert store.receive("run-1", "octo/lib", "refs/heads/main", "s1", "success", "u1")
+    assert store.record(job("again", delivery="d-old")) == job("again", delivery="d-old")
+    assert store.record(job("dup", delivery="d-new")) == "duplicate delivery"
+    assert store.prune(3600) == 0
+
+
 def test_green_since_finds_the_first_green_run_after_one(store: StateStore) -> None:
     start = datetime(2026, 11, 24, 8, 0, tzinfo=UTC)
     runs = [new_run_id(start + timedelta(seconds=i)) for i in range(6)]
