@@ -79,8 +79,8 @@ class Containers:
     def __init__(self, environment: Mapping[str, str] | None = None) -> None:
         client = None
         try:
+            # Asks the engine its API version first: an engine that does not answer fails here.
             client = docker.from_env(environment=dict(environment) if environment else None)
-            client.api.ping()
         except (docker.errors.DockerException, requests.exceptions.RequestException) as e:
             if client is not None:
                 client.close()
@@ -97,6 +97,7 @@ class Containers:
         self._removals: list[Future[None]] = []
         self._killed: set[str] = set()  # stopped by the user
         self._expired: set[str] = set()  # stopped at their timeout
+        self._built: set[str] = set()  # runs that built images
 
     def ensure_image(self, image: str, progress: Callable[[str], None]) -> None:
         """Pull the image when the engine lacks it; ContainerFailed when that is impossible."""
@@ -147,6 +148,8 @@ class Containers:
         """
         layers: list[str] = []
         archive: IO[bytes] | None = None
+        with self._lock:
+            self._built.add(run_id)
         try:
             archive = _context_archive(context, dockerfile, hidden)
             for event in self.api.build(
@@ -295,7 +298,10 @@ class Containers:
             label = {"label": f"dockercise.run={run_id}"}
             for info in self.api.containers(all=True, filters=label):
                 self._remove(info["Id"])
-            for image in self.api.images(filters=label):
+            with self._lock:
+                built = run_id in self._built
+                self._built.discard(run_id)
+            for image in self.api.images(filters=label) if built else ():
                 self.api.remove_image(image["Id"], force=True)
         except (docker.errors.DockerException, requests.exceptions.RequestException):
             pass
