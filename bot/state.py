@@ -261,18 +261,18 @@ class State:
         the caller queues what this returns, not its own copy.
         """
         with self._db() as db:
-            if job.delivery is not None:
-                row = db.execute(
-                    "select status, job from builds where delivery = ?", (job.delivery,)
-                ).fetchone()
-                if row is not None:
-                    return Job.from_json(row[1]) if row[0] == "queued" else "duplicate delivery"
-            db.execute(
+            inserted = db.execute(
                 "insert into builds (id, delivery, repo, sha, job, created)"
-                " values (?, ?, ?, ?, ?, ?)",
+                " values (?, ?, ?, ?, ?, ?)"
+                " on conflict (delivery) where delivery is not null do nothing",
                 (job.id, job.delivery, job.repo, job.sha, job.to_json(), time.time()),
             )
-        return job
+            if inserted.rowcount == 1:
+                return job
+            row = db.execute(
+                "select status, job from builds where delivery = ?", (job.delivery,)
+            ).fetchone()
+        return Job.from_json(row[1]) if row[0] == "queued" else "duplicate delivery"
 
     def handed_over(self, build_id: str) -> None:
         """The build's task is on the queue (after the `pending` status, so never before it)."""
