@@ -286,10 +286,10 @@ class State:
         (its announcer died). Polled often: when there is nothing, this is one
         read on a small index, and no write.
         """
-        idle = self._connection().execute(
+        waiting = self._connection().execute(
             "select 1 from builds where handed = 0 and status = 'queued' limit 1"
         )
-        if idle.fetchone() is None:
+        if not waiting.fetchall():  # all: the statement ends, and its read snapshot with it
             return []
         now = time.time()
         with self._db() as db:
