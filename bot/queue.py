@@ -36,9 +36,6 @@ log = logging.getLogger("dockercise.bot")
 class BotQueue:
     huey: Huey
     state: StateStore
-    enqueue: Callable[[Job], None]
-    """Put a recorded build on the queue (announcers and the reaper; it runs once however
-    often it is queued, since a worker claims it first)."""
     reap: Callable[[], list[str]]
     upstream_green: Callable[[dict[str, str]], None]
     announcer: Announcer
@@ -101,7 +98,12 @@ def make_queue(settings: Settings) -> BotQueue:
         for job in downstream_jobs(state, github, event):
             enqueue(job)
 
-    reaper = Reaper(settings, github, state, lambda job: build(job.to_json()))
+    def requeue(job: Job) -> None:
+        """Put a recorded build on the queue (announcers, the reaper): it runs once however
+        often it is queued, since a worker claims it first."""
+        build(job.to_json())
+
+    reaper = Reaper(settings, github, state, requeue)
     scheduler = Scheduler(state, enqueue)
 
     @huey.periodic_task(crontab(minute="*"), name="minutely")
@@ -115,11 +117,8 @@ def make_queue(settings: Settings) -> BotQueue:
                     "forgot %d build(s) finished over %d days ago", forgotten, settings.keep_days
                 )
 
-    def requeue(job: Job) -> None:
-        build(job.to_json())
-
     # Its own client: writes through one client are spaced (`bot.github_api`), and a build's
     # final status must not hold up the next build's `pending`.
     announcing = GitHubApp(settings.app_id, settings.private_key, settings.api_url)
     announcer = Announcer(announcing, state, requeue)
-    return BotQueue(huey, state, requeue, reaper.reap, lambda e: upstream_green(e), announcer)
+    return BotQueue(huey, state, reaper.reap, lambda e: upstream_green(e), announcer)
