@@ -283,15 +283,17 @@ class State:
         """Take up to `limit` recorded builds that are not on the queue yet, oldest first.
 
         Each is offered again `lease` seconds later unless handed over by then
-        (its announcer died). Polled often: when there is nothing, this is one
-        read on a small index, and no write.
+        (its announcer died). Polled often: when there is nothing to claim, this
+        is one read on a small index, and no write.
         """
-        waiting = self._connection().execute(
-            "select 1 from builds where handed = 0 and status = 'queued' limit 1"
-        )
-        if not waiting.fetchall():  # all: the statement ends, and its read snapshot with it
-            return []
         now = time.time()
+        claimable = self._connection().execute(
+            "select 1 from builds where handed = 0 and status = 'queued'"
+            " and coalesce(claimable, 0) <= ? limit 1",
+            (now,),
+        )
+        if not claimable.fetchall():  # all: the statement ends, and its read snapshot with it
+            return []
         with self._db() as db:
             rows = db.execute(
                 "update builds set claimable = ? where id in (select id from builds"
