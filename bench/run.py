@@ -78,15 +78,25 @@ def timed_command(cmd: list[str], case: Case, who: str, cwd: Path | None = None)
     return took
 
 
+Timed = tuple[list[float], Callable[[], float | None]]
+"""Where a command's samples go, and the command (None when it failed)."""
+
+
+def sample_round(runs: list[Timed], i: int) -> None:
+    """One sample of each; in round i the (i mod n)th goes first, so drift in the machine's
+    load hits all alike."""
+    first = i % len(runs)
+    for samples, run in runs[first:] + runs[:first]:
+        took = run()
+        if took is not None:
+            samples.append(took)
+
+
 def sample_pair(
     case: Case, ours: Callable[[], float | None], base: Callable[[], float | None], i: int
 ) -> None:
-    """One sample of each; the order alternates so drift in the machine's load hits both alike."""
-    order = [("ours", ours), ("base", base)] if i % 2 == 0 else [("base", base), ("ours", ours)]
-    for who, fn in order:
-        took = fn()
-        if took is not None:
-            (case.ours if who == "ours" else case.base).append(took)
+    """One sample of each, dockercise and its baseline taking turns to go first."""
+    sample_round([(case.ours, ours), (case.base, base)], i)
 
 
 def dockercise_cmd(project: Path, results: Path, *extra: str) -> list[str]:
@@ -157,7 +167,7 @@ def case_wide(tmp: Path, reps: int) -> tuple[Case, Case]:
     script = tmp / "floor.py"
     script.write_text(FLOOR_SCRIPT)
     results = tmp / "results"
-    runs: list[tuple[list[float], Callable[[], float | None]]] = [
+    runs: list[Timed] = [
         (
             case.ours,
             lambda: timed_command(
@@ -171,10 +181,7 @@ def case_wide(tmp: Path, reps: int) -> tuple[Case, Case]:
         (floor.ours, lambda: timed_command([sys.executable, str(script)], floor, "floor")),
     ]
     for i in range(reps):
-        for samples, run in runs[i % 3 :] + runs[: i % 3]:  # each goes first in turn
-            took = run()
-            if took is not None:
-                samples.append(took)
+        sample_round(runs, i)
     floor.base = case.base
     return case, floor
 
