@@ -3,7 +3,10 @@
 Answers with GitHub's documented JSON shapes, checks the credentials the bot
 must send (an RS256 app JWT, then installation tokens it issued), and records
 every call, so tests assert on statuses exactly as GitHub would have stored
-them. Repositories are real bare git repositories served by `git http-backend`.
+them. It is strict: every REST request is checked against GitHub's published
+OpenAPI description (tests/github_contract.py); one GitHub would refuse is
+answered 422, as GitHub does, and fails the test when the fake closes.
+Repositories are real bare git repositories served by `git http-backend`.
 """
 
 from __future__ import annotations
@@ -23,6 +26,8 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from flask import Flask, Response, jsonify, request
 from werkzeug.serving import make_server
+
+from tests.github_contract import ContractViolation, check_request
 
 __all__ = ["FakeGitHub", "make_private_key"]
 
@@ -57,6 +62,7 @@ class FakeGitHub:
     tokens: dict[str, float] = field(default_factory=dict)
     token_ttl: float = 3600.0
     default_branches: dict[str, str] = field(default_factory=dict)
+    violations: list[ContractViolation] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.repos = self.root / "repos"
@@ -75,9 +81,12 @@ class FakeGitHub:
         self._thread.start()
         return self
 
-    def __exit__(self, *exc: object) -> None:
+    def __exit__(self, kind: type[BaseException] | None, *exc: object) -> None:
         self._server.shutdown()
         self._server.server_close()
+        if kind is None and self.violations:
+            refused = "\n  ".join(str(v) for v in self.violations)
+            raise AssertionError(f"requests GitHub's OpenAPI description refuses:\n  {refused}")
 
     # --- repositories -----------------------------------------------------------
 
@@ -149,8 +158,16 @@ class FakeGitHub:
             return jsonify({"message": "Bad credentials"}), 401
 
         @app.before_request
-        def record() -> None:
+        def record() -> Any:
             self._record()
+            if request.path.startswith("/git/"):
+                return None  # git's smart HTTP, not the REST API
+            violation = check_request(request)
+            if violation is None:
+                return None
+            with self._lock:
+                self.violations.append(violation)
+            return jsonify({"message": "Validation Failed", "errors": [violation.problem]}), 422
 
         @app.post("/app/installations/<int:installation>/access_tokens")
         def access_token(installation: int) -> Any:
