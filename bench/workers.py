@@ -29,7 +29,7 @@ from common import IMAGE, free_port, machine, publish, wait_until
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bot.state_redis import PREFIX, RedisState  # noqa: E402
+from bot.state.redis_store import PREFIX, RedisState  # noqa: E402
 from tests.bot.fake_github import FakeGitHub  # noqa: E402
 from tests.bot.running import BIN, Bot, bot_env, push_payload, start_redis  # noqa: E402
 

@@ -22,7 +22,8 @@ from pathlib import Path
 
 from bot import statuses
 from bot.github_api import GitHubApp
-from bot.state import Job, StateStore
+from bot.jobs import Job
+from bot.state import StateStore
 from bot.triggers import unwanted
 from runner import pipeline as pipelines
 from runner.errors import DockerciseError

@@ -8,8 +8,6 @@ the one catch-all of the worker task is here.
 from __future__ import annotations
 
 import logging
-import os
-import secrets as secrets_module
 import shutil
 import threading
 from collections.abc import Callable
@@ -20,59 +18,33 @@ from pathlib import Path
 from bot import statuses
 from bot.checkout import checkout
 from bot.github_api import GitHubApp, Installation
+from bot.jobs import Job, JobKind, new_build_id
+from bot.policy import restrictions
 from bot.settings import Settings
-from bot.state import Job, StateStore
+from bot.state import StateStore
 from bot.triggers import unwanted
-from pages.links import run_url
+from pages.links import results_url
 from runner import pipeline as pipelines
 from runner.encryption import Secrets, decrypt_pipeline
 from runner.engine import Engine, RunOptions, prepare
 from runner.errors import DockerciseError, PipelineInvalid
 from runner.masking import Masker
-from runner.model import MountKind, Pipeline
-from runner.outcome import RunResult, StageResult, iso
+from runner.model import Pipeline
+from runner.outcome import RunResult, StageResult, Status, now
 from runner.store import open_store
+from webhooks.events import BuildStatus, RemoteBuildComplete
 
-__all__ = ["Builder", "restrictions", "results_url"]
+__all__ = ["Builder"]
 
 log = logging.getLogger("dockercise.bot")
 
-FORK_SECRETS = "secrets are not available to pull requests from forks"
-
-
-def results_url(public_url: str, repo: str, run_id: str) -> str:
-    """The run's page on the results site (its stable URL)."""
-    owner, name = repo.split("/", 1)
-    return run_url(public_url, owner, name, run_id)
-
-
-def restrictions(
-    pipeline: Pipeline, fork: bool, allowed_host_paths: tuple[str, ...]
-) -> dict[str, str]:
-    """Stages that must fail before they start in a bot build, with the reason (SPEC §4, §5)."""
-    denied: dict[str, str] = {}
-    for stage in pipeline.stages.values():
-        for mount in stage.vol:
-            if mount.kind is MountKind.HOST and (
-                fork or not any(_under(mount.source, p) for p in allowed_host_paths)
-            ):
-                denied[stage.name] = (
-                    f"host volume {mount.source} is not allowed in bot builds"
-                    " (DOCKERCISE_ALLOWED_HOST_PATHS)"
-                )
-        wants_secret = any(
-            (item.value is None and {item.name, item.name.upper()} & pipeline.meta.secrets.keys())
-            or (item.value or "").startswith("secure:")
-            for item in stage.env
-        )
-        if fork and wants_secret:
-            denied[stage.name] = FORK_SECRETS
-    return denied
-
-
-def _under(path: str, top: str) -> bool:
-    path, top = os.path.normpath(path), os.path.normpath(top)
-    return path == top or path.startswith(top.rstrip("/") + "/")
+_EVENT_STATUS: dict[Status, BuildStatus] = {
+    Status.SUCCESS: "success",
+    Status.FAILURE: "failure",
+    Status.ERROR: "error",
+    Status.CANCELLED: "cancelled",
+}
+"""A finished run's status as its remote-build-complete event says it (anything else: error)."""
 
 
 @dataclass
@@ -108,10 +80,6 @@ class _Reporter:
 
 Notify = Callable[[dict[str, str], tuple[str, ...]], None]
 """Sends a finished build's event to the bot itself and to `meta.downstream` URLs."""
-
-
-def new_build_id() -> str:
-    return secrets_module.token_hex(8)
 
 
 def _post_meanwhile(installation: Installation, job: Job, what: str) -> Future[None]:
@@ -201,7 +169,8 @@ class Builder:
             return self._errored(job, installation, masker(f"internal error ({type(e).__name__})"))
 
     def _errored(self, job: Job, installation: Installation | None, why: str) -> str:
-        if installation is not None and job.kind != "watch":  # a watch check posts nothing
+        # A watch check posts nothing.
+        if installation is not None and job.kind is not JobKind.WATCH:
             try:
                 installation.post_status(job.repo, job.sha, statuses.errored(why))
             except DockerciseError:
@@ -222,7 +191,7 @@ class Builder:
         if loaded is None:
             return "none"  # no pipeline: no status at all
         on = loaded.meta.on
-        if job.kind != "pull_request" and job.branch == job.trigger.get("default_branch"):
+        if job.kind is not JobKind.PULL_REQUEST and job.branch == job.trigger.get("default_branch"):
             self.state.remember(
                 job.repo, job.clone_url, job.installation_id, on.upstream, on.cron, on.watch
             )
@@ -230,7 +199,7 @@ class Builder:
         if why is not None:
             log.info("not building %s@%s: %s", job.repo, job.sha[:12], why)
             return "filtered"
-        watching = job.kind == "watch"
+        watching = job.kind is JobKind.WATCH
         running = None if watching else _post_meanwhile(installation, job, "build running")
         try:
             run = self._engine_run(job, loaded, workdir, installation, masker)
@@ -247,30 +216,30 @@ class Builder:
 
     def _event(self, job: Job, run: RunResult, url: str) -> dict[str, str]:
         """The remote-build-complete event of a finished build (SPEC §8)."""
-        finished = iso(run.finished) or ""
-        status = "success" if run.status.value == "success" else run.status.value
-        return {
-            "pipeline": job.repo,
-            "ref": job.ref,
-            "sha": job.sha,
-            "status": status if status in ("success", "failure", "error", "cancelled") else "error",
-            "run_id": run.id,
-            "url": url,
-            "finished": finished,
-        }
+        event = RemoteBuildComplete(
+            pipeline=job.repo,
+            ref=job.ref,
+            sha=job.sha,
+            status=_EVENT_STATUS.get(run.status, "error"),
+            run_id=run.id,
+            url=url,
+            finished=run.finished or now(),
+        )
+        return event.to_json()
 
     def _compare_watch(self, job: Job, run: RunResult) -> str:
         """A schedule's watch stage ran: build the whole pipeline when its output changed."""
         (watch,) = job.targets
-        if run.stages.get(watch) is None or run.stages[watch].status.value != "success":
+        if run.stages.get(watch) is None or run.stages[watch].status is not Status.SUCCESS:
             log.warning("watch stage %s of %s did not pass", watch, job.repo)
             return "failure"
         output = run.outputs.get(watch, "")
         previous = self.state.watched(job.repo, output)
         if previous is not None and previous != output and self.enqueue is not None:
             log.info("watch %s of %s changed: building", watch, job.repo)
-            self.enqueue(replace(job, id=new_build_id(), kind="schedule", targets=(), delivery=None,
-                                 trigger={**job.trigger, "watch": watch}))  # fmt: skip
+            whole = replace(job, id=new_build_id(), kind=JobKind.SCHEDULE, targets=(),
+                            delivery=None, trigger={**job.trigger, "watch": watch})  # fmt: skip
+            self.enqueue(whole)
             return "changed"
         return "unchanged"
 
@@ -291,7 +260,7 @@ class Builder:
                 "DOCKERCISE_SHA": job.sha,
                 "DOCKERCISE_REF": job.ref,
             },
-            trigger={"kind": job.kind, **job.trigger},
+            trigger={"kind": job.kind.value, **job.trigger},
             changed=list(job.changed) if job.changed is not None else None,
             denied=restrictions(loaded, job.fork, self.settings.allowed_host_paths),
             remote=_Watcher(self.state),
@@ -305,7 +274,7 @@ class Builder:
         def post(status: statuses.CommitStatus) -> None:
             installation.post_status(job.repo, job.sha, status)
 
-        per_stage = loaded.meta.statuses == "stages" and job.kind != "watch"
+        per_stage = loaded.meta.statuses == "stages" and job.kind is not JobKind.WATCH
         reporter = _Reporter(self.state, job, post if per_stage else None, url)
         from runner.containers import Containers
 

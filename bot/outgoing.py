@@ -8,14 +8,13 @@ from __future__ import annotations
 import json
 import logging
 import urllib.request
-from collections.abc import Callable
 
-from bot.builds import new_build_id
 from bot.github_api import GitHubApp
-from bot.state import Job, StateStore
+from bot.jobs import Job, JobKind, new_build_id
+from bot.state import StateStore
 from webhooks.verify import sign
 
-__all__ = ["downstream_jobs", "send_event"]
+__all__ = ["downstream_jobs", "each_target", "send_event"]
 
 log = logging.getLogger("dockercise.bot")
 
@@ -51,7 +50,7 @@ def downstream_jobs(state: StateStore, github: GitHubApp, event: dict[str, str])
         jobs.append(
             Job(
                 id=new_build_id(),
-                kind="upstream",
+                kind=JobKind.UPSTREAM,
                 repo=known.repo,
                 clone_url=known.clone_url,
                 ref=f"refs/heads/{branch}",
@@ -72,6 +71,3 @@ def downstream_jobs(state: StateStore, github: GitHubApp, event: dict[str, str])
 def each_target(own_url: str, downstream: tuple[str, ...]) -> list[str]:
     """The bot itself first, then every `meta.downstream` URL, each once."""
     return list(dict.fromkeys([own_url, *downstream]))
-
-
-Enqueue = Callable[[Job], None]

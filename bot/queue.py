@@ -21,11 +21,12 @@ from huey.storage import SqliteStorage
 from bot.announce import Announcer
 from bot.builds import Builder
 from bot.github_api import GitHubApp
+from bot.jobs import Job
 from bot.outgoing import downstream_jobs, each_target, send_event
 from bot.reaper import Reaper
 from bot.schedules import Scheduler
 from bot.settings import Settings
-from bot.state import Job, StateStore, open_state
+from bot.state import StateStore, open_state
 
 __all__ = ["BotQueue", "make_queue"]
 

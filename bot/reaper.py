@@ -12,10 +12,11 @@ import shutil
 from collections.abc import Callable
 
 from bot import statuses
-from bot.builds import results_url
 from bot.github_api import GitHubApp
+from bot.jobs import Job
 from bot.settings import Settings
-from bot.state import Build, Job, StateStore
+from bot.state import Build, StateStore
+from pages.links import results_url
 from runner.errors import DockerciseError
 
 __all__ = ["Reaper"]

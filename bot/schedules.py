@@ -6,8 +6,8 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 
-from bot.builds import new_build_id
-from bot.state import Job, StateStore
+from bot.jobs import Job, JobKind, new_build_id
+from bot.state import StateStore
 from bot.triggers import due
 
 __all__ = ["Scheduler"]
@@ -32,7 +32,7 @@ class Scheduler:
             self.state.scheduled(known.repo, now)
             job = Job(
                 id=new_build_id(),
-                kind="watch" if known.watch else "schedule",
+                kind=JobKind.WATCH if known.watch else JobKind.SCHEDULE,
                 repo=known.repo,
                 clone_url=known.clone_url,
                 ref="HEAD",

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from croniter import croniter
 from wcmatch import glob
 
-from bot.state import Job
+from bot.jobs import Job, JobKind
 from runner.model import Triggers
 
 __all__ = ["due", "unwanted"]
@@ -15,13 +15,13 @@ __all__ = ["due", "unwanted"]
 
 def unwanted(on: Triggers, job: Job) -> str | None:
     """Why the pipeline's `meta.on` refuses this build, or None to build it."""
-    if job.kind == "push":
+    if job.kind is JobKind.PUSH:
         if not on.push:
             return "meta.on.push is false"
         branch = job.branch or ""
         if on.branches and not glob.globmatch(branch, list(on.branches), flags=glob.GLOBSTAR):
             return f"branch {branch} is not in meta.on.push.branches"
-    if job.kind == "pull_request" and not on.pull_request:
+    if job.kind is JobKind.PULL_REQUEST and not on.pull_request:
         return "meta.on.pull_request is false"
     return None
 

@@ -15,57 +15,17 @@ from collections.abc import Callable, Mapping
 
 from flask import Flask
 
-from bot.builds import new_build_id
+from bot.jobs import job_for
 from bot.queue import BotQueue, make_queue
 from bot.settings import Settings, load_settings
-from bot.state import Job
 from runner.store import open_store
 from runner.store.base import ResultStore
 from webhooks.app import WebhookConfig, create_app
-from webhooks.events import Event, PullRequestEvent, PushEvent, RemoteBuildComplete
+from webhooks.events import Event, RemoteBuildComplete
 
-__all__ = ["create_bot_app", "job_for"]
+__all__ = ["create_bot_app"]
 
 log = logging.getLogger("dockercise.bot")
-
-
-def job_for(event: Event) -> Job | None:
-    """The build a GitHub event asks for, or None (installation events build nothing)."""
-    if isinstance(event, PushEvent):
-        return Job(
-            id=new_build_id(),
-            kind="push",
-            repo=event.repo_full_name,
-            clone_url=event.clone_url,
-            ref=event.ref,
-            sha=event.after,
-            branch=event.branch,
-            installation_id=event.installation_id,
-            delivery=event.delivery,
-            changed=event.changed_files if event.changed_files_complete else None,
-            trigger={
-                "ref": event.ref,
-                "sha": event.after,
-                "sender": event.sender,
-                "default_branch": event.default_branch,
-            },
-        )
-    if isinstance(event, PullRequestEvent):
-        return Job(
-            id=new_build_id(),
-            kind="pull_request",
-            repo=event.repo_full_name,
-            clone_url=event.clone_url,
-            ref=f"refs/pull/{event.number}/head",
-            sha=event.head_sha,
-            branch=event.head_ref,
-            installation_id=event.installation_id,
-            delivery=event.delivery,
-            fork=event.is_fork,
-            number=event.number,
-            trigger={"number": event.number, "sha": event.head_sha, "sender": event.sender},
-        )
-    return None
 
 
 def _locate(settings: Settings) -> Callable[[str, str], ResultStore | None]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from urllib.parse import quote
 
-__all__ = ["LOCAL_OWNER", "PREFIX", "local_run_url", "run_url", "runs_url"]
+__all__ = ["LOCAL_OWNER", "PREFIX", "local_run_url", "results_url", "run_url", "runs_url"]
 
 PREFIX = "/results"
 LOCAL_OWNER = "local"
@@ -28,6 +28,12 @@ def runs_url(public_url: str, owner: str, repo: str) -> str:
 def run_url(public_url: str, owner: str, repo: str, run_id: str) -> str:
     """One run's page: `<public_url>/results/<owner>/<repo>/run/<runId>`."""
     return f"{runs_url(public_url, owner, repo)}run/{_part(run_id)}"
+
+
+def results_url(public_url: str, repo: str, run_id: str) -> str:
+    """A bot build's run page, for `repo` as `owner/name`: what its commit statuses link to."""
+    owner, name = repo.split("/", 1)
+    return run_url(public_url, owner, name, run_id)
 
 
 def local_run_url(public_url: str, pipeline: str, run_id: str) -> str:

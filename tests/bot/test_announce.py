@@ -9,8 +9,10 @@ from pathlib import Path
 
 from bot.announce import Announcer
 from bot.github_api import GitHubApp
+from bot.jobs import Job, JobKind
 from bot.settings import Settings
-from bot.state import ANNOUNCE_LEASE, Job, State
+from bot.state import ANNOUNCE_LEASE
+from bot.state.sqlite_store import SqliteState
 from tests.bot.fake_github import FakeGitHub
 from tests.bot.running import wait_for
 
@@ -20,7 +22,7 @@ PIPELINE = "test: {img: dockercise/busybox, run: 'true'}\n"
 def _job(github: FakeGitHub, repo: str, sha: str, build_id: str) -> Job:
     return Job(
         id=build_id,
-        kind="push",
+        kind=JobKind.PUSH,
         repo=repo,
         clone_url=github.clone_url(repo),
         ref="refs/heads/main",
@@ -45,7 +47,7 @@ class Queue:
         self.jobs.append(job)
 
 
-def _announcer(settings: Settings, state: State, queue: Queue) -> Announcer:
+def _announcer(settings: Settings, state: SqliteState, queue: Queue) -> Announcer:
     app = GitHubApp(settings.app_id, settings.private_key, settings.api_url)
     return Announcer(app, state, queue.enqueue)
 
@@ -55,7 +57,7 @@ def test_a_recorded_build_is_announced_then_queued_once(
 ) -> None:
     sha = github.push("octo/app", {".dockercise.yml": PIPELINE})
     plain = github.push("octo/plain", {"README": "no pipeline\n"})
-    state = State(tmp_path / "state.db")
+    state = SqliteState(tmp_path / "state.db")
     queue = Queue(github)
     announcer = _announcer(settings, state, queue)
     announcer.start()
@@ -80,7 +82,7 @@ def test_an_unreadable_state_is_retried_after_a_pause(
 ) -> None:
     tries: list[float] = []
 
-    class Unreachable(State):
+    class Unreachable(SqliteState):
         def claim_unannounced(self, limit: int, lease: float = ANNOUNCE_LEASE) -> list[Job]:
             tries.append(time.monotonic())
             raise ConnectionError("state unreachable")

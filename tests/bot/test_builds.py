@@ -9,8 +9,9 @@ import pytest
 
 from bot.builds import Builder
 from bot.github_api import GitHubApp
+from bot.jobs import Job, JobKind
 from bot.settings import Settings
-from bot.state import Job, State
+from bot.state.sqlite_store import SqliteState
 from tests.bot.fake_github import FakeGitHub
 
 pytestmark = pytest.mark.docker
@@ -33,7 +34,7 @@ test: {img: dockercise/busybox, run: echo broken; exit 3}
 def _job(github: FakeGitHub, repo: str, sha: str, **extra: object) -> Job:
     fields: dict[str, object] = {
         "id": f"b-{sha[:8]}",
-        "kind": "push",
+        "kind": JobKind.PUSH,
         "repo": repo,
         "clone_url": github.clone_url(repo),
         "ref": "refs/heads/main",
@@ -46,8 +47,8 @@ def _job(github: FakeGitHub, repo: str, sha: str, **extra: object) -> Job:
     return Job(**fields)  # type: ignore[arg-type]
 
 
-def _build(settings: Settings, github: FakeGitHub, job: Job) -> State:
-    state = State(settings.data_dir / "state.db")
+def _build(settings: Settings, github: FakeGitHub, job: Job) -> SqliteState:
+    state = SqliteState(settings.data_dir / "state.db")
     assert state.record(job) == job
     app = GitHubApp(settings.app_id, settings.private_key, settings.api_url)
     Builder(settings, app, state, "test-worker").build(job)
@@ -153,7 +154,9 @@ plain: {{img: dockercise/busybox, run: echo fine}}
     from dataclasses import replace
 
     keyed = replace(settings, secret_key=key)
-    job = _job(github, "octo/app", sha, kind="pull_request", ref="refs/pull/7/head", fork=True)
+    job = _job(
+        github, "octo/app", sha, kind=JobKind.PULL_REQUEST, ref="refs/pull/7/head", fork=True
+    )
     _build(keyed, github, job)
     final = github.statuses_for(sha)[-1]
     assert final["state"] == "failure"
@@ -162,7 +165,7 @@ plain: {{img: dockercise/busybox, run: echo fine}}
         in final["description"]
     )
     assert "s3cr3t-value" not in _stored(keyed, "octo/app")
-    same_repo = _job(github, "octo/app", sha, id="b-same", delivery="d-same", kind="pull_request",
-                     ref="refs/pull/7/head")  # fmt: skip
+    same_repo = _job(github, "octo/app", sha, id="b-same", delivery="d-same",
+                     kind=JobKind.PULL_REQUEST, ref="refs/pull/7/head")  # fmt: skip
     _build(keyed, github, same_repo)
     assert github.statuses_for(sha)[-1]["state"] == "success"

@@ -11,9 +11,10 @@ import pytest
 
 from bot.builds import Builder
 from bot.github_api import GitHubApp
+from bot.jobs import Job, JobKind
 from bot.schedules import Scheduler
 from bot.settings import Settings
-from bot.state import Job, State
+from bot.state.sqlite_store import SqliteState
 from tests.bot.fake_github import FakeGitHub
 from tests.bot.running import WEBHOOK_SECRET, Bot, final_status, push_payload
 from webhooks.verify import sign
@@ -109,7 +110,7 @@ version: {img: dockercise/busybox, vol: [code], run: cat /code/VERSION}
 build: {img: dockercise/busybox, after: version, run: echo building}
 """
     first = github.push("octo/tool", {".dockercise.yml": pipeline, "VERSION": "1.0\n"})
-    state = State(settings.data_dir / "state.db")
+    state = SqliteState(settings.data_dir / "state.db")
     app = GitHubApp(settings.app_id, settings.private_key, settings.api_url)
     queued: list[Job] = []
 
@@ -121,7 +122,7 @@ build: {img: dockercise/busybox, after: version, run: echo building}
     builder = Builder(settings, app, state, "test", enqueue)
     push = Job(
         id="push-1",
-        kind="push",
+        kind=JobKind.PUSH,
         repo="octo/tool",
         clone_url=github.clone_url("octo/tool"),
         ref="refs/heads/main",

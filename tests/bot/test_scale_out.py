@@ -22,7 +22,7 @@ import docker
 import pytest
 
 from bot.state import Build
-from bot.state_redis import RedisState
+from bot.state.redis_store import RedisState
 from runner.store import open_store
 from tests.bot.fake_github import FakeGitHub
 from tests.bot.running import BIN, Bot, final_status, push_payload, wait_for

@@ -1,4 +1,4 @@
-"""The state contract (`bot.state.StateStore`), checked on both backends: SQLite and a real Redis.
+"""The state contract (`bot.state.base.StateStore`), checked on both stores: SQLite, a real Redis.
 
 The same test body runs against each, so a worker cannot tell which one it has.
 """
@@ -17,16 +17,18 @@ from pathlib import Path
 
 import pytest
 
+from bot.jobs import Job, JobKind
 from bot.settings import Settings
-from bot.state import Job, State, StateStore, open_state
-from bot.state_redis import RedisState
+from bot.state import StateStore, open_state
+from bot.state.redis_store import RedisState
+from bot.state.sqlite_store import SqliteState
 from runner.outcome import new_run_id
 
 
 @pytest.fixture(params=["sqlite", "redis"])
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[StateStore]:
     if request.param == "sqlite":
-        yield State(tmp_path / "state.db")
+        yield SqliteState(tmp_path / "state.db")
         return
     shared = RedisState(request.getfixturevalue("fresh_redis"))
     try:
@@ -38,7 +40,7 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[StateStore
 def job(build_id: str, delivery: str | None = None, repo: str = "octo/app") -> Job:
     return Job(
         id=build_id,
-        kind="push",
+        kind=JobKind.PUSH,
         repo=repo,
         clone_url=f"http://127.0.0.1:1/git/{repo}.git",
         ref="refs/heads/main",
@@ -52,7 +54,7 @@ def job(build_id: str, delivery: str | None = None, repo: str = "octo/app") -> J
 
 
 def test_open_state_follows_the_settings(settings: Settings, fresh_redis: str) -> None:
-    assert isinstance(open_state(settings), State)
+    assert isinstance(open_state(settings), SqliteState)
     shared = open_state(replace(settings, redis_url=fresh_redis))
     assert isinstance(shared, RedisState)
     shared.close()
@@ -74,7 +76,7 @@ def test_a_delivery_is_a_duplicate_once_its_build_started(store: StateStore) -> 
 def test_sqlite_writers_take_turns_on_the_lock_file(tmp_path: Path) -> None:
     """Writers of other processes hold the lock file while they write: a writer waits for it
     (and is not left sleeping in SQLite's busy handler)."""
-    state = State(tmp_path / "state.db")
+    state = SqliteState(tmp_path / "state.db")
     recorded: list[Job | str] = []
     with (tmp_path / "state.db.lock").open("ab") as other_process:
         fcntl.flock(other_process, fcntl.LOCK_EX)
@@ -323,4 +325,4 @@ def test_a_data_directory_of_the_previous_version_is_upgraded(tmp_path: Path) ->
     )
     old.commit()
     old.close()
-    assert State(tmp_path / "state.db").claim_unannounced(4) == [job("b1")]
+    assert SqliteState(tmp_path / "state.db").claim_unannounced(4) == [job("b1")]

@@ -7,14 +7,16 @@ from pathlib import Path
 
 import pytest
 
+from bot.jobs import Job, JobKind
 from bot.schedules import Scheduler
-from bot.state import Job, State
+from bot.state.sqlite_store import SqliteState
 from bot.triggers import due, unwanted
 from runner.model import Triggers
 
 
 def _job(kind: str, branch: str = "main") -> Job:
-    return Job(id="b", kind=kind, repo="o/r", clone_url="http://x", ref="r", sha="s", branch=branch)
+    how = JobKind(kind)
+    return Job(id="b", kind=how, repo="o/r", clone_url="http://x", ref="r", sha="s", branch=branch)
 
 
 @pytest.mark.parametrize(
@@ -56,7 +58,7 @@ def test_due(cron: str, last: str | None, now: str, fires: bool) -> None:
 
 
 def test_the_scheduler_fires_once_per_slot_and_remembers_it(tmp_path: Path) -> None:
-    state = State(tmp_path / "state.db")
+    state = SqliteState(tmp_path / "state.db")
     state.remember("o/nightly", "http://x/n.git", 1, (), "0 3 * * *", None)
     state.remember("o/watched", "http://x/w.git", 1, (), "0 3 * * *", "version")
     state.remember("o/plain", "http://x/p.git", 1, (), None, None)
@@ -69,6 +71,6 @@ def test_the_scheduler_fires_once_per_slot_and_remembers_it(tmp_path: Path) -> N
         ("o/watched", "watch", ("version",)),
     }
     assert scheduler.tick(_at("2026-11-24T03:00:50")) == []  # same slot: not again
-    again = Scheduler(State(tmp_path / "state.db"), queued.append)  # after a restart
+    again = Scheduler(SqliteState(tmp_path / "state.db"), queued.append)  # after a restart
     assert again.tick(_at("2026-11-24T03:00:55")) == []
     assert len(again.tick(_at("2026-11-25T03:00:05"))) == 2

@@ -1,0 +1,111 @@
+"""The bot's unit of work: a `Job` (one build to do), its kinds, the job an event asks for.
+
+Pure: the state stores and the queue keep jobs as `Job.to_json()` text, so
+nothing here imports a store, and a module that only needs a job's fields
+does not load sqlite3 or redis through it.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+from dataclasses import dataclass, field, fields
+from enum import StrEnum
+from typing import Any
+
+from webhooks.events import Event, PullRequestEvent, PushEvent
+
+__all__ = ["Job", "JobKind", "job_for", "new_build_id"]
+
+
+class JobKind(StrEnum):
+    """How a build was triggered; the value is what the stores, the queue and `run.json` keep."""
+
+    PUSH = "push"
+    PULL_REQUEST = "pull_request"
+    UPSTREAM = "upstream"
+    """A pipeline that `meta.on.upstream` names built green."""
+    SCHEDULE = "schedule"
+    """`meta.on.schedule` fired (or its watch stage's output changed): the whole pipeline."""
+    WATCH = "watch"
+    """`meta.on.schedule` with `watch` fired: only the watch stage, to compare its output."""
+
+
+@dataclass(frozen=True)
+class Job:
+    """One build to do: what to check out and how it was triggered."""
+
+    id: str
+    kind: JobKind
+    repo: str
+    clone_url: str
+    ref: str
+    sha: str
+    branch: str | None = None
+    installation_id: int | None = None
+    delivery: str | None = None
+    fork: bool = False
+    number: int | None = None
+    changed: tuple[str, ...] | None = None
+    trigger: dict[str, Any] = field(default_factory=dict)
+    targets: tuple[str, ...] = ()
+    """Run only these stages (and what they need): a schedule's `watch` check."""
+
+    def to_json(self) -> str:
+        """The text the stores and the queue keep; `kind` as its plain string value."""
+        # Shallow on purpose: dataclasses.asdict deep-copies, and this runs in every webhook.
+        data = {f.name: getattr(self, f.name) for f in fields(self)}
+        data["kind"] = str(self.kind)  # a StrEnum's str() is its value
+        return json.dumps(data)
+
+    @classmethod
+    def from_json(cls, text: str) -> Job:
+        data = json.loads(text)
+        data["kind"] = JobKind(data["kind"])
+        if data.get("changed") is not None:
+            data["changed"] = tuple(data["changed"])
+        data["targets"] = tuple(data.get("targets") or ())
+        return cls(**data)
+
+
+def new_build_id() -> str:
+    return secrets.token_hex(8)
+
+
+def job_for(event: Event) -> Job | None:
+    """The build a GitHub event asks for, or None (installation events build nothing)."""
+    if isinstance(event, PushEvent):
+        return Job(
+            id=new_build_id(),
+            kind=JobKind.PUSH,
+            repo=event.repo_full_name,
+            clone_url=event.clone_url,
+            ref=event.ref,
+            sha=event.after,
+            branch=event.branch,
+            installation_id=event.installation_id,
+            delivery=event.delivery,
+            changed=event.changed_files if event.changed_files_complete else None,
+            trigger={
+                "ref": event.ref,
+                "sha": event.after,
+                "sender": event.sender,
+                "default_branch": event.default_branch,
+            },
+        )
+    if isinstance(event, PullRequestEvent):
+        return Job(
+            id=new_build_id(),
+            kind=JobKind.PULL_REQUEST,
+            repo=event.repo_full_name,
+            clone_url=event.clone_url,
+            ref=f"refs/pull/{event.number}/head",
+            sha=event.head_sha,
+            branch=event.head_ref,
+            installation_id=event.installation_id,
+            delivery=event.delivery,
+            fork=event.is_fork,
+            number=event.number,
+            trigger={"number": event.number, "sha": event.head_sha, "sender": event.sender},
+        )
+    return None

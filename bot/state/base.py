@@ -1,0 +1,200 @@
+"""The state contract: what the bot remembers across restarts, whichever store keeps it.
+
+A build is recorded (by the web process) -> claimed and queued (by an
+announcer) -> running (one worker, with a heartbeat) -> done; a running build
+whose heartbeat stops is found by `stale()` and finished or re-queued.  The
+stores (`bot.state.sqlite_store`, `bot.state.redis_store`) subclass
+`StateStore`, so each method is documented here once and mypy checks that
+every store has all of them; this module imports neither.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Protocol
+
+from bot.jobs import Job
+
+__all__ = ["ANNOUNCE_LEASE", "PRUNE_BATCH", "Build", "Known", "Phase", "StateStore"]
+
+ANNOUNCE_LEASE = 60.0
+"""Seconds an announcer has to queue a build it claimed before another may claim it."""
+PRUNE_BATCH = 1000
+"""Builds `prune()` forgets at most in one call (the minutely chore calls it)."""
+
+
+class Phase(StrEnum):
+    """Where a build is in its life; the value is what the stores keep."""
+
+    QUEUED = "queued"
+    RUNNING = "running"
+    DONE = "done"
+
+
+@dataclass(frozen=True)
+class Known:
+    """A repository whose pipeline the bot has loaded: what it subscribes to, when it runs."""
+
+    repo: str
+    clone_url: str
+    installation_id: int | None
+    upstream: tuple[str, ...]
+    cron: str | None
+    watch: str | None
+    scheduled: float | None
+    watched: str | None
+
+
+@dataclass(frozen=True)
+class Build:
+    """A recorded build as the state has it; `state` is its final word once `done`."""
+
+    job: Job
+    status: Phase
+    run_id: str | None
+    worker: str | None
+    heartbeat: float | None
+    attempts: int
+    state: str | None
+
+
+class StateStore(Protocol):
+    """What the bot keeps between processes: builds, known pipelines, events received.
+
+    Each method is atomic on its own: two workers calling `start()` on one build
+    get one True, two webhooks recording one delivery get one new build.
+    """
+
+    # --- builds -----------------------------------------------------------------
+
+    def record(self, job: Job) -> Job | str:
+        """Remember a new build: the build to queue, or why there is none.
+
+        A redelivered event whose build started already is a duplicate; one
+        whose build never started is that build again (its task is idempotent):
+        the caller queues what this returns, not its own copy.
+        """
+        ...
+
+    def claim_unannounced(self, limit: int, lease: float = ANNOUNCE_LEASE) -> list[Job]:
+        """Take up to `limit` recorded builds that are not on the queue yet, oldest first.
+
+        Each is offered again `lease` seconds later unless handed over by then
+        (its announcer died). Polled often: when there is nothing to claim, this
+        costs one small read and no write.
+        """
+        ...
+
+    def handed_over(self, build_id: str) -> None:
+        """The build's task is on the queue (after the `pending` status, so never before it)."""
+        ...
+
+    def start(self, build_id: str, worker: str) -> bool:
+        """Claim a queued build for this worker; False when another has it or it is done."""
+        ...
+
+    def beat(self, build_id: str) -> None:
+        """The worker on this build is alive (now, by the store's clock)."""
+        ...
+
+    def set_run(self, build_id: str, run_id: str) -> None:
+        """The build's run has started under `run_id` (what the reaper cleans up after)."""
+        ...
+
+    def finish(self, build_id: str, state: str) -> None:
+        """The build is done; `state` is its final word (a commit state, `none`, `filtered`...)."""
+        ...
+
+    def requeue(self, build_id: str) -> None:
+        """Make a running build queued again (its worker died), forgetting worker and run."""
+        ...
+
+    def stale(self, older_than: float) -> list[Build]:
+        """Running builds whose worker has not said it is alive for `older_than` seconds."""
+        ...
+
+    def take_stale(self, build_id: str, older_than: float) -> bool:
+        """Take a dead build for settling: True for one caller; it beats the heartbeat now,
+        so the other workers' reapers, running at the same moment, leave it alone."""
+        ...
+
+    def running(self) -> list[Build]:
+        """Every build a worker is on now (or was, if it died), oldest first."""
+        ...
+
+    def get(self, build_id: str) -> Build | None:
+        """The build, or None if it was never recorded (or is forgotten)."""
+        ...
+
+    def recent(self, limit: int = 20) -> list[Build]:
+        """The `limit` newest builds, newest first."""
+        ...
+
+    # --- pipelines the bot knows (upstream subscriptions, schedules) ------------
+
+    def remember(
+        self,
+        repo: str,
+        clone_url: str,
+        installation_id: int | None,
+        upstream: tuple[str, ...],
+        cron: str | None,
+        watch: str | None,
+    ) -> None:
+        """Learn a repository's triggers each time its pipeline is loaded (kept across restarts)."""
+        ...
+
+    def known(self) -> list[Known]:
+        """Every repository remembered, by name."""
+        ...
+
+    def subscribers(self, upstream: str) -> list[Known]:
+        """The known pipelines whose `meta.on.upstream` names `upstream` (in any case)."""
+        wanted = upstream.lower()
+        return [k for k in self.known() if wanted in (u.lower() for u in k.upstream)]
+
+    def scheduled(self, repo: str, when: float) -> None:
+        """The repository's schedule fired at `when` (so a restart does not fire it again)."""
+        ...
+
+    def watched(self, repo: str, output: str) -> str | None:
+        """Store the watch stage's output; return the previous one."""
+        ...
+
+    # --- remote-build-complete events received ----------------------------------
+
+    def receive(
+        self, run_id: str, pipeline: str, ref: str, sha: str, status: str, url: str
+    ) -> bool:
+        """Record an event; False when this run's event was received already."""
+        ...
+
+    def green_since(self, pipeline: str, branch: str | None, run_id_after: str) -> str | None:
+        """The run id of a green build of `pipeline` that started after `run_id_after`.
+
+        Run ids sort by start time, so "started after" is "sorts after".
+        """
+        ...
+
+    # --- chores one worker of many does (the minutely reap and schedule tick) ----
+
+    def lease(self, name: str, seconds: float) -> bool:
+        """Take the lease on chore `name` for `seconds`; False while another holder's runs.
+
+        Every consumer enqueues the minutely chore; the lease lets one of them do it.
+        """
+        ...
+
+    def prune(self, older_than: float) -> int:
+        """Forget finished builds and received events older than `older_than` seconds.
+
+        Without it the state grows with every push. Up to PRUNE_BATCH builds a
+        call, so a long backlog does not hold the store for long; the number of
+        builds forgotten.
+        """
+        ...
+
+    def close(self) -> None:
+        """Let go of connections and files; the store is not used after this."""
+        ...
