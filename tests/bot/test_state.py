@@ -5,7 +5,10 @@ The same test body runs against each, so a worker cannot tell which one it has.
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
+import json
+import os
 import random
 import sqlite3
 import threading
@@ -90,6 +93,25 @@ def test_sqlite_writers_take_turns_on_the_lock_file(tmp_path: Path) -> None:
     assert state.get("b1") is not None
 
 
+def _open_files() -> set[str]:
+    found = set()
+    for fd in os.listdir("/proc/self/fd"):
+        with contextlib.suppress(OSError):  # the listing's own descriptor, closed by now
+            found.add(os.readlink(f"/proc/self/fd/{fd}"))
+    return found
+
+
+def test_closing_the_sqlite_store_lets_go_of_every_thread_s_files(tmp_path: Path) -> None:
+    state = SqliteState(tmp_path / "state.db")
+    state.record(job("b1"))
+    other = threading.Thread(target=state.record, args=(job("b2"),))
+    other.start()
+    other.join()
+    assert {str(tmp_path / "state.db"), str(tmp_path / "state.db.lock")} <= _open_files()
+    state.close()
+    assert not {f for f in _open_files() if f.startswith(str(tmp_path))}
+
+
 def test_a_build_round_trips_with_its_job(store: StateStore) -> None:
     store.record(job("b1"))
     build = store.get("b1")
@@ -115,6 +137,30 @@ def test_a_build_round_trips_with_its_job(store: StateStore) -> None:
     )
     assert not store.start("b1", "host:2")  # done: nobody builds it again
     assert store.get("missing") is None
+
+
+def _stored_job(store: StateStore, build_id: str) -> str:
+    """The job's text as the store keeps it."""
+    if isinstance(store, SqliteState):
+        db = sqlite3.connect(store.path)
+        try:
+            return str(db.execute("select job from builds where id = ?", (build_id,)).fetchone()[0])
+        finally:
+            db.close()
+    assert isinstance(store, RedisState)
+    return str(store.redis.hget(f"{store.prefix}build:{build_id}", "job"))
+
+
+@pytest.mark.parametrize("kind", list(JobKind))
+def test_every_job_kind_round_trips_and_is_stored_as_its_string(
+    store: StateStore, kind: JobKind
+) -> None:
+    recorded = replace(job("b1"), kind=kind)
+    store.record(recorded)
+    assert json.loads(_stored_job(store, "b1"))["kind"] == kind.value  # as before JobKind
+    build = store.get("b1")
+    assert build is not None and build.job == recorded and build.job.kind is kind
+    assert store.claim_unannounced(1) == [recorded]
 
 
 def test_updates_of_unknown_builds_create_nothing(store: StateStore) -> None:
