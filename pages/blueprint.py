@@ -26,6 +26,7 @@ from markupsafe import Markup
 from pages import graph, reading
 from pages.links import PREFIX
 from runner.errors import StoreUnavailable
+from runner.outcome import Status
 from runner.store.base import ResultStore, valid_part
 
 __all__ = ["Locate", "make_blueprint"]
@@ -99,7 +100,7 @@ def make_blueprint(locate: Locate) -> Blueprint:
             started=reading.parse_time(found.run.get("started")),
             stages=stages,
             graph=Markup(drawing),  # built from escaped parts by pages.graph
-            live=found.run.get("status") == "running",
+            live=found.run.get("status") == Status.RUNNING,
             version=found.version,
         )
 

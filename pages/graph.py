@@ -15,28 +15,30 @@ import unicodedata
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
+from runner.outcome import Status
+
 __all__ = ["COLOURS", "Edge", "Layout", "Node", "layers", "layout", "render_svg", "svg"]
 
 COLOURS: dict[str, tuple[str, str, str]] = {
     # status: (fill, text, border)
-    "success": ("#1a7f37", "#ffffff", "#116329"),
-    "failure": ("#cf222e", "#ffffff", "#a40e26"),
-    "error": ("#bc4c00", "#ffffff", "#953800"),
-    "cancelled": ("#6e7781", "#ffffff", "#57606a"),
-    "skipped": ("#eaeef2", "#57606a", "#afb8c1"),
-    "running": ("#0969da", "#ffffff", "#0550ae"),
-    "waiting": ("#ffffff", "#57606a", "#afb8c1"),
+    Status.SUCCESS: ("#1a7f37", "#ffffff", "#116329"),
+    Status.FAILURE: ("#cf222e", "#ffffff", "#a40e26"),
+    Status.ERROR: ("#bc4c00", "#ffffff", "#953800"),
+    Status.CANCELLED: ("#6e7781", "#ffffff", "#57606a"),
+    Status.SKIPPED: ("#eaeef2", "#57606a", "#afb8c1"),
+    Status.RUNNING: ("#0969da", "#ffffff", "#0550ae"),
+    Status.WAITING: ("#ffffff", "#57606a", "#afb8c1"),
 }
 """Fill, text and border colour of a node by stage status; anything else is drawn as waiting."""
 
-GLYPHS = {
-    "success": "✓",
-    "failure": "✗",
-    "error": "!",
-    "cancelled": "⊘",
-    "skipped": "↷",
-    "running": "●",
-    "waiting": "○",
+GLYPHS: dict[str, str] = {
+    Status.SUCCESS: "✓",
+    Status.FAILURE: "✗",
+    Status.ERROR: "!",
+    Status.CANCELLED: "⊘",
+    Status.SKIPPED: "↷",
+    Status.RUNNING: "●",
+    Status.WAITING: "○",
 }
 """A mark before the name, so status does not rest on colour alone."""
 
@@ -124,7 +126,7 @@ def _text_width(text: str) -> float:
 
 def _label(name: str, status: str) -> str:
     short = name if len(name) <= MAX_LABEL else name[: MAX_LABEL - 1] + "…"
-    return f"{GLYPHS.get(status, GLYPHS['waiting'])} {short}"
+    return f"{GLYPHS.get(status, GLYPHS[Status.WAITING])} {short}"
 
 
 def layout(
@@ -148,7 +150,7 @@ def layout(
         chains.append(chain)
     order = _order(count, slot_layer, chains)
 
-    status = {n: statuses.get(n, "waiting") for n in names}
+    status = {n: statuses.get(n, Status.WAITING) for n in names}
     labels = {n: _label(n, status[n]) for n in names}
     widths = {n: max(MIN_WIDTH, _text_width(labels[n]) + 24) for n in names}
     column_width = [MIN_WIDTH / 2] * count
@@ -260,8 +262,8 @@ def render_svg(drawn: Layout, href: Callable[[str], str] | None = None, title: s
             ' marker-end="url(#dag-arrow)"/>'
         )
     for node in drawn.nodes:
-        fill, ink, border = COLOURS.get(node.status, COLOURS["waiting"])
-        dash = ' stroke-dasharray="4 3"' if node.status in ("skipped", "waiting") else ""
+        fill, ink, border = COLOURS.get(node.status, COLOURS[Status.WAITING])
+        dash = ' stroke-dasharray="4 3"' if node.status in (Status.SKIPPED, Status.WAITING) else ""
         shape = (
             f"<title>{_attr(node.name)}: {_attr(node.status)}</title>"
             f'<rect x="{node.x:.1f}" y="{node.y:.1f}" width="{node.width:.1f}"'

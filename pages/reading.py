@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from runner.outcome import Status
 from runner.store.base import ResultStore, valid_part
 
 __all__ = [
@@ -39,7 +40,7 @@ PAGE_SIZE = 50
 LOG_TAIL = 256 * 1024
 """Bytes of a log shown on a run page (the end, where failures are); the .log link has it all."""
 
-_NOT_RUN = frozenset({"skipped", "cancelled", "waiting"})
+_NOT_RUN = frozenset({Status.SKIPPED, Status.CANCELLED, Status.WAITING})
 _ANSI = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]")
 
 
@@ -203,7 +204,7 @@ def log_allowed(stage: Mapping[str, Any], stored: set[str]) -> bool:
         return False
     if stage.get("logs") is not None:
         return True
-    return stage.get("status") == "running"
+    return stage.get("status") == Status.RUNNING
 
 
 def _log(store: ResultStore, run_id: str, stage: Mapping[str, Any], stored: set[str]) -> LogView:
@@ -211,7 +212,7 @@ def _log(store: ResultStore, run_id: str, stage: Mapping[str, Any], stored: set[
     if not log_allowed(stage, stored):
         if stage.get("logs") is not None:
             return LogView(None, "no log stored")
-        if status in ("running", "waiting"):
+        if status in (Status.RUNNING, Status.WAITING):
             return LogView(None, "no output yet")
         if status in _NOT_RUN:
             return LogView(None, f"no output ({status})")
@@ -247,7 +248,7 @@ def stage_rows(store: ResultStore, run_id: str, state: RunState) -> list[StageRo
         rows.append(
             StageRow(
                 name=name,
-                status=_text(stage.get("status")) or "waiting",
+                status=_text(stage.get("status")) or Status.WAITING,
                 exit_code="" if exit_code is None else str(exit_code),
                 reason=_text(stage.get("reason")),
                 started=parse_time(stage.get("started")),
