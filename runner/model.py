@@ -41,11 +41,6 @@ class EnvItem:
     name: str
     value: str | None = None
 
-    @property
-    def variable(self) -> str:
-        """The variable name the container sees."""
-        return self.name if self.value is not None else self.name.upper()
-
 
 @dataclass(frozen=True)
 class Stage:

@@ -25,9 +25,8 @@ from runner import dag, yaml12
 from runner.errors import CycleError, PipelineInvalid, Problem
 from runner.model import CODE, EnvItem, Meta, Mount, MountKind, Pipeline, Stage, Triggers, When
 
-__all__ = ["PIPELINE_GLOBS", "find_files", "is_pipeline_path", "load", "parse_duration", "schema"]
+__all__ = ["find_files", "is_pipeline_path", "load", "parse_duration", "schema"]
 
-PIPELINE_GLOBS = ("dockercise.yml", "*.dockercise.yml", "*.dockercise.yaml")
 _SKIP_DIRS = {".git", "node_modules"}
 _OUT_MENTION = re.compile(r"(?<![\w.\-/])/?out/([^\s/'\"`;|&()<>$\\]+)")
 _DURATION_PART = re.compile(r"([0-9]+(?:\.[0-9]+)?)\s*(ms|s|m|h)")

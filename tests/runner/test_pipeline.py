@@ -205,7 +205,13 @@ def test_every_stage_key_builds_the_model(write_pipeline: WritePipeline) -> None
         EnvItem("RATIO", "1.5"),
         EnvItem("WORD", "yes"),
     )
-    assert [item.variable for item in main.env[:3]] == ["VERSION", "TOKEN", "LITERAL"]
+    # References (no value) and literals keep their names as written; the names the
+    # container sees (VERSION, TOKEN, LITERAL) are the plan's: test_plan's test_container_env.
+    assert [(item.name, item.value is None) for item in main.env[:3]] == [
+        ("version", True),
+        ("token", True),
+        ("LITERAL", False),
+    ]
     assert main.vol == (
         Mount(MountKind.STAGE, "version", "/version", True),
         Mount(MountKind.STAGE, "version", "/data", True),
