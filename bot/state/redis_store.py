@@ -28,8 +28,8 @@ from typing import Any
 
 import redis
 
+import bot.state.redis_scripts as lua
 from bot.jobs import Job
-from bot.state import redis_scripts as lua
 from bot.state.base import ANNOUNCE_LEASE, PRUNE_BATCH, Build, Known, Phase, StateStore
 
 __all__ = ["PREFIX", "RedisState"]
