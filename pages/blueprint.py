@@ -25,6 +25,7 @@ from markupsafe import Markup
 
 from pages import graph, reading
 from pages.links import PREFIX
+from runner.durations import elapsed, format_duration
 from runner.errors import StoreUnavailable
 from runner.outcome import Status
 from runner.store.base import ResultStore, valid_part
@@ -96,7 +97,7 @@ def make_blueprint(locate: Locate) -> Blueprint:
             run_id=run_id,
             run=found.run,
             trigger=found.run.get("trigger") if isinstance(found.run.get("trigger"), dict) else {},
-            seconds=reading.duration(found.run),
+            seconds=elapsed(found.run),
             started=reading.parse_time(found.run.get("started")),
             stages=stages,
             graph=Markup(drawing),  # built from escaped parts by pages.graph
@@ -154,20 +155,6 @@ def make_blueprint(locate: Locate) -> Blueprint:
         return format_time(moment)
 
     return bp
-
-
-def format_duration(seconds: float | None) -> str:
-    """`0.4 s`, `12 s`, `3 min 04 s`, `1 h 02 min`; an em dash when unknown."""
-    if seconds is None:
-        return "—"
-    if seconds < 10:
-        return f"{seconds:.1f} s"
-    whole = round(seconds)
-    if whole < 60:
-        return f"{whole} s"
-    if whole < 3600:
-        return f"{whole // 60} min {whole % 60:02d} s"
-    return f"{whole // 3600} h {whole % 3600 // 60:02d} min"
 
 
 def format_time(moment: datetime | None) -> str:

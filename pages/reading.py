@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from runner.durations import elapsed
 from runner.outcome import Status
 from runner.store.base import ResultStore, valid_part
 
@@ -27,7 +28,6 @@ __all__ = [
     "RunRow",
     "RunState",
     "StageRow",
-    "duration",
     "parse_time",
     "read_json",
     "run_rows",
@@ -62,14 +62,6 @@ def parse_time(value: object) -> datetime | None:
         return datetime.fromisoformat(value)
     except ValueError:
         return None
-
-
-def duration(data: Mapping[str, Any]) -> float | None:
-    """Seconds from `started` to `finished`, or None while either is unknown."""
-    start, end = parse_time(data.get("started")), parse_time(data.get("finished"))
-    if start is None or end is None:
-        return None
-    return max((end - start).total_seconds(), 0.0)
 
 
 def _text(value: object) -> str:
@@ -118,7 +110,7 @@ def run_rows(store: ResultStore, page: int = 0) -> tuple[list[RunRow], bool]:
                 trigger=kind,
                 detail=detail,
                 started=parse_time(data.get("started")),
-                seconds=duration(data),
+                seconds=elapsed(data),
             )
         )
     return rows, len(ids) > (page + 1) * PAGE_SIZE
@@ -252,7 +244,7 @@ def stage_rows(store: ResultStore, run_id: str, state: RunState) -> list[StageRo
                 exit_code="" if exit_code is None else str(exit_code),
                 reason=_text(stage.get("reason")),
                 started=parse_time(stage.get("started")),
-                seconds=duration(stage),
+                seconds=elapsed(stage),
                 image=_text(stage.get("image")),
                 attempts=attempts if isinstance(attempts, int) else 0,
                 artefact=stage.get("artefact") is not None and f"{name}.zip" in stored,

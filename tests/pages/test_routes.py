@@ -16,7 +16,6 @@ from flask.testing import FlaskClient
 
 from pages import reading
 from pages.app import create_results_app
-from pages.blueprint import format_duration
 from pages.links import local_run_url, run_url
 from pages.local import create_local_app
 from runner.errors import StoreUnavailable
@@ -302,14 +301,6 @@ def test_links_are_stable_and_served(client: FlaskClient) -> None:
         "http://127.0.0.1:8080/results/local/my%20pipe%2F%E2%98%83/run/r1"
     )
     assert _text(client, local_run_url("", "demo", RUN_ID)).count(RUN_ID) > 1
-
-
-@pytest.mark.parametrize(
-    ("seconds", "text"),
-    [(None, "—"), (0.42, "0.4 s"), (12.4, "12 s"), (184, "3 min 04 s"), (3720, "1 h 02 min")],
-)
-def test_durations_read_as_people_write_them(seconds: float | None, text: str) -> None:
-    assert format_duration(seconds) == text
 
 
 @pytest.mark.parametrize(
