@@ -14,6 +14,7 @@ COPY runner runner
 COPY webhooks webhooks
 COPY bot bot
 COPY pages pages
+COPY cli cli
 RUN pip install --no-cache-dir .
 ENV DOCKERCISE_DATA_DIR=/data PORT=8080
 VOLUME /data

@@ -37,7 +37,7 @@ IMPORTS = [
     "import docker",
     "import runner.pipeline",
     "import runner.engine",
-    "import bot.cli",
+    "import cli.main",
 ]
 
 
@@ -71,7 +71,7 @@ def stages() -> None:
     t0 = time.perf_counter()
     import docker.api.client
 
-    import bot.cli
+    import cli.main
     import runner.containers
     import runner.engine
     import runner.execution
@@ -112,13 +112,13 @@ def stages() -> None:
         code: Any = None
         start = time.perf_counter()
         try:
-            bot.cli.main(argv)
+            cli.main.main(argv)
         except SystemExit as e:
             code = e.code
         total = time.perf_counter() - start
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    print(f"imports (bot.cli, docker, engine): {t_import * 1000:.0f} ms in this process")
+    print(f"imports (cli.main, docker, engine): {t_import * 1000:.0f} ms in this process")
     if first_call:
         print(f"main() to first Docker API call: {(first_call[0] - start) * 1000:.0f} ms")
     print(f"main() total: {total:.3f} s, exit {code}")

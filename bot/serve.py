@@ -1,7 +1,9 @@
-"""`dockercise serve`, `worker` and `status`: the bot's processes (the GitHub App issue).
+"""The bot's processes as plain functions: `serve` (the web app and a queue consumer in one
+process), `worker` (a consumer alone) and `status` (what the queue and the workers do).
 
-Heavy imports (Flask, Huey, PyGithub) happen inside the commands, so the
-rest of the CLI does not pay for them.
+The command line (cli/bot.py) mounts them as `dockercise serve|worker|status`; nothing
+here prints or parses arguments. Heavy imports (Flask, Huey, PyGithub) happen inside the
+functions, so the rest of the command line does not pay for them.
 """
 
 from __future__ import annotations
@@ -9,14 +11,16 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-import click
+from bot.settings import Settings
 
-__all__ = ["serve", "status", "worker"]
+if TYPE_CHECKING:  # the state's module (sqlite3, Redis) is only imported by the processes
+    from bot.state import Build
 
-
-def _logging() -> None:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+__all__ = ["QueueStatus", "RecentBuild", "RunningBuild", "overview", "serve", "status", "worker"]
 
 
 def _consume(queue: object, workers: int) -> None:
@@ -40,72 +44,122 @@ def _consume(queue: object, workers: int) -> None:
         queue.announcer.stop()
 
 
-@click.command()
-@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
-@click.option("--port", default=8080, show_default=True, type=int, help="Port to listen on.")
-def serve(host: str, port: int) -> None:
-    """Run the bot on one machine: the web app and a queue consumer, in one process."""
+def serve(settings: Settings, host: str, port: int, ready: Callable[[str], None]) -> None:
+    """Run the web app (in a thread) and a queue consumer (here) until SIGINT or SIGTERM.
+
+    `ready` is called with the app's URL once it listens (port 0 picks a free one).
+    """
     from werkzeug.serving import make_server
 
     from bot.queue import make_queue
-    from bot.settings import load_settings
     from bot.web import create_bot_app
 
-    _logging()
-    settings = load_settings()
     queue = make_queue(settings)
     app = create_bot_app(settings=settings, queue=queue)
     server = make_server(host, port, app, threaded=True)
     web = threading.Thread(target=server.serve_forever, name="web", daemon=True)
     web.start()
-    click.echo(f"dockercise bot on http://{host}:{server.server_port} (Ctrl-C stops it)")
+    ready(f"http://{host}:{server.server_port}")
     try:
         _consume(queue, settings.workers)
     finally:
         server.shutdown()
 
 
-@click.command()
-def worker() -> None:
-    """Run a queue consumer alone (more machines: set DOCKERCISE_REDIS_URL)."""
+def worker(settings: Settings) -> None:
+    """Run a queue consumer alone until SIGINT or SIGTERM."""
     from bot.queue import make_queue
-    from bot.settings import load_settings
 
-    _logging()
-    settings = load_settings()
     _consume(make_queue(settings), settings.workers)
 
 
-@click.command()
-@click.option("-n", "--limit", default=20, show_default=True, help="How many builds to list.")
-def status(limit: int) -> None:
-    """Show the queue, the workers and what each is building."""
-    from bot.queue import make_queue
-    from bot.settings import load_settings
+@dataclass(frozen=True)
+class RunningBuild:
+    """A worker and the build it is on."""
 
-    settings = load_settings()
-    queue = make_queue(settings)
-    where = "Redis" if settings.redis_url else str(settings.data_dir)
-    click.echo(f"queue ({where}): {queue.huey.pending_count()} task(s) waiting")
-    now = time.time()
-    running = queue.state.running()
-    recent = queue.state.recent(limit)
+    worker: str
+    build: str
+    repo: str
+    sha: str
+    attempts: int
+    heartbeat_age: float
+    """Seconds since the worker last said it is alive."""
+    presumed_dead: bool
+    """Silent for longer than DOCKERCISE_STALE_AFTER: the reaper will take the build back."""
+
+
+@dataclass(frozen=True)
+class RecentBuild:
+    id: str
+    outcome: str
+    """The final state (success, failure, error) once done, else where it is (queued...)."""
+    kind: str
+    repo: str
+    sha: str
+    worker: str | None
+
+
+@dataclass(frozen=True)
+class QueueStatus:
+    """What `dockercise status` shows."""
+
+    queue: str
+    """Where the queue lives: `Redis`, or the data directory."""
+    waiting: int
+    running: tuple[RunningBuild, ...]
+    idle: tuple[str, ...]
+    """Workers seen in recent builds that are not building now."""
+    recent: tuple[RecentBuild, ...]
+
+
+def overview(
+    queue: str,
+    waiting: int,
+    running: Sequence[Build],
+    recent: Sequence[Build],
+    now: float,
+    stale_after: float,
+) -> QueueStatus:
+    """The state's builds -> what the status shows (pure)."""
     busy = {b.worker for b in running}
     idle = sorted({b.worker for b in recent if b.worker and b.worker not in busy})
-    click.echo(f"workers: {len(busy)} building, {len(idle)} more seen in recent builds")
+    rows = []
     for b in running:
         age = now - (b.heartbeat or 0)
-        dead = ": presumed dead" if age > settings.stale_after else ""
-        click.echo(
-            f"  {b.worker}  building {b.job.repo}@{b.job.sha[:12]} (build {b.job.id},"
-            f" attempt {b.attempts}, heartbeat {age:.0f}s ago{dead})"
+        rows.append(
+            RunningBuild(
+                worker=str(b.worker),
+                build=b.job.id,
+                repo=b.job.repo,
+                sha=b.job.sha,
+                attempts=b.attempts,
+                heartbeat_age=age,
+                presumed_dead=age > stale_after,
+            )
         )
-    for name in idle:
-        click.echo(f"  {name}  not building now")
-    click.echo("recent builds:")
-    for b in recent:
-        outcome = b.state or b.status
-        click.echo(
-            f"  {b.job.id}  {outcome:<8} {b.job.kind:<12} {b.job.repo}@{b.job.sha[:12]}"
-            f"  {b.worker or ''}"
+    done = tuple(
+        RecentBuild(
+            id=b.job.id,
+            outcome=str(b.state or b.status),
+            kind=str(b.job.kind),
+            repo=b.job.repo,
+            sha=b.job.sha,
+            worker=b.worker,
         )
+        for b in recent
+    )
+    return QueueStatus(queue, waiting, tuple(rows), tuple(idle), done)
+
+
+def status(settings: Settings, limit: int) -> QueueStatus:
+    """The queue, the workers and what each is building, and the `limit` newest builds."""
+    from bot.queue import make_queue
+
+    queue = make_queue(settings)
+    where = "Redis" if settings.redis_url else str(settings.data_dir)
+    try:
+        waiting = queue.huey.pending_count()
+        running, recent = queue.state.running(), queue.state.recent(limit)
+    finally:
+        queue.state.close()
+    return overview(where, waiting, running, recent, time.time(), settings.stale_after)

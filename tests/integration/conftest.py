@@ -17,7 +17,7 @@ from typing import Any
 import docker
 import pytest
 
-from bot.cli import main
+from cli.main import main
 
 IMAGE = "dockercise/busybox"
 PULL_IMAGE = "127.0.0.1:5000/dockercise/pulltest:latest"

@@ -314,7 +314,7 @@ def test_a_200_mb_log_is_streamed_up_and_down_in_bounded_memory(
         f"  run: yes 0123456789012345678901234567890123456789 | head -n {lines} >&2\n"
     )
     url = s3.url(PREFIX)
-    cli = [sys.executable, "-c", "from bot.cli import main; main()"]
+    cli = [sys.executable, "-c", "from cli.main import main; main()"]
     seen: list[int] = []
 
     def watch() -> None:

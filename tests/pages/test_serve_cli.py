@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from flask import Flask
 
-from bot.cli import main
+from cli.main import main
 from tests.pages.conftest import RUN_ID
 
 

@@ -11,6 +11,7 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
+from runner.durations import format_duration, seconds_between
 from runner.outcome import RunResult, StageResult, Status, now
 
 __all__ = ["ConsoleReporter"]
@@ -36,10 +37,11 @@ _STYLE = {
 }
 
 
-def _seconds(start: datetime | None, end: datetime | None) -> str:
+def _took(start: datetime | None, end: datetime | None) -> str:
+    """How long so far (no `end` yet) or in all; blank before it started."""
     if start is None:
         return ""
-    return f"{((end or now()) - start).total_seconds():.1f}s"
+    return format_duration(seconds_between(start, end or now()))
 
 
 class ConsoleReporter:
@@ -100,7 +102,7 @@ class ConsoleReporter:
         label, style = _STYLE[result.status]
         extra = f" ({result.reason})" if result.reason else ""
         took = (
-            f" in {result.duration:.1f}s"
+            f" in {format_duration(result.duration)}"
             if result.duration is not None and result.status is not Status.SKIPPED
             else ""
         )
@@ -115,7 +117,7 @@ class ConsoleReporter:
         if run.status is Status.FAILURE:
             label = "failed"
         self.console.print(
-            Text(f"run {run.id} {label} in {_seconds(run.started, run.finished)}", style=style)
+            Text(f"run {run.id} {label} in {_took(run.started, run.finished)}", style=style)
         )
 
     def _board(self) -> Group:
@@ -132,6 +134,6 @@ class ConsoleReporter:
             result = run.stages[name]
             label, style = _STYLE[result.status]
             start = result.started or self._started.get(name)
-            took = "" if result.status is Status.SKIPPED else _seconds(start, result.finished)
+            took = "" if result.status is Status.SKIPPED else _took(start, result.finished)
             table.add_row(Text(name), Text(label, style=style), took, Text(result.reason or ""))
         return table

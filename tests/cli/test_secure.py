@@ -10,7 +10,7 @@ from cryptography.fernet import Fernet
 
 from runner import pipeline
 from runner.encryption import KEY_VARIABLE, decrypt, decrypt_pipeline, generate_key
-from tests.bot.test_cli import run_cli
+from tests.cli.test_cli import run_cli
 from tests.conftest import WritePipeline
 
 KEY = generate_key()

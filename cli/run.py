@@ -1,0 +1,124 @@
+"""`dockercise run`: load -> validate -> plan -> run -> store -> report."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+from pathlib import Path
+from types import FrameType
+from typing import NoReturn
+
+import click
+
+from cli.console import ConsoleReporter
+from cli.options import complete_stage, files_option, load, project_option, results_option
+from runner import encryption
+from runner.engine import Engine, RunOptions, prepare
+from runner.masking import Masker
+from runner.outcome import Status
+from runner.store import ResultStore, open_store
+from runner.variables import parse_assignments, read_env_file
+
+__all__ = ["run"]
+
+
+@click.command()
+@click.argument("targets", nargs=-1, shell_complete=complete_stage)
+@project_option
+@files_option
+@results_option
+@click.option(
+    "--env",
+    "env",
+    multiple=True,
+    metavar="NAME=VALUE",
+    help="A variable for env items (repeatable).",
+)
+@click.option(
+    "--env-file",
+    "env_files",
+    multiple=True,
+    type=click.Path(path_type=Path),
+    help="A file of NAME=VALUE lines (repeatable).",
+)
+@click.option(
+    "-j",
+    "--jobs",
+    type=click.IntRange(min=1),
+    help="Stages at once [default: meta.concurrency or CPUs].",
+)
+@click.option(
+    "--changed",
+    "changed",
+    multiple=True,
+    metavar="FILE",
+    help="Count FILE as changed, for `paths` stages (repeatable).",
+)
+@click.option("--since", metavar="REV", help="Count files changed since git REV as changed.")
+@click.option("-q", "--quiet", is_flag=True, help="Print only the summary.")
+def run(
+    targets: tuple[str, ...],
+    directory: Path,
+    files: tuple[str, ...],
+    results: str | None,
+    env: tuple[str, ...],
+    env_files: tuple[Path, ...],
+    jobs: int | None,
+    changed: tuple[str, ...],
+    since: str | None,
+    quiet: bool,
+) -> None:
+    """Run the pipeline (or only TARGETS and what they need), each stage in its own container."""
+    loaded = load(directory, files)
+    if loaded is None:
+        return
+    environ = dict(os.environ)
+    secrets = encryption.decrypt_pipeline(loaded, environ.get(encryption.KEY_VARIABLE))
+    from_files: dict[str, str] = {}
+    for env_file in env_files:
+        from_files.update(read_env_file(env_file, environ))
+    options = RunOptions(
+        targets=list(targets),
+        concurrency=jobs,
+        variables=[secrets.variables, parse_assignments(env, environ), from_files, environ],
+        literals=secrets.literals,
+        masker=Masker(secrets.values()),
+        changed=_changed(loaded.root, changed, since),
+    )
+    plan = prepare(loaded, options)
+    store = open_store(results, loaded.root)
+    from runner.containers import Containers  # the docker SDK is only imported when needed
+
+    containers = Containers()
+    engine = Engine(containers, store, ConsoleReporter(quiet=quiet))
+    # A closed terminal (SIGHUP) or a stop (SIGTERM) cleans up as Ctrl-C does.
+    previous = {s: signal.signal(s, _interrupt) for s in (signal.SIGTERM, signal.SIGHUP)}
+    try:
+        result = engine.run(plan)
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+        containers.close()
+        store.close()
+    click.echo(f"results: {_location(store, result.id)}")
+    if result.status is Status.CANCELLED:
+        sys.exit(130)
+    sys.exit(0 if result.status is Status.SUCCESS else 1)
+
+
+def _changed(project: Path, files: tuple[str, ...], since: str | None) -> list[str] | None:
+    """None (every `paths` stage runs) unless --changed or --since say what changed."""
+    if since is None:
+        return list(files) if files else None
+    from runner.changes import changed_since
+
+    return sorted({*files, *changed_since(project, since)})
+
+
+def _interrupt(signum: int, frame: FrameType | None) -> NoReturn:
+    raise KeyboardInterrupt
+
+
+def _location(store: ResultStore, run_id: str) -> str:
+    return f"{store.url.rstrip('/')}/run/{run_id}/"
