@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO, Protocol
 
+from runner.durations import format_duration
 from runner.errors import BuildFailed, ContainerFailed
 from runner.masking import LineSplitter, Masker
 from runner.model import CODE, Pipeline, Stage
@@ -81,7 +82,8 @@ class StageExecutor:
                 self._attempt(stage, result, log)
                 if not result.status.bad or attempt > stage.retry or self.cancel.is_set():
                     break
-                self._note(stage, log, f"{result.reason}; trying again in {backoff(attempt):g}s")
+                wait = format_duration(backoff(attempt))
+                self._note(stage, log, f"{result.reason}; trying again in {wait}")
                 self.cancel.wait(backoff(attempt))
         finally:
             if log is not None:
