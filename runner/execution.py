@@ -193,7 +193,7 @@ class StageExecutor:
         context, dockerfile = build_context(self.dirs.project, stage.build)
         if not (context / dockerfile).is_file():
             raise BuildFailed(f"no Dockerfile at '{stage.build}' in the checkout")
-        splitter = LineSplitter()
+        splitter = LineSplitter(self.masker)
         emit = self._emitter(stage, log)
         tag = self.spec(stage).image
         self._note(stage, log, f"building {tag} from {stage.build}")
@@ -225,7 +225,7 @@ class StageExecutor:
         self, stage: Stage, log: BinaryIO | None, stdout: BinaryIO
     ) -> tuple[Callable[[str, bytes], None], Callable[[], None]]:
         """Where a container's output goes: stdout raw to /out, lines masked to log and console."""
-        splitters = {"stdout": LineSplitter(), "stderr": LineSplitter()}
+        splitters = {"stdout": LineSplitter(self.masker), "stderr": LineSplitter(self.masker)}
         emit = self._emitter(stage, log)
 
         def sink(stream: str, chunk: bytes) -> None:

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import base64
+import itertools
 import threading
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from runner.masking import MASK, MIN_LENGTH, LineSplitter, Masker
+from runner.masking import LONG_LINE, MASK, MIN_LENGTH, LineSplitter, Masker
 
 
 def test_mask_is_three_stars() -> None:
@@ -166,3 +169,91 @@ def test_a_very_long_line_is_not_held_forever() -> None:
     out += split.close()
     assert "".join(out) == "x" * 409600
     assert len(out) > 1
+
+
+# --- a line too long to hold: let go in pieces, never across a value ------------------------
+
+
+def _pieces(mask: Masker, data: bytes, chunk: int) -> list[str]:
+    """What the engine stores for `data` fed in `chunk`-byte writes: each piece masked alone."""
+    split = LineSplitter(mask)
+    out: list[str] = []
+    for start in range(0, len(data), chunk):
+        out += split.feed(data[start : start + chunk])
+    return [mask(piece) for piece in out + split.close()]
+
+
+SECRET = "s3cr3t-across-the-flush"
+
+
+@pytest.mark.parametrize("chunk", [4096, 65535, LONG_LINE + 1, 1 << 20])
+@pytest.mark.parametrize("secret", [SECRET, "pässwört-☃-across"], ids=["ascii", "utf-8"])
+def test_a_secret_split_at_every_offset_around_the_flush_is_masked(chunk: int, secret: str) -> None:
+    mask = Masker([secret])
+    size = len(secret.encode())
+    for offset in range(LONG_LINE - size - 2, LONG_LINE + 3):
+        data = b"x" * offset + secret.encode() + b"y" * 300
+        pieces = _pieces(mask, data, chunk)
+        assert not any(secret in piece for piece in pieces), offset
+        assert "".join(pieces) == mask(data.decode()), offset
+
+
+def test_a_longer_value_is_not_cut_down_to_a_shorter_one_at_the_flush() -> None:
+    """`abcd…` found at the end of a piece may still grow into the longer value: kept whole."""
+    mask = Masker(["abcdefgh-longer", "abcdefgh"])
+    for offset in range(LONG_LINE - 20, LONG_LINE + 5):
+        data = b"x" * offset + b"abcdefgh-longer tail"
+        pieces = _pieces(mask, data, 4096)
+        assert "".join(pieces) == "x" * offset + "*** tail", offset
+
+
+def test_a_value_longer_than_a_piece_is_still_masked() -> None:
+    secret = "k" * (LONG_LINE + 100)
+    mask = Masker([secret])
+    data = b"a" * 1000 + secret.encode() + b"b" * (3 * LONG_LINE)
+    pieces = _pieces(mask, data, 8192)
+    assert "".join(pieces) == "a" * 1000 + MASK + "b" * (3 * LONG_LINE)
+    assert all(piece for piece in pieces)  # no empty line is written while a value is held
+
+
+def test_utf8_is_never_cut_in_the_middle_of_a_character() -> None:
+    data = "☃".encode() * LONG_LINE
+    for chunk in (4096, 65535, 65537):
+        split = LineSplitter(Masker())
+        out: list[str] = []
+        for start in range(0, len(data), chunk):
+            out += split.feed(data[start : start + chunk])
+        out += split.close()
+        assert len(out) > 1 and "\ufffd" not in "".join(out)
+        assert "".join(out) == data.decode()
+
+
+def test_pieces_keep_invalid_bytes_as_replacement_characters() -> None:
+    data = b"\xff" * (LONG_LINE + 10)
+    split = LineSplitter(Masker(["never-printed"]))
+    out = split.feed(data) + split.close()
+    assert "".join(out) == "\ufffd" * (LONG_LINE + 10)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    secrets=st.lists(st.text(min_size=MIN_LENGTH, max_size=40), min_size=1, max_size=3),
+    before=st.integers(min_value=LONG_LINE - 100, max_value=LONG_LINE + 60),
+    filler=st.sampled_from(["x", "é", "☃", "s"]),
+    cuts=st.lists(st.integers(min_value=1, max_value=3 * LONG_LINE), max_size=8),
+)
+def test_pieces_masked_alone_equal_the_line_masked_whole(
+    secrets: list[str], before: int, filler: str, cuts: list[int]
+) -> None:
+    """Whatever the values, where they sit and how the output is chunked."""
+    secrets = [s.replace("\n", "") for s in secrets]
+    mask = Masker(secrets)
+    line = filler * before + secrets[0] + filler * 50 + secrets[-1] + "end"
+    data = line.encode()
+    split = LineSplitter(mask)
+    out: list[str] = []
+    bounds = [0, *sorted({c for c in cuts if c < len(data)}), len(data)]
+    for start, end in itertools.pairwise(bounds):
+        out += split.feed(data[start:end])
+    out += split.close()
+    assert "".join(mask(piece) for piece in out) == mask(line)
