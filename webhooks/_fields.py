@@ -3,7 +3,14 @@
 Payloads are untrusted shapes even when signed (a sender's bug, a GitHub
 schema change), so every value the bot relies on is read through here and
 a surprise becomes `PayloadInvalid("repository.full_name", ...)`, never a
-KeyError deep inside a build.
+KeyError deep inside a build, nor an overflow in the state's database.
+
+Every number read is range-checked (ids are positive and JSON-safe: what
+GitHub's own JavaScript clients can hold), and every string is free of NUL,
+which nothing GitHub sends contains and which git, SQLite and C strings each
+treat differently.  A `line` (a name, a ref, a URL) also has no other control
+character and is at most MAX_LINE characters, so it can be logged, stored and
+shown as one line.
 """
 
 from __future__ import annotations
@@ -13,7 +20,15 @@ from typing import Any
 
 from webhooks.errors import PayloadInvalid
 
-__all__ = ["Fields"]
+__all__ = ["MAX_ID", "MAX_LINE", "MAX_TEXT", "Fields"]
+
+MAX_ID = 2**53 - 1
+"""The largest id accepted: JSON's safe integers, which every GitHub id is."""
+MAX_LINE = 1024
+"""Characters of a one-line value (a ref, a name, a URL)."""
+MAX_TEXT = 1 << 20
+"""Characters of free text (a commit message)."""
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 _JSON_TYPES = {
     dict: "an object",
@@ -53,19 +68,48 @@ class Fields:
             raise PayloadInvalid(self.where(key), f"expected {wanted}, got {_kind(value)}")
         return value
 
-    def string(self, key: str, *, pattern: re.Pattern[str] | None = None, what: str = "") -> str:
-        """A required string; with `pattern`, it must match it in full (`what` names the shape)."""
+    def _checked(self, where: str, value: str, line: bool) -> str:
+        if line:
+            if len(value) > MAX_LINE:
+                raise PayloadInvalid(where, f"longer than {MAX_LINE} characters")
+            if _CONTROL.search(value):
+                raise PayloadInvalid(where, "expected one line without control characters")
+        else:
+            if len(value) > MAX_TEXT:
+                raise PayloadInvalid(where, f"longer than {MAX_TEXT} characters")
+            if "\0" in value:
+                raise PayloadInvalid(where, "expected text without NUL characters")
+        return value
+
+    def string(
+        self,
+        key: str,
+        *,
+        pattern: re.Pattern[str] | None = None,
+        what: str = "",
+        line: bool = True,
+    ) -> str:
+        """A required string; with `pattern`, it must match it in full (`what` names the shape).
+
+        `line=False` reads free text (newlines and tabs allowed, up to MAX_TEXT).
+        """
         value: str = self._get(key, str, "a string", optional=False)
+        self._checked(self.where(key), value, line)
         if pattern is not None and not pattern.fullmatch(value):
             raise PayloadInvalid(self.where(key), f"expected {what or 'a valid value'}")
         return value
 
-    def optional_string(self, key: str) -> str | None:
+    def optional_string(self, key: str, *, line: bool = True) -> str | None:
         value: str | None = self._get(key, str, "a string", optional=True)
-        return value
+        return None if value is None else self._checked(self.where(key), value, line)
 
-    def integer(self, key: str) -> int:
+    def integer(self, key: str, *, minimum: int = 1, maximum: int = MAX_ID) -> int:
+        """A required integer from `minimum` to `maximum` (by default: an id)."""
         value: int = self._get(key, int, "an integer", optional=False)
+        if not minimum <= value <= maximum:
+            raise PayloadInvalid(
+                self.where(key), f"expected an integer from {minimum} to {maximum}"
+            )
         return value
 
     def boolean(self, key: str, default: bool) -> bool:
@@ -92,4 +136,5 @@ class Fields:
                 raise PayloadInvalid(
                     f"{self.where(key)}.{i}", f"expected a string, got {_kind(item)}"
                 )
+            self._checked(f"{self.where(key)}.{i}", item, line=False)
         return list(items or [])

@@ -12,8 +12,9 @@ import re
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from flask import Response, jsonify, request
-from werkzeug.exceptions import HTTPException
+from flask import Response, current_app, jsonify, request
+from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
+from werkzeug.wsgi import get_input_stream
 
 from webhooks.errors import (
     BodyNotJSON,
@@ -24,7 +25,15 @@ from webhooks.errors import (
 )
 from webhooks.verify import verify_signature
 
-__all__ = ["deliver", "guarded", "json_body", "json_error", "required_header", "verified_body"]
+__all__ = [
+    "deliver",
+    "guarded",
+    "json_body",
+    "json_error",
+    "read_body",
+    "required_header",
+    "verified_body",
+]
 
 log = logging.getLogger("dockercise.webhooks")
 
@@ -38,13 +47,36 @@ def json_error(status: int, message: str, **extra: Any) -> Response:
     return response
 
 
+_READ = 1 << 16
+
+
+def read_body(limit: int) -> bytes:
+    """The raw body, or RequestEntityTooLarge (413) when it is over `limit` bytes.
+
+    A declared Content-Length over the limit is refused unread.  A body sent
+    without one (chunked) is read up to `limit + 1` bytes: one more than the
+    limit means too large.  (Werkzeug's own cap cuts such a body at the limit
+    silently, which then fails its signature: a 401 for what is a 413.)
+    """
+    stream = get_input_stream(request.environ, max_content_length=limit + 1)
+    body = bytearray()
+    while len(body) <= limit:
+        chunk = stream.read(min(_READ, limit + 1 - len(body)))
+        if not chunk:
+            break
+        body += chunk
+    if len(body) > limit:
+        raise RequestEntityTooLarge()
+    return bytes(body)
+
+
 def verified_body(signature_header: str, secret: str) -> bytes:
     """The raw body, once its signature is checked; nothing else of the request is read before.
 
-    Reading it enforces the app's MAX_CONTENT_LENGTH first: a declared or
-    streamed body over the limit raises RequestEntityTooLarge (413) unread.
+    The app's MAX_CONTENT_LENGTH is enforced first, however the body is sent
+    (`read_body`).
     """
-    body = request.get_data(cache=False)
+    body = read_body(current_app.config["MAX_CONTENT_LENGTH"])
     verify_signature(body, request.headers.get(signature_header), secret)
     return body
 

@@ -17,12 +17,19 @@ from webhooks.dockercise_hooks import dockercise_blueprint
 from webhooks.events import Event, RemoteBuildComplete
 from webhooks.github_hooks import github_blueprint
 
-__all__ = ["DEFAULT_MAX_BODY", "WebhookConfig", "create_app"]
+__all__ = ["DEFAULT_MAX_BODY", "SECURITY_HEADERS", "WebhookConfig", "create_app"]
 
 DEFAULT_MAX_BODY = 25 * 1024 * 1024
 """GitHub caps payloads at 25 MB and does not deliver bigger ones."""
 
 _JSON_PATHS = ("/webhooks/", "/healthz")
+
+SECURITY_HEADERS = {
+    # Nothing the receiver answers is a page: no resource may load, nothing is sniffed.
+    # Blueprints that serve pages (the results site) set their own policy first.
+    "Content-Security-Policy": "default-src 'none'; frame-ancestors 'none'",
+    "X-Content-Type-Options": "nosniff",
+}
 
 
 @dataclass(frozen=True)
@@ -57,6 +64,13 @@ def _http_error(error: HTTPException) -> HTTPException | tuple[Response, int]:
     return jsonify({"error": error.description or error.name}), code
 
 
+def _secure(response: Response) -> Response:
+    """On every response, errors (404, 405, 413, 500) and other blueprints' included."""
+    for header, value in SECURITY_HEADERS.items():
+        response.headers.setdefault(header, value)
+    return response
+
+
 def _healthz() -> Response:
     return jsonify({"ok": True})
 
@@ -71,4 +85,5 @@ def create_app(config: WebhookConfig) -> Flask:
     for blueprint in config.extra_blueprints:
         app.register_blueprint(blueprint)
     app.register_error_handler(HTTPException, _http_error)
+    app.after_request(_secure)
     return app

@@ -15,6 +15,11 @@ Decisions where SPEC §8 is silent:
 - A pull request whose head repository is gone (`head.repo: null`, a deleted
   fork) counts as a fork: it gets no secrets (SPEC §5).
 - Unknown fields are ignored everywhere, so GitHub may add to its payloads.
+- Refs and branch names must be valid git ref names (`git check-ref-format`),
+  at most 255 bytes (GitHub's own limit): they reach git commands and logs.
+  Pull request numbers run from 1 to 2^31 - 1, ids from 1 to 2^53 - 1.
+- A `remote-build-complete` is finished between 1970 and 9999 (in UTC), and
+  its `url` is an http(s) URL.
 """
 
 from __future__ import annotations
@@ -54,9 +59,14 @@ _ZERO_SHA = re.compile(r"0+")
 _SHA = re.compile(r"[0-9a-f]{40}|[0-9a-f]{64}")  # SHA-1 and SHA-256 repositories
 # owner/repo, as GitHub allows them; never `.`/`..`, so it is safe as a store path.
 _FULL_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*/(?!\.\.?$)[A-Za-z0-9_.-]+")
-_CLONE_URL = re.compile(r"https?://\S+")  # never ext:: or file: transports
 _RUN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,127}")
+_URL = re.compile(r"https?://[^\s\x00-\x1f\x7f]+")  # never ext:: or file: transports
 _BRANCH_PREFIX = "refs/heads/"
+MAX_PR_NUMBER = 2**31 - 1
+"""GitHub's pull request numbers are 32-bit (its GraphQL `Int`)."""
+MAX_REF_BYTES = 255
+_REF_FORBIDDEN = re.compile(r"[\x00-\x20\x7f~^:?*\[\\]|\.\.|@\{|//")
+_EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 @dataclass(frozen=True)
@@ -174,11 +184,36 @@ def _full_name(fields: Fields) -> str:
 
 
 def _clone_url(fields: Fields) -> str:
-    return fields.string("clone_url", pattern=_CLONE_URL, what="an http(s) URL")
+    return fields.string("clone_url", pattern=_URL, what="an http(s) URL")
 
 
 def _sha(fields: Fields, key: str) -> str:
     return fields.string(key, pattern=_SHA, what="a commit SHA (40 or 64 lowercase hex digits)")
+
+
+def _ref_problem(name: str) -> str | None:
+    """Why `name` is not a ref or branch name git accepts (`git check-ref-format`), or None."""
+    if not name:
+        return "expected a ref name, got ''"
+    if len(name.encode()) > MAX_REF_BYTES:
+        return f"longer than {MAX_REF_BYTES} bytes"
+    if (
+        _REF_FORBIDDEN.search(name)
+        or name.startswith(("-", "/"))
+        or name.endswith(("/", ".", ".lock"))
+        or name == "@"
+        or any(part.startswith(".") for part in name.split("/"))
+    ):
+        return "expected a valid git ref name"
+    return None
+
+
+def _ref(fields: Fields, key: str) -> str:
+    value = fields.string(key)
+    problem = _ref_problem(value)
+    if problem is not None:
+        raise PayloadInvalid(fields.where(key), problem)
+    return value
 
 
 def _installation_id(payload: Fields) -> int | None:
@@ -192,7 +227,7 @@ def _sender(payload: Fields) -> str | None:
 
 
 def _push(delivery: str, payload: Fields) -> PushEvent | Ignored:
-    ref = payload.string("ref")
+    ref = _ref(payload, "ref")
     before = _sha(payload, "before")
     after = _sha(payload, "after")
     if payload.boolean("deleted", False) or _ZERO_SHA.fullmatch(after):
@@ -215,7 +250,9 @@ def _push(delivery: str, payload: Fields) -> PushEvent | Ignored:
         branch=ref.removeprefix(_BRANCH_PREFIX),
         before=before,
         after=after,
-        head_commit_message=None if head_commit is None else head_commit.optional_string("message"),
+        head_commit_message=None
+        if head_commit is None
+        else head_commit.optional_string("message", line=False),
         changed_files=tuple(sorted(changed)),
         changed_files_complete=not (
             _ZERO_SHA.fullmatch(before)
@@ -223,7 +260,7 @@ def _push(delivery: str, payload: Fields) -> PushEvent | Ignored:
             or len(commits) >= GITHUB_COMMITS_LIMIT
         ),
         installation_id=_installation_id(payload),
-        default_branch=repository.string("default_branch"),
+        default_branch=_ref(repository, "default_branch"),
         pusher=payload.object("pusher").string("name"),
         sender=_sender(payload),
     )
@@ -243,16 +280,16 @@ def _pull_request(delivery: str, payload: Fields) -> PullRequestEvent | Ignored:
     return PullRequestEvent(
         delivery=delivery,
         action=action,
-        number=payload.integer("number"),
+        number=payload.integer("number", maximum=MAX_PR_NUMBER),
         repo_full_name=repo_full_name,
         clone_url=_clone_url(repository),
         head_sha=_sha(head, "sha"),
-        head_ref=head.string("ref"),
+        head_ref=_ref(head, "ref"),
         head_repo_full_name=head_repo_full_name,
         # GitHub names are case-insensitive; a vanished head repo is treated as a fork.
         is_fork=head_repo_full_name is None
         or head_repo_full_name.casefold() != repo_full_name.casefold(),
-        base_ref=base.string("ref"),
+        base_ref=_ref(base, "ref"),
         base_sha=_sha(base, "sha"),
         installation_id=_installation_id(payload),
         sender=_sender(payload),
@@ -276,7 +313,7 @@ def _ping(delivery: str, payload: Fields) -> PingEvent:
     repository = payload.optional_object("repository")
     return PingEvent(
         delivery=delivery,
-        zen=payload.string("zen"),
+        zen=payload.string("zen", line=False),
         hook_id=payload.integer("hook_id"),
         repo_full_name=None if repository is None else _full_name(repository),
     )
@@ -307,7 +344,13 @@ def _finished(payload: Fields) -> datetime:
         moment = None
     if moment is None or moment.tzinfo is None:
         raise PayloadInvalid("finished", "expected an ISO-8601 time with a UTC offset")
-    return moment.astimezone(UTC)
+    try:
+        moment = moment.astimezone(UTC)
+    except OverflowError:  # year 1 or 9999 pushed out of range by its offset
+        moment = None
+    if moment is None or moment < _EARLIEST:
+        raise PayloadInvalid("finished", "expected a time from 1970 to 9999 (UTC)")
+    return moment
 
 
 def parse_dockercise(payload: Any) -> RemoteBuildComplete:
@@ -316,15 +359,13 @@ def parse_dockercise(payload: Any) -> RemoteBuildComplete:
     status = _STATUSES.get(fields.string("status"))
     if status is None:
         raise PayloadInvalid("status", f"expected one of {', '.join(_STATUSES)}")
-    ref = fields.string("ref")
-    if not ref:
-        raise PayloadInvalid("ref", "expected a branch or ref name, got ''")
+    ref = _ref(fields, "ref")
     return RemoteBuildComplete(
         pipeline=fields.string("pipeline", pattern=_FULL_NAME, what="'owner/repo'"),
         ref=ref,
         sha=_sha(fields, "sha"),
         status=status,
         run_id=fields.string("run_id", pattern=_RUN_ID, what="a run id"),
-        url=fields.string("url"),
+        url=fields.string("url", pattern=_URL, what="an http(s) URL"),
         finished=_finished(fields),
     )
