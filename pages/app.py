@@ -11,7 +11,7 @@ from typing import Any
 
 from flask import Flask
 
-from pages.blueprint import Locate, make_blueprint
+from pages.blueprint import Locate, make_blueprint, secure
 
 __all__ = ["create_results_app"]
 
@@ -21,4 +21,5 @@ def create_results_app(locate: Locate, config: Mapping[str, Any] | None = None) 
     app = Flask(__name__, static_folder=None)  # the blueprint brings its own static files
     app.config.update(config or {})
     app.register_blueprint(make_blueprint(locate))
+    app.after_request(secure)  # errors outside the blueprint's routes (404, 405) included
     return app

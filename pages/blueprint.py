@@ -15,12 +15,13 @@ climb out of the store (`..`, an encoded `/` or `\\`, NUL) is a 404.
 
 from __future__ import annotations
 
-import io
 import json
+import unicodedata
 from collections.abc import Callable
 from datetime import UTC, datetime
+from urllib.parse import quote
 
-from flask import Blueprint, Response, abort, render_template, request, send_file
+from flask import Blueprint, Response, abort, render_template, request
 from markupsafe import Markup
 
 from pages import graph, reading
@@ -30,16 +31,46 @@ from runner.errors import StoreUnavailable
 from runner.outcome import Status
 from runner.store.base import ResultStore, valid_part
 
-__all__ = ["Locate", "make_blueprint"]
+__all__ = ["SECURITY_HEADERS", "Locate", "make_blueprint", "secure"]
 
 Locate = Callable[[str, str], ResultStore | None]
 
-_SECURITY_HEADERS = {
+SECURITY_HEADERS = {
     # Logs are untrusted text: no inline script may ever run, nothing is sniffed as HTML.
     "Content-Security-Policy": "default-src 'self'; img-src 'self' data:; frame-ancestors 'none'",
     "X-Content-Type-Options": "nosniff",
     "Referrer-Policy": "same-origin",
 }
+
+
+def secure(response: Response) -> Response:
+    """The site's headers on a response, unless an earlier hook set its own."""
+    for header, value in SECURITY_HEADERS.items():
+        response.headers.setdefault(header, value)
+    return response
+
+
+def _streamed(store: ResultStore, run_id: str, name: str, mimetype: str) -> Response:
+    """The stored file, read and sent a chunk at a time (a log or zip may be gigabytes)."""
+    found = store.stream(run_id, name)
+    if found is None:
+        abort(404)
+    size, chunks = found
+    response = Response(chunks, mimetype=mimetype)
+    response.content_length = size
+    return response
+
+
+def _attachment(response: Response, filename: str) -> Response:
+    """`Content-Disposition: attachment`, with an ASCII fallback name as Flask's send_file does."""
+    try:
+        filename.encode("ascii")
+        names = {"filename": filename}
+    except UnicodeEncodeError:
+        simple = unicodedata.normalize("NFKD", filename).encode("ascii", "ignore").decode()
+        names = {"filename": simple, "filename*": f"UTF-8''{quote(filename, safe='')}"}
+    response.headers.set("Content-Disposition", "attachment", **names)
+    return response
 
 
 def make_blueprint(locate: Locate) -> Blueprint:
@@ -122,23 +153,15 @@ def make_blueprint(locate: Locate) -> Blueprint:
         if suffix == "log":
             if not reading.log_allowed(entry, stored):
                 abort(404)
-            return Response(
-                store.iter_log(run_id, stage),
-                mimetype="text/plain",
-                headers={"Cache-Control": "no-cache"},
-            )
-        data = store.read_bytes(run_id, filename) if filename in stored else None
-        if data is None or entry.get("artefact") is None:
+            # The bytes as stored (escapes and all): text/plain and nosniff keep them inert.
+            response = _streamed(store, run_id, filename, "text/plain")
+            response.headers["Cache-Control"] = "no-cache"
+            return response
+        if filename not in stored or entry.get("artefact") is None:
             abort(404)
-        return send_file(
-            io.BytesIO(data), mimetype="application/zip", as_attachment=True, download_name=filename
-        )
+        return _attachment(_streamed(store, run_id, filename, "application/zip"), filename)
 
-    @bp.after_request
-    def secure(response: Response) -> Response:
-        for header, value in _SECURITY_HEADERS.items():
-            response.headers.setdefault(header, value)
-        return response
+    bp.after_request(secure)
 
     @bp.errorhandler(StoreUnavailable)
     def unavailable(error: StoreUnavailable) -> tuple[str, int]:

@@ -8,7 +8,7 @@ read-only view of the store holding only its own runs.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import BinaryIO
 
@@ -70,6 +70,9 @@ class PipelineRuns(ResultStore):
 
     def read_bytes(self, run_id: str, name: str) -> bytes | None:
         return self.index.store.read_bytes(run_id, name) if self._mine(run_id) else None
+
+    def stream(self, run_id: str, name: str, start: int = 0) -> tuple[int, Iterable[bytes]] | None:
+        return self.index.store.stream(run_id, name, start) if self._mine(run_id) else None
 
     def iter_log(self, run_id: str, stage: str) -> Iterator[bytes]:
         if self._mine(run_id):

@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from pages.terminal import strip_controls
 from runner.durations import elapsed
 from runner.outcome import Status
 from runner.store.base import ResultStore, valid_part
@@ -41,7 +41,6 @@ LOG_TAIL = 256 * 1024
 """Bytes of a log shown on a run page (the end, where failures are); the .log link has it all."""
 
 _NOT_RUN = frozenset({Status.SKIPPED, Status.CANCELLED, Status.WAITING})
-_ANSI = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]")
 
 
 def read_json(store: ResultStore, run_id: str, name: str) -> dict[str, Any] | None:
@@ -209,24 +208,30 @@ def _log(store: ResultStore, run_id: str, stage: Mapping[str, Any], stored: set[
         if status in _NOT_RUN:
             return LogView(None, f"no output ({status})")
         return LogView(None, "output hidden (noLog)")
-    tail, size = _tail(store, run_id, _text(stage.get("name")), LOG_TAIL)
+    found = _tail(store, run_id, _text(stage.get("name")), LOG_TAIL)
+    if found is None:  # removed since it was listed
+        return LogView(None, "no log stored")
+    tail, size = found
     text = tail.decode("utf-8", "replace")
     cut = size > len(tail)
     if cut:
         text = text.partition("\n")[2]  # start at a whole line
-    return LogView(_ANSI.sub("", text), "" if text else "empty", size, cut, True)
+    return LogView(strip_controls(text), "" if text else "empty", size, cut, True)
 
 
-def _tail(store: ResultStore, run_id: str, stage: str, limit: int) -> tuple[bytes, int]:
-    """The last `limit` bytes of the log and its whole size, holding at most twice `limit`."""
-    kept = bytearray()
-    size = 0
-    for chunk in store.iter_log(run_id, stage):
-        size += len(chunk)
-        kept += chunk
-        if len(kept) > 2 * limit:
-            del kept[: len(kept) - limit]
-    return bytes(kept[-limit:]), size
+def _tail(store: ResultStore, run_id: str, stage: str, limit: int) -> tuple[bytes, int] | None:
+    """The last `limit` bytes of the log and its whole size; only those bytes are read."""
+    found = store.stream(run_id, f"{stage}.log", -limit)
+    if found is None:
+        return None
+    size, chunks = found
+    try:
+        tail = b"".join(chunks)
+    finally:
+        close = getattr(chunks, "close", None)
+        if close is not None:
+            close()
+    return tail[-limit:], size
 
 
 def stage_rows(store: ResultStore, run_id: str, state: RunState) -> list[StageRow]:
@@ -242,7 +247,7 @@ def stage_rows(store: ResultStore, run_id: str, state: RunState) -> list[StageRo
                 name=name,
                 status=_text(stage.get("status")) or Status.WAITING,
                 exit_code="" if exit_code is None else str(exit_code),
-                reason=_text(stage.get("reason")),
+                reason=strip_controls(_text(stage.get("reason"))),
                 started=parse_time(stage.get("started")),
                 seconds=elapsed(stage),
                 image=_text(stage.get("image")),

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -70,6 +70,17 @@ class ResultStore(ABC):
             return None
         data: dict[str, Any] = json.loads(raw)
         return data
+
+    def stream(self, run_id: str, name: str, start: int = 0) -> tuple[int, Iterable[bytes]] | None:
+        """The file's size and its bytes from `start` in chunks, or None when it is absent.
+
+        A negative `start` counts from the end (`-1024`: the last KiB, or all of
+        a smaller file).  The chunks may hold the file open: iterate them to the
+        end or call their `close()` if they have one.  Stores override this to
+        read only those bytes, a chunk at a time; this default reads it whole.
+        """
+        raw = self.read_bytes(run_id, name)
+        return None if raw is None else (len(raw), [raw[start:]])
 
     def iter_log(self, run_id: str, stage: str) -> Iterator[bytes]:
         """The log in chunks: nothing when there is no log, one empty chunk for an empty one.

@@ -30,7 +30,7 @@ from runner.errors import StoreUnavailable, UsageError
 from runner.store.base import ResultStore, run_key, valid_part
 from runner.store.spool import Pushed, Spool, store_folder
 
-__all__ = ["PART", "S3Remote", "S3Store", "parse_url"]
+__all__ = ["CHUNK", "PART", "BodyChunks", "S3Remote", "S3Store", "parse_url"]
 
 PART = 8 << 20
 """Bytes per uploaded part: what one push holds in memory at most."""
@@ -39,6 +39,8 @@ MIN_PART = 5 << 20
 COPY_PART = 4 << 30
 """Largest server-side copied part (S3 allows 5 GiB)."""
 MAX_PARTS = 10_000
+CHUNK = 1 << 20
+"""Bytes read at a time from a GetObject body."""
 
 _BUCKET = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
 _TYPES = {
@@ -163,6 +165,30 @@ class S3Remote:
         return Pushed(size, str(done["ETag"]))
 
 
+class BodyChunks:
+    """A GetObject body in chunks of `CHUNK`, closed at its end or by `close()`."""
+
+    def __init__(self, body: Any | None, url: str = "") -> None:
+        self._body = body
+        self._url = url
+
+    def __iter__(self) -> Iterator[bytes]:
+        if self._body is None:
+            return
+        try:
+            yield from self._body.iter_chunks(CHUNK)
+        except (BotoCoreError, ClientError) as e:
+            reason = " ".join(str(e).split())
+            raise StoreUnavailable(f"results store {self._url} cannot be read ({reason})") from None
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        if self._body is not None:
+            body, self._body = self._body, None
+            body.close()
+
+
 class S3Store(ResultStore):
     """`s3://bucket/prefix`: SPEC §7's layout under the prefix, written through a local spool.
 
@@ -267,6 +293,30 @@ class S3Store(ResultStore):
                 return None
             with contextlib.closing(found["Body"]) as body:
                 return cast(bytes, body.read())
+
+    def stream(self, run_id: str, name: str, start: int = 0) -> tuple[int, BodyChunks] | None:
+        """A ranged GET: only the bytes from `start` (or the last `-start`) leave the bucket."""
+        if not valid_part(run_id) or not valid_part(name):
+            return None
+        key = self._remote.key(run_key(run_id, name))
+        wanted = (
+            {} if start == 0 else {"Range": f"bytes={start}-" if start > 0 else f"bytes={start}"}
+        )
+        with self._reading():
+            try:
+                found = self._client.get_object(Bucket=self.bucket, Key=key, **wanted)
+            except ClientError as e:
+                if _missing(e):
+                    return None
+                if _status(e) != 416:  # nothing in that range: an empty file, or start past it
+                    raise
+                head = self._client.head_object(Bucket=self.bucket, Key=key)
+                return int(head["ContentLength"]), BodyChunks(None)
+        size = int(found["ContentLength"])
+        whole = re.fullmatch(r"bytes \d+-\d+/(\d+)", str(found.get("ContentRange", "")))
+        if whole is not None:
+            size = int(whole.group(1))
+        return size, BodyChunks(found["Body"], self.url)
 
     def iter_log(self, run_id: str, stage: str) -> Iterator[bytes]:
         """The log in chunks of 1 MiB, however big it is; one empty chunk for an empty log."""

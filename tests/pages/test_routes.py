@@ -20,7 +20,7 @@ from pages.links import local_run_url, run_url
 from pages.local import create_local_app
 from runner.errors import StoreUnavailable
 from runner.store.base import ResultStore, valid_part
-from runner.store.local import LocalStore
+from runner.store.local import FileChunks, LocalStore
 from tests.pages.conftest import (
     EDGES,
     ODD,
@@ -196,6 +196,10 @@ class SpyStore(LocalStore):
     def iter_log(self, run_id: str, stage: str) -> Iterator[bytes]:
         self.asked.append((run_id, f"{stage}.log"))
         return super().iter_log(run_id, stage)
+
+    def stream(self, run_id: str, name: str, start: int = 0) -> tuple[int, FileChunks] | None:
+        self.asked.append((run_id, name))
+        return super().stream(run_id, name, start)
 
 
 @pytest.fixture
