@@ -58,9 +58,16 @@ class RunOptions:
     changed: list[str] | None = None
     """Files changed by the push or since a revision; None runs every `paths` stage."""
     denied: Mapping[str, str] = field(default_factory=dict)
+    """Stage -> the reason it fails, in its turn, without its container ever starting.
+
+    The bot decides before the run which stages its policy forbids (a fork's
+    build naming secrets, a host path not allowed: `bot.builds.restrictions`).
+    Failing each of them in its place in the DAG, rather than refusing the
+    build, keeps the stages that do not need them running, puts the reason on
+    the stage's own result, and lets `when: failure` stages hear of it.
+    """
     remote: RemoteWatcher | None = None
     """Answers `remote` stages (the bot's received events); None fails them."""
-    """Stages that must fail before they start, with the reason (a fork's build wanting secrets)."""
 
 
 _FAILED = {Status.FAILURE: "failed", Status.ERROR: "errored", Status.CANCELLED: "was cancelled"}
