@@ -266,7 +266,9 @@ class Builder:
             remote=_Watcher(self.state),
         )
         plan = prepare(loaded, options)
-        store = open_store(f"{self.settings.results.rstrip('/')}/{job.repo}", workdir)
+        store = open_store(
+            f"{self.settings.results.rstrip('/')}/{job.repo}", workdir, self.settings.environ
+        )
 
         def url(run_id: str) -> str:
             return results_url(self.settings.public_url, job.repo, run_id)

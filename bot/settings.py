@@ -45,6 +45,9 @@ class Settings:
     """Seconds without a heartbeat after which a running build's worker is taken for dead."""
     keep_days: int = 30
     """Days the state remembers a finished build (and so deduplicates its delivery)."""
+    environ: Mapping[str, str] = field(default_factory=dict, repr=False, compare=False)
+    """The environment these settings were read from, for the libraries' own settings
+    (a remote results store's spool); passed on rather than read again from the process."""
 
     @property
     def tokens(self) -> list[str]:
@@ -125,4 +128,5 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         workers=workers,
         stale_after=float(stale_after),
         keep_days=keep_days,
+        environ=dict(env),
     )

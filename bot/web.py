@@ -19,7 +19,7 @@ from bot.jobs import job_for
 from bot.queue import BotQueue, make_queue
 from bot.settings import Settings, load_settings
 from runner.store import open_store
-from runner.store.base import ResultStore
+from runner.store.base import ResultReader
 from webhooks.app import WebhookConfig, create_app
 from webhooks.events import Event, RemoteBuildComplete
 
@@ -28,10 +28,11 @@ __all__ = ["create_bot_app"]
 log = logging.getLogger("dockercise.bot")
 
 
-def _locate(settings: Settings) -> Callable[[str, str], ResultStore | None]:
-    def locate(owner: str, repo: str) -> ResultStore | None:
+def _locate(settings: Settings) -> Callable[[str, str], ResultReader | None]:
+    def locate(owner: str, repo: str) -> ResultReader | None:
         """The store of a repository the bot has built; None (a 404) for any other."""
-        store = open_store(f"{settings.results.rstrip('/')}/{owner}/{repo}", settings.data_dir)
+        url = f"{settings.results.rstrip('/')}/{owner}/{repo}"
+        store = open_store(url, settings.data_dir, settings.environ)
         return store if store.run_ids() else None
 
     return locate

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -42,7 +43,7 @@ def results(
     seconds, times ISO 8601 UTC, and a value not known (yet) is null. Outside
     a terminal the text is never cut to fit a width.
     """
-    store = open_store(results, directory.resolve())
+    store = open_store(results, directory.resolve(), os.environ)
     if run_id is None:
         runs = [_run(store, rid) for rid in store.run_ids()[:limit]]
         if as_json:
@@ -97,7 +98,7 @@ def _show_stages(run: RunView) -> None:
 @results_option
 def logs(run_id: str, stage: str, directory: Path, results: str | None) -> None:
     """Print one stage's log."""
-    store = open_store(results, directory.resolve())
+    store = open_store(results, directory.resolve(), os.environ)
     if store.read_json(run_id, "run.json") is None:
         raise UsageError(f"no run '{run_id}' in {store.url}")
     if store.read_json(run_id, f"{stage}.json") is None:
@@ -126,6 +127,6 @@ def serve_results(directory: Path, results: str | None, host: str, port: int) ->
     """
     from pages.local import create_local_app  # Flask is only imported when needed
 
-    store = open_store(results, directory.resolve())
+    store = open_store(results, directory.resolve(), os.environ)
     click.echo(f"results of {store.url} at http://{host}:{port}/ (Ctrl-C to stop)")
     create_local_app(store).run(host=host, port=port)

@@ -87,7 +87,7 @@ def run(
         changed=_changed(loaded.root, changed, since),
     )
     plan = prepare(loaded, options)
-    store = open_store(results, loaded.root)
+    store = open_store(results, loaded.root, environ)
     from runner.containers import Containers  # the docker SDK is only imported when needed
 
     containers = Containers()

@@ -1,4 +1,4 @@
-"""The results website (issue 4): run lists and run pages read from any ResultStore.
+"""The results website (issue 4): run lists and run pages read from any ResultReader.
 
 `links` (pure URLs, what commit statuses point to), `graph` (the DAG as SVG,
 pure), `reading` (store -> page values), `blueprint` (the /results routes),

@@ -1,4 +1,4 @@
-"""The results website: a Flask blueprint at /results, readable from any ResultStore.
+"""The results website: a Flask blueprint at /results, readable from any ResultReader.
 
     /results/<owner>/<repo>/                      the pipeline's runs, newest first
     /results/<owner>/<repo>/run/<runId>           one run: graph, stages, logs
@@ -29,11 +29,11 @@ from pages.links import PREFIX
 from runner.durations import elapsed, format_duration
 from runner.errors import StoreUnavailable
 from runner.outcome import Status
-from runner.store.base import ResultStore, valid_part
+from runner.store.base import ResultReader, valid_part
 
 __all__ = ["SECURITY_HEADERS", "Locate", "make_blueprint", "secure"]
 
-Locate = Callable[[str, str], ResultStore | None]
+Locate = Callable[[str, str], ResultReader | None]
 
 SECURITY_HEADERS = {
     # Logs are untrusted text: no inline script may ever run, nothing is sniffed as HTML.
@@ -50,7 +50,7 @@ def secure(response: Response) -> Response:
     return response
 
 
-def _streamed(store: ResultStore, run_id: str, name: str, mimetype: str) -> Response:
+def _streamed(store: ResultReader, run_id: str, name: str, mimetype: str) -> Response:
     """The stored file, read and sent a chunk at a time (a log or zip may be gigabytes)."""
     found = store.stream(run_id, name)
     if found is None:
@@ -84,13 +84,13 @@ def make_blueprint(locate: Locate) -> Blueprint:
         static_url_path="/_static",  # `_static` cannot be a GitHub owner
     )
 
-    def store_of(owner: str, repo: str) -> ResultStore:
+    def store_of(owner: str, repo: str) -> ResultReader:
         store = locate(owner, repo) if valid_part(owner) and valid_part(repo) else None
         if store is None:
             abort(404)
         return store
 
-    def state_of(store: ResultStore, run_id: str) -> reading.RunState:
+    def state_of(store: ResultReader, run_id: str) -> reading.RunState:
         state = reading.run_state(store, run_id) if valid_part(run_id) else None
         if state is None:
             abort(404)

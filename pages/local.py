@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterable, Iterator
-from pathlib import Path
-from typing import BinaryIO
 
 from flask import Flask, redirect, render_template, url_for
 from werkzeug.wrappers import Response
@@ -19,7 +17,7 @@ from pages import reading
 from pages.app import create_results_app
 from pages.blueprint import Locate
 from pages.links import LOCAL_OWNER
-from runner.store.base import ResultStore
+from runner.store.base import ResultReader
 
 __all__ = ["PipelineRuns", "RunIndex", "create_local_app", "local_locate"]
 
@@ -27,7 +25,7 @@ __all__ = ["PipelineRuns", "RunIndex", "create_local_app", "local_locate"]
 class RunIndex:
     """Which pipeline each run belongs to, read once per run (it never changes)."""
 
-    def __init__(self, store: ResultStore) -> None:
+    def __init__(self, store: ResultReader) -> None:
         self.store = store
         self._pipeline: dict[str, str] = {}
         self._lock = threading.Lock()
@@ -51,8 +49,8 @@ class RunIndex:
         return list(dict.fromkeys(n for n in names if n))
 
 
-class PipelineRuns(ResultStore):
-    """A read-only view of a store with the runs of one pipeline only."""
+class PipelineRuns(ResultReader):
+    """A view of a store with the runs of one pipeline only."""
 
     def __init__(self, index: RunIndex, pipeline: str) -> None:
         self.index = index
@@ -78,20 +76,11 @@ class PipelineRuns(ResultStore):
         if self._mine(run_id):
             yield from self.index.store.iter_log(run_id, stage)
 
-    def write_bytes(self, run_id: str, name: str, data: bytes) -> None:
-        raise PermissionError("the results website only reads")
-
-    def open_log(self, run_id: str, stage: str) -> BinaryIO:
-        raise PermissionError("the results website only reads")
-
-    def put_file(self, run_id: str, name: str, path: Path) -> None:
-        raise PermissionError("the results website only reads")
-
 
 def local_locate(index: RunIndex) -> Locate:
     """`locate` for a local store: owner `local`, repo = a pipeline name found in the store."""
 
-    def locate(owner: str, repo: str) -> ResultStore | None:
+    def locate(owner: str, repo: str) -> ResultReader | None:
         if owner != LOCAL_OWNER or repo not in index.pipelines():
             return None
         return PipelineRuns(index, repo)
@@ -99,7 +88,7 @@ def local_locate(index: RunIndex) -> Locate:
     return locate
 
 
-def create_local_app(store: ResultStore) -> Flask:
+def create_local_app(store: ResultReader) -> Flask:
     """The site for one local store; `/` leads to the pipeline with the newest run."""
     index = RunIndex(store)
     app = create_results_app(local_locate(index))

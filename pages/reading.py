@@ -1,7 +1,7 @@
-"""What the results pages show, read from a ResultStore into plain values.
+"""What the results pages show, read from a ResultReader into plain values.
 
 The routes stay thin: they validate the URL's parts, call one of these, and
-render.  Everything here goes through the ResultStore interface only, so a
+render.  Everything here goes through the ResultReader interface only, so a
 local directory and S3 read alike; a file that is missing or not valid JSON
 reads as absent rather than raising, since a run being written is read while
 it changes.
@@ -19,7 +19,7 @@ from typing import Any
 from pages.terminal import strip_controls
 from runner.durations import elapsed
 from runner.outcome import Status
-from runner.store.base import ResultStore, valid_part
+from runner.store.base import ResultReader, valid_part
 
 __all__ = [
     "LOG_TAIL",
@@ -43,7 +43,7 @@ LOG_TAIL = 256 * 1024
 _NOT_RUN = frozenset({Status.SKIPPED, Status.CANCELLED, Status.WAITING})
 
 
-def read_json(store: ResultStore, run_id: str, name: str) -> dict[str, Any] | None:
+def read_json(store: ResultReader, run_id: str, name: str) -> dict[str, Any] | None:
     """The file as a JSON object, or None when absent, invalid, or not an object."""
     if not valid_part(run_id) or not valid_part(name):
         return None
@@ -91,7 +91,7 @@ def _trigger(data: Mapping[str, Any]) -> tuple[str, str]:
     return _text(trigger.get("kind")), detail
 
 
-def run_rows(store: ResultStore, page: int = 0) -> tuple[list[RunRow], bool]:
+def run_rows(store: ResultReader, page: int = 0) -> tuple[list[RunRow], bool]:
     """One page of the run list, newest first, and whether older runs follow."""
     ids = store.run_ids()
     chosen = ids[page * PAGE_SIZE : (page + 1) * PAGE_SIZE]
@@ -142,7 +142,7 @@ class RunState:
         return hashlib.sha256(raw.encode()).hexdigest()[:16]
 
 
-def run_state(store: ResultStore, run_id: str) -> RunState | None:
+def run_state(store: ResultReader, run_id: str) -> RunState | None:
     """The run's state, or None when there is no such run (the caller answers 404)."""
     run = read_json(store, run_id, "run.json")
     if run is None:
@@ -198,7 +198,7 @@ def log_allowed(stage: Mapping[str, Any], stored: set[str]) -> bool:
     return stage.get("status") == Status.RUNNING
 
 
-def _log(store: ResultStore, run_id: str, stage: Mapping[str, Any], stored: set[str]) -> LogView:
+def _log(store: ResultReader, run_id: str, stage: Mapping[str, Any], stored: set[str]) -> LogView:
     status = _text(stage.get("status"))
     if not log_allowed(stage, stored):
         if stage.get("logs") is not None:
@@ -219,7 +219,7 @@ def _log(store: ResultStore, run_id: str, stage: Mapping[str, Any], stored: set[
     return LogView(strip_controls(text), "" if text else "empty", size, cut, True)
 
 
-def _tail(store: ResultStore, run_id: str, stage: str, limit: int) -> tuple[bytes, int] | None:
+def _tail(store: ResultReader, run_id: str, stage: str, limit: int) -> tuple[bytes, int] | None:
     """The last `limit` bytes of the log and its whole size; only those bytes are read."""
     found = store.stream(run_id, f"{stage}.log", -limit)
     if found is None:
@@ -234,7 +234,7 @@ def _tail(store: ResultStore, run_id: str, stage: str, limit: int) -> tuple[byte
     return tail[-limit:], size
 
 
-def stage_rows(store: ResultStore, run_id: str, state: RunState) -> list[StageRow]:
+def stage_rows(store: ResultReader, run_id: str, state: RunState) -> list[StageRow]:
     """Each stage with its timings, its log (or why none is shown), and its artefact."""
     stored = set(store.names(run_id))
     rows = []

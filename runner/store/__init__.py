@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
 from runner.errors import UsageError
-from runner.store.base import ResultStore
+from runner.store.base import ResultReader, ResultStore
 from runner.store.local import LocalStore
 
-__all__ = ["DEFAULT_RESULTS", "SPOOL_VARIABLE", "SPOOL_WAIT_VARIABLE", "ResultStore", "open_store"]
+__all__ = [
+    "DEFAULT_RESULTS",
+    "SPOOL_VARIABLE",
+    "SPOOL_WAIT_VARIABLE",
+    "ResultReader",
+    "ResultStore",
+    "open_store",
+]
 
 DEFAULT_RESULTS = ".dockercise/results"
 SPOOL_VARIABLE = "DOCKERCISE_SPOOL"
@@ -20,12 +26,12 @@ SPOOL_WAIT_VARIABLE = "DOCKERCISE_SPOOL_WAIT"
 """How many seconds closing a remote store keeps retrying uploads that fail [default: 60]."""
 
 
-def open_store(
-    url: str | None, project: Path, environ: Mapping[str, str] | None = None
-) -> ResultStore:
+def open_store(url: str | None, project: Path, environ: Mapping[str, str]) -> ResultStore:
     """A store for `url`: a path or file:// URL (relative paths are under the project), or s3://.
 
-    `environ` (default: the process's) holds the spool settings of remote stores.
+    `environ` holds the spool settings of remote stores; the caller passes the
+    environment it was started with (the CLI's, or the one the bot's settings
+    were read from), so nothing here reads the process's own.
     """
     if not url:
         return LocalStore(project / DEFAULT_RESULTS)
@@ -36,7 +42,7 @@ def open_store(
         path = Path(url).expanduser()
         return LocalStore(path if path.is_absolute() else Path.cwd() / path)
     if parsed.scheme == "s3":
-        return _open_s3(url, os.environ if environ is None else environ)
+        return _open_s3(url, environ)
     raise UsageError(f"--results {url}: use a directory, file:///path or s3://bucket/prefix")
 
 

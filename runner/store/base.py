@@ -1,4 +1,4 @@
-"""The results store interface (SPEC §7): the engine writes through it, the CLI reads through it.
+"""The results store interfaces (SPEC §7): the engine writes through one, pages read the other.
 
 Only the fixed layout `run/<runId>/<file>` lives here; where the bytes go is
 the business of each implementation (a directory, S3).
@@ -12,7 +12,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any, BinaryIO
 
-__all__ = ["ResultStore", "run_key", "valid_part"]
+__all__ = ["ResultReader", "ResultStore", "run_key", "valid_part"]
 
 
 def valid_part(name: str) -> bool:
@@ -31,20 +31,14 @@ def run_key(run_id: str, name: str = "") -> str:
     return f"run/{run_id}/{name}"
 
 
-class ResultStore(ABC):
-    """Where a run's run.json, <stage>.json, <stage>.log and <stage>.zip go."""
+class ResultReader(ABC):
+    """Reading a store: what the results pages, `dockercise results` and `logs` need.
+
+    Kept apart from writing so that a reader (the website, a filtered view of
+    a store) cannot be handed to the engine, and has nothing to refuse.
+    """
 
     url: str
-
-    @abstractmethod
-    def write_bytes(self, run_id: str, name: str, data: bytes) -> None: ...
-
-    @abstractmethod
-    def open_log(self, run_id: str, stage: str) -> BinaryIO:
-        """A writable stream for `<stage>.log`, appended to while the stage runs."""
-
-    @abstractmethod
-    def put_file(self, run_id: str, name: str, path: Path) -> None: ...
 
     @abstractmethod
     def read_bytes(self, run_id: str, name: str) -> bytes | None:
@@ -57,12 +51,6 @@ class ResultStore(ABC):
     @abstractmethod
     def names(self, run_id: str) -> list[str]:
         """The files stored for one run."""
-
-    def close(self) -> None:  # noqa: B027 - a no-op where writes are done when they return
-        """Finish every pending write (a remote store uploads what it spooled)."""
-
-    def write_json(self, run_id: str, name: str, data: dict[str, Any]) -> None:
-        self.write_bytes(run_id, name, json.dumps(data, indent=2, ensure_ascii=False).encode())
 
     def read_json(self, run_id: str, name: str) -> dict[str, Any] | None:
         raw = self.read_bytes(run_id, name)
@@ -90,3 +78,26 @@ class ResultStore(ABC):
         raw = self.read_bytes(run_id, f"{stage}.log")
         if raw is not None:
             yield raw
+
+
+class ResultStore(ResultReader):
+    """A store the engine writes a run's run.json, <stage>.json, <stage>.log and <stage>.zip to."""
+
+    @abstractmethod
+    def write_bytes(self, run_id: str, name: str, data: bytes) -> None: ...
+
+    @abstractmethod
+    def open_log(self, run_id: str, stage: str) -> BinaryIO:
+        """A writable stream for `<stage>.log`, appended to while the stage runs."""
+
+    @abstractmethod
+    def put_file(self, run_id: str, name: str, path: Path) -> None: ...
+
+    def close(self) -> None:
+        """Finish every pending write (a remote store uploads what it spooled).
+
+        Nothing to do for a store whose writes are done when they return.
+        """
+
+    def write_json(self, run_id: str, name: str, data: dict[str, Any]) -> None:
+        self.write_bytes(run_id, name, json.dumps(data, indent=2, ensure_ascii=False).encode())

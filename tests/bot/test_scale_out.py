@@ -115,7 +115,7 @@ def test_many_pushes_each_built_once_and_a_dead_worker_settled(
     done = builds(fresh_redis)
     assert len(done) == PUSHES
     assert {(b.status, b.state, b.attempts) for b in done} == {("done", "success", 1)}
-    store = open_store(str(tmp_path / "results" / "octo" / "app"), tmp_path / "store")
+    store = open_store(str(tmp_path / "results" / "octo" / "app"), tmp_path / "store", {})
     try:
         assert len(store.run_ids()) == PUSHES  # no build ran twice
     finally:

@@ -44,7 +44,7 @@ class Stored:
 
 
 def _write_run(root: Path, started: datetime, stages: list[StageResult]) -> str:
-    store = open_store(str(root), root)
+    store = open_store(str(root), root, {})
     run = RunResult(
         new_run_id(started),
         PIPELINE,

@@ -8,6 +8,7 @@ down at the start, in the middle of a run, or at the end.
 from __future__ import annotations
 
 import json
+import os
 import re
 import socket
 import subprocess
@@ -85,8 +86,9 @@ def test_a_run_stores_the_spec_layout_under_the_prefix(
 
 
 def test_reading_runs_names_and_missing_files(s3: S3Bucket, tmp_path: Path) -> None:
-    store = open_store(s3.url(PREFIX), tmp_path)
-    other = open_store(s3.url(PREFIX + "x"), tmp_path)  # a prefix that starts the same
+    store = open_store(s3.url(PREFIX), tmp_path, os.environ)
+    # a prefix that starts the same
+    other = open_store(s3.url(PREFIX + "x"), tmp_path, os.environ)
     ids = ["20260601T000000000Z-bbbbbbbb", "20261231T235959999Z-cccccccc", "20260101T0Z-aa"]
     for run_id in ids:
         store.write_json(run_id, "run.json", {"id": run_id})
@@ -98,7 +100,7 @@ def test_reading_runs_names_and_missing_files(s3: S3Bucket, tmp_path: Path) -> N
     store.close()
     other.close()
 
-    reader = open_store(s3.url(PREFIX), tmp_path)
+    reader = open_store(s3.url(PREFIX), tmp_path, os.environ)
     assert reader.run_ids() == sorted(ids, reverse=True)
     assert reader.names(ids[0]) == ["empty.log", "run.json", "☃.log"]
     assert reader.read_json(ids[1], "run.json") == {"id": ids[1]}
@@ -110,7 +112,8 @@ def test_reading_runs_names_and_missing_files(s3: S3Bucket, tmp_path: Path) -> N
     assert list(reader.iter_log(ids[0], "empty")) == [b""]
     assert list(reader.iter_log(ids[0], "absent")) == []
     reader.close()
-    assert open_store(s3.url(), tmp_path).run_ids() == []  # the bucket's root has no runs
+    root = open_store(s3.url(), tmp_path, os.environ)
+    assert root.run_ids() == []  # the bucket's root has no runs
 
 
 def test_a_log_is_appended_in_place_only_while_the_bucket_still_holds_it(
