@@ -75,6 +75,7 @@ def stages() -> None:
     import runner.containers
     import runner.engine
     import runner.execution
+    import runner.supervisor
 
     t_import = time.perf_counter() - t0
     stats: dict[str, list[float]] = collections.defaultdict(list)
@@ -98,7 +99,7 @@ def stages() -> None:
     client._retrieve_server_version = version  # type: ignore[attr-defined]
     for name in calls:
         _wrap(client, name, f"api.{name}", stats)
-    _wrap(runner.containers.Containers, "run", "Containers.run (whole container)", stats)
+    _wrap(runner.supervisor.Supervisor, "run", "Supervisor.run (whole container)", stats)
     _wrap(runner.execution.StageExecutor, "execute", "StageExecutor.execute (whole stage)", stats)
     _wrap(runner.engine._Run, "finish", "_Run.finish (main thread)", stats)
 

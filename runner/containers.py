@@ -1,8 +1,10 @@
-"""The only module that talks to the Docker engine (through the `docker` SDK).
+"""The Docker adapter of `runner.backend.ContainerBackend`: the only module that imports `docker`.
 
 It uses the SDK's low-level API on purpose: the high-level `containers.run`
 inspects the container again after every call, and a stage is mostly Docker
-round trips (create, attach, start, wait, remove), so each saved one counts.
+round trips (create, attach, start, wait, remove), so each saved one counts:
+removals, for one, happen on a thread of their own, off the critical path.
+Podman answers the same API: point DOCKER_HOST at its socket.
 """
 
 from __future__ import annotations
@@ -10,9 +12,8 @@ from __future__ import annotations
 import contextlib
 import re
 import threading
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, cast
 
@@ -23,30 +24,13 @@ import requests.exceptions
 from docker.types import Mount
 from docker.utils import parse_repository_tag
 
-from runner.errors import BuildFailed, ContainerFailed, EngineUnavailable
+from runner.backend import Stream
+from runner.errors import BuildFailed, ContainerFailed, EngineUnavailable, ImageUnavailable
 from runner.plan import ContainerSpec
 
-__all__ = ["Containers", "Created", "Exit", "OutputSink"]
+__all__ = ["Containers"]
 
 _LAYER = re.compile(r"^ ---> ([0-9a-f]{12,64})$", re.MULTILINE)
-
-OutputSink = Callable[[str, bytes], None]
-"""Called with ("stdout" | "stderr", chunk) as the container writes."""
-
-
-@dataclass(frozen=True)
-class Created:
-    """A container created and attached to, not started yet."""
-
-    id: str
-    stream: Any
-
-
-@dataclass(frozen=True)
-class Exit:
-    code: int
-    timed_out: bool = False
-    killed: bool = False
 
 
 def _context_archive(context: Path, dockerfile: str, hidden: Sequence[str]) -> IO[bytes]:
@@ -74,7 +58,11 @@ def _explain(e: Exception) -> str:
 
 
 class Containers:
-    """Runs ContainerSpecs; every container it makes is labelled with its run and removed."""
+    """A ContainerBackend on the Docker engine that DOCKER_HOST (in `environment`) names.
+
+    Making one asks the engine its API version: EngineUnavailable (exit 3)
+    when it does not answer.
+    """
 
     def __init__(self, environment: Mapping[str, str] | None = None) -> None:
         client = None
@@ -92,15 +80,13 @@ class Containers:
         self._images: dict[str, threading.Lock] = {}
         self._present: set[str] = set()
         self._lock = threading.Lock()
-        self._live: dict[str, str] = {}  # container id -> run id
+        self._streams: dict[str, Any] = {}  # container id -> its attached output stream
         self._remover = ThreadPoolExecutor(max_workers=2, thread_name_prefix="remove")
         self._removals: list[Future[None]] = []
-        self._killed: set[str] = set()  # stopped by the user
-        self._expired: set[str] = set()  # stopped at their timeout
         self._built: set[str] = set()  # runs that built images
 
     def ensure_image(self, image: str, progress: Callable[[str], None]) -> None:
-        """Pull the image when the engine lacks it; ContainerFailed when that is impossible."""
+        """Pull the image when the engine lacks it; ImageUnavailable when that is impossible."""
         with self._lock:
             lock = self._images.setdefault(image, threading.Lock())
         with lock:
@@ -121,13 +107,13 @@ class Containers:
         try:
             for event in self.api.pull(repo, tag or "latest", stream=True, decode=True):
                 if "error" in event:
-                    raise ContainerFailed(f"cannot pull image '{image}': {event['error']}")
+                    raise ImageUnavailable(f"cannot pull image '{image}': {event['error']}")
                 status, layer = event.get("status", ""), event.get("id", "")
                 if status and seen.get(layer) != status and "ing" not in status[-4:]:
                     seen[layer] = status
                     progress(f"{layer}: {status}" if layer else status)
         except (docker.errors.DockerException, requests.exceptions.RequestException) as e:
-            raise ContainerFailed(
+            raise ImageUnavailable(
                 f"image '{image}' is not on this engine and cannot be pulled: {_explain(e)}"
             ) from None
 
@@ -187,7 +173,7 @@ class Containers:
             ):
                 self.api.remove_image(layers[-1], force=True)
 
-    def create(self, spec: ContainerSpec) -> Created:
+    def create(self, spec: ContainerSpec) -> str:
         """Create and attach to a container, ready to start; ContainerFailed if Docker says no."""
         try:
             host_config = self.api.create_host_config(
@@ -208,21 +194,55 @@ class Containers:
         except (docker.errors.DockerException, requests.exceptions.RequestException) as e:
             raise ContainerFailed(f"cannot create the container: {_explain(e)}") from None
         cid: str = created["Id"]
-        with self._lock:
-            self._live[cid] = spec.labels.get("dockercise.run", "")
         try:
             # Attached before it starts, so no output can be missed (as `docker run` does).
             stream = self.api.attach(cid, stdout=True, stderr=True, stream=True, demux=True)
         except (docker.errors.DockerException, requests.exceptions.RequestException) as e:
             self._schedule_removal(cid)
             raise ContainerFailed(f"cannot attach to the container: {_explain(e)}") from None
-        return Created(cid, stream)
+        with self._lock:
+            self._streams[cid] = stream
+        return cid
 
-    def _release(self, created: Created) -> None:
-        # CancellableStream.close() shuts the socket but leaves the response open,
-        # which leaks the hijacked socket; closing the response releases it.
-        created.stream._response.close()
-        self._schedule_removal(created.id)
+    def start(self, container: str) -> None:
+        try:
+            self.api.start(container)
+        except (docker.errors.DockerException, requests.exceptions.RequestException) as e:
+            raise ContainerFailed(f"the container failed: {_explain(e)}") from None
+
+    def output(self, container: str) -> Iterator[tuple[Stream, bytes]]:
+        with self._lock:
+            stream = self._streams[container]
+        try:
+            for out, err in stream:
+                if out:
+                    yield Stream.STDOUT, out
+                if err:
+                    yield Stream.STDERR, err
+        except (docker.errors.DockerException, requests.exceptions.RequestException) as e:
+            raise ContainerFailed(f"the container failed: {_explain(e)}") from None
+
+    def wait(self, container: str) -> int:
+        try:
+            result = self.api.wait(container)
+        except (docker.errors.DockerException, requests.exceptions.RequestException) as e:
+            raise ContainerFailed(f"the container failed: {_explain(e)}") from None
+        return int(result.get("StatusCode", -1))
+
+    def kill(self, container: str) -> None:
+        with contextlib.suppress(
+            docker.errors.DockerException, requests.exceptions.RequestException
+        ):
+            self.api.kill(container)  # fails only when it is gone already
+
+    def remove(self, container: str) -> None:
+        with self._lock:
+            stream = self._streams.pop(container, None)
+        if stream is not None:
+            # CancellableStream.close() shuts the socket but leaves the response open,
+            # which leaks the hijacked socket; closing the response releases it.
+            stream._response.close()
+        self._schedule_removal(container)
 
     def _schedule_removal(self, cid: str) -> None:
         # Removing takes a round trip the next stage need not wait for;
@@ -230,64 +250,16 @@ class Containers:
         with self._lock:
             self._removals.append(self._remover.submit(self._remove, cid))
 
-    def run(self, spec: ContainerSpec, sink: OutputSink, timeout: float | None) -> Exit:
-        """Create, start and wait for one container; it is removed whatever happens."""
-        created = self.create(spec)
-        cid, stream = created.id, created.stream
-        timer = None
-        try:
-            self.api.start(cid)
-            if timeout is not None:
-                timer = threading.Timer(timeout, self._kill, (cid, self._expired))
-                timer.daemon = True
-                timer.start()
-            for out, err in stream:
-                if out:
-                    sink("stdout", out)
-                if err:
-                    sink("stderr", err)
-            result = self.api.wait(cid)
-            return Exit(
-                int(result.get("StatusCode", -1)),
-                timed_out=cid in self._expired,
-                killed=cid in self._killed,
-            )
-        except (docker.errors.DockerException, requests.exceptions.RequestException) as e:
-            raise ContainerFailed(f"the container failed: {_explain(e)}") from None
-        finally:
-            if timer is not None:
-                timer.cancel()
-            self._release(created)
-
-    def _kill(self, cid: str, why: set[str]) -> None:
-        with self._lock:
-            why.add(cid)
-        with contextlib.suppress(
-            docker.errors.DockerException, requests.exceptions.RequestException
-        ):
-            self.api.kill(cid)  # fails only when it is gone already
-
     def _remove(self, cid: str) -> None:
         # Already gone, or the engine is gone: nothing more can be done from here.
         with contextlib.suppress(
             docker.errors.DockerException, requests.exceptions.RequestException
         ):
             self.api.remove_container(cid, force=True, v=True)
-        with self._lock:
-            self._live.pop(cid, None)
-            self._killed.discard(cid)
-            self._expired.discard(cid)
 
     def close(self) -> None:
         self._remover.shutdown(wait=True)
         self.client.close()
-
-    def stop_run(self, run_id: str) -> None:
-        """Kill every container of the run (Ctrl-C): their stages end as cancelled."""
-        with self._lock:
-            live = [cid for cid, run in self._live.items() if run == run_id]
-        for cid in live:
-            self._kill(cid, self._killed)
 
     def remove_run(self, run_id: str) -> None:
         """Remove the run's containers and built images, once pending removals are done."""

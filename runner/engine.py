@@ -12,23 +12,22 @@ import os
 import shutil
 import tempfile
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
 from runner import dag
-from runner.execution import DEFAULT_TIMEOUT, StageExecutor
+from runner.backend import ContainerBackend
+from runner.execution import DEFAULT_TIMEOUT, StageExecutor, backoff
 from runner.masking import Masker
 from runner.model import Pipeline, Stage, When
 from runner.outcome import RunResult, StageResult, Status, new_run_id, now
 from runner.plan import RunDirs, paths_match, resolve_external
 from runner.remote import RemoteWaits, RemoteWatcher
 from runner.store import ResultStore
-
-if TYPE_CHECKING:  # the docker SDK costs 80 ms to import: only `run` needs it
-    from runner.containers import Containers
+from runner.supervisor import Supervisor
 
 __all__ = ["Engine", "Reporter", "RunOptions", "RunPlan", "decide", "prepare"]
 
@@ -109,10 +108,23 @@ def _concurrency(pipeline: Pipeline, options: RunOptions) -> int:
 
 
 class Engine:
-    def __init__(self, containers: Containers, store: ResultStore, reporter: Reporter) -> None:
-        self.containers = containers
+    """Runs plans on a container backend, storing results as they come.
+
+    The caller makes the backend (the Docker one, `runner.containers`, for the
+    CLI and the bot) and closes it; `retry_pause` is `backoff` but in tests.
+    """
+
+    def __init__(
+        self,
+        backend: ContainerBackend,
+        store: ResultStore,
+        reporter: Reporter,
+        retry_pause: Callable[[int], float] = backoff,
+    ) -> None:
+        self.backend = backend
         self.store = store
         self.reporter = reporter
+        self.retry_pause = retry_pause
 
     def run(self, plan: RunPlan) -> RunResult:
         """Run a prepared plan: results stored, containers and private files removed, always."""
@@ -134,7 +146,7 @@ class Engine:
                 sub.mkdir()
             _Run(self, plan, run, dirs).go()
         finally:
-            self.containers.remove_run(run.id)
+            self.backend.remove_run(run.id)
             shutil.rmtree(private, ignore_errors=True)
         return run
 
@@ -176,11 +188,13 @@ class _Run:
         self.cancel = threading.Event()
         self.remote = RemoteWaits(run.id, plan.options.remote)
         stages = [self.pipeline.stages[n] for n in plan.deps]
+        self.supervisor = Supervisor(engine.backend)
         self.executor = StageExecutor(
             pipeline=plan.pipeline,
             run_id=run.id,
             dirs=dirs,
-            containers=engine.containers,
+            backend=engine.backend,
+            supervisor=self.supervisor,
             store=engine.store,
             reporter=engine.reporter,
             masker=plan.options.masker,
@@ -190,6 +204,7 @@ class _Run:
             denied=plan.options.denied,
             checks={c for s in stages for c in (s.if_, s.unless) if c is not None},
             cancel=self.cancel,
+            retry_pause=engine.retry_pause,
         )
 
     def save_run(self) -> None:
@@ -273,7 +288,7 @@ class _Run:
             self.finish(StageResult(name, Status.CANCELLED, "run interrupted"))
         while running:
             try:
-                self.engine.containers.stop_run(self.run.id)
+                self.supervisor.stop_all()
                 done, _ = wait(running, timeout=0.5)
                 for future in done:
                     running.pop(future)

@@ -14,6 +14,7 @@ __all__ = [
     "CycleError",
     "DockerciseError",
     "EngineUnavailable",
+    "ImageUnavailable",
     "MissingVariables",
     "PipelineInvalid",
     "Problem",
@@ -25,6 +26,10 @@ __all__ = [
 
 class ContainerFailed(Exception):
     """Docker (not the stage's script) failed; the message is the stage's `error` reason."""
+
+
+class ImageUnavailable(ContainerFailed):
+    """A stage's image is not on the engine and cannot be pulled (the stage's `error` reason)."""
 
 
 class BuildFailed(Exception):

@@ -14,8 +14,9 @@ import zipfile
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, BinaryIO, Protocol
+from typing import BinaryIO, Protocol
 
+from runner.backend import ContainerBackend, Stream
 from runner.durations import format_duration
 from runner.errors import BuildFailed, ContainerFailed
 from runner.masking import LineSplitter, Masker
@@ -23,9 +24,7 @@ from runner.model import CODE, Pipeline, Stage
 from runner.outcome import StageResult, Status, now
 from runner.plan import HIDDEN_IN_CODE, ContainerSpec, RunDirs, build_context, container_spec
 from runner.store import ResultStore
-
-if TYPE_CHECKING:
-    from runner.containers import Containers
+from runner.supervisor import OutputSink, Supervisor
 
 __all__ = ["DEFAULT_TIMEOUT", "StageExecutor", "StageReporter", "backoff"]
 
@@ -52,7 +51,8 @@ class StageExecutor:
     pipeline: Pipeline
     run_id: str
     dirs: RunDirs
-    containers: Containers
+    backend: ContainerBackend
+    supervisor: Supervisor
     store: ResultStore
     reporter: StageReporter
     masker: Masker
@@ -62,6 +62,8 @@ class StageExecutor:
     denied: Mapping[str, str]
     checks: set[str]
     cancel: threading.Event
+    retry_pause: Callable[[int], float] = backoff
+    """Seconds to wait after a failed attempt (tests make it 0)."""
     outputs: dict[str, str] = field(default_factory=dict)
 
     def execute(self, stage: Stage) -> StageResult:
@@ -82,9 +84,9 @@ class StageExecutor:
                 self._attempt(stage, result, log)
                 if not result.status.bad or attempt > stage.retry or self.cancel.is_set():
                     break
-                wait = format_duration(backoff(attempt))
-                self._note(stage, log, f"{result.reason}; trying again in {wait}")
-                self.cancel.wait(backoff(attempt))
+                pause = self.retry_pause(attempt)
+                self._note(stage, log, f"{result.reason}; trying again in {format_duration(pause)}")
+                self.cancel.wait(pause)
         finally:
             if log is not None:
                 log.close()
@@ -149,7 +151,7 @@ class StageExecutor:
         if spec.copy_from is not None:
             _copy_tree(spec.copy_from, volume, HIDDEN_IN_CODE if stage.on == CODE else None)
         if not spec.built:
-            self.containers.ensure_image(spec.image, lambda text: self._note(stage, log, text))
+            self.backend.ensure_image(spec.image, lambda text: self._note(stage, log, text))
         if self.cancel.is_set():
             result.status, result.reason = Status.CANCELLED, "run interrupted"
             return
@@ -157,7 +159,7 @@ class StageExecutor:
         with stdout_path.open("wb") as stdout:
             sink, flush = self._sink(stage, log, stdout)
             timeout = stage.timeout or self.pipeline.meta.timeout or DEFAULT_TIMEOUT
-            exit = self.containers.run(spec, sink, timeout)
+            exit = self.supervisor.run(spec, sink, timeout)
             flush()
         os.replace(stdout_path, self.dirs.out / stage.name)
         with (self.dirs.out / stage.name).open("rb") as produced:
@@ -197,7 +199,7 @@ class StageExecutor:
         emit = self._emitter(stage, log)
         tag = self.spec(stage).image
         self._note(stage, log, f"building {tag} from {stage.build}")
-        self.containers.build(
+        self.backend.build(
             context,
             dockerfile,
             tag,
@@ -223,13 +225,13 @@ class StageExecutor:
 
     def _sink(
         self, stage: Stage, log: BinaryIO | None, stdout: BinaryIO
-    ) -> tuple[Callable[[str, bytes], None], Callable[[], None]]:
+    ) -> tuple[OutputSink, Callable[[], None]]:
         """Where a container's output goes: stdout raw to /out, lines masked to log and console."""
-        splitters = {"stdout": LineSplitter(self.masker), "stderr": LineSplitter(self.masker)}
+        splitters = {stream: LineSplitter(self.masker) for stream in Stream}
         emit = self._emitter(stage, log)
 
-        def sink(stream: str, chunk: bytes) -> None:
-            if stream == "stdout":
+        def sink(stream: Stream, chunk: bytes) -> None:
+            if stream is Stream.STDOUT:
                 stdout.write(chunk)
             emit(splitters[stream].feed(chunk))
 

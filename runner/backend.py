@@ -1,0 +1,95 @@
+"""What the engine needs from a container engine: the seam between scheduling and Docker (pure).
+
+The engine and the stage executor hold a `ContainerBackend`, never the Docker
+adapter itself (`runner.containers.Containers`, built by the CLI and the
+bot), so the scheduling can be tested on an in-memory fake and another engine
+(Podman, Kubernetes: docs/architecture.md) can plug in here.
+
+Each step of a container's life is its own call, so that what a stage means
+by a timeout or a cancellation (`runner.supervisor`) is the engine's logic,
+the same on every backend.  A backend raises only the runner's own errors:
+
+- `EngineUnavailable` (exit 3) when it is made and cannot reach its engine;
+- `ImageUnavailable` when an image is missing and cannot be pulled, and
+  `ContainerFailed` for anything else the engine refuses or fails at during
+  a run (the stage ends as `error` with the message as its reason);
+- `BuildFailed` when a stage's image does not build (the stage fails).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from enum import StrEnum
+from pathlib import Path
+from typing import Protocol
+
+from runner.plan import ContainerSpec
+
+__all__ = ["ContainerBackend", "Stream"]
+
+
+class Stream(StrEnum):
+    """Which of a container's output streams a chunk came from."""
+
+    STDOUT = "stdout"
+    STDERR = "stderr"
+
+
+class ContainerBackend(Protocol):
+    """Images and containers for one process; every call may come from any stage thread."""
+
+    def ensure_image(self, image: str, progress: Callable[[str], None]) -> None:
+        """Make `image` available, pulling it when missing; `progress` gets the pull's lines.
+
+        ImageUnavailable when it is missing and cannot be pulled.
+        """
+
+    def build(
+        self,
+        context: Path,
+        dockerfile: str,
+        tag: str,
+        run_id: str,
+        output: Callable[[str], None],
+        hidden: Sequence[str] = (),
+    ) -> None:
+        """Build `context` with `dockerfile` into `tag`; `output` gets the builder's text.
+
+        The image belongs to the run: `remove_run` removes it.  `hidden` paths
+        of the context are never read.  BuildFailed with the builder's message.
+        """
+
+    def create(self, spec: ContainerSpec) -> str:
+        """Create the container (labelled with `spec.labels`), not started; its id.
+
+        No output written after `start` may be lost: a backend attaches here
+        (Docker) or reads the logs from the very beginning.
+        """
+
+    def start(self, container: str) -> None: ...
+
+    def output(self, container: str) -> Iterator[tuple[Stream, bytes]]:
+        """The container's output as it is written, in chunks; ends when the container does."""
+
+    def wait(self, container: str) -> int:
+        """The exit code, once the container has ended (137 when killed)."""
+
+    def kill(self, container: str) -> None:
+        """Stop the container at once (no grace period); never raises, even when it is gone."""
+
+    def remove(self, container: str) -> None:
+        """Remove the container and its anonymous volumes; it may still be running.
+
+        May return before it is gone (Docker removes off the critical path);
+        `remove_run` waits for every removal.  Never raises.
+        """
+
+    def remove_run(self, run_id: str) -> None:
+        """Remove everything labelled with the run, left by this process or a dead one.
+
+        Waits for pending removals first; images are removed when this process
+        built them.  Never raises: the run's result is settled already.
+        """
+
+    def close(self) -> None:
+        """Release the connection to the engine; nothing may be called afterwards."""
