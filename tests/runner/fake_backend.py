@@ -1,0 +1,200 @@
+"""An in-memory ContainerBackend: containers whose run the test scripts, every call recorded.
+
+It lets the engine's scheduling be tested in milliseconds with no Docker
+engine at all.  A container "runs" in the stage thread that reads its
+output: it writes its scripted lines, then ends after its scripted seconds
+(short real sleeps), or when killed, or (`hang`) only when killed.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from runner.backend import ContainerBackend, Stream
+from runner.errors import BuildFailed, ContainerFailed, ImageUnavailable
+from runner.plan import ContainerSpec
+
+__all__ = ["FakeBackend", "FakeContainer", "Script"]
+
+KILLED = 137
+HANG_LIMIT = 20.0
+"""Seconds a hanging container waits to be killed before it fails the test."""
+
+
+@dataclass(frozen=True)
+class Script:
+    """What one container does once started."""
+
+    exit: int = 0
+    stdout: Sequence[str] = ()
+    stderr: Sequence[str] = ()
+    seconds: float = 0.0
+    hang: bool = False
+    """Runs until killed (a timeout, an interrupted run)."""
+    files: Sequence[str] = ()
+    """Files it writes into its own volume (`$OUT`)."""
+
+
+@dataclass
+class FakeContainer:
+    id: str
+    spec: ContainerSpec
+    script: Script
+    stage: str
+    volume_at_start: list[str] = field(default_factory=list)
+    """What its own volume held when it started (a retry must find it empty)."""
+    started: bool = False
+    killed: threading.Event = field(default_factory=threading.Event)
+    ended: threading.Event = field(default_factory=threading.Event)
+    code: int | None = None
+    removed: bool = False
+
+
+class FakeBackend:
+    """Scripts by stage name: one Script, or one per attempt (the last one repeats)."""
+
+    def __init__(self, scripts: dict[str, Script | Sequence[Script]] | None = None) -> None:
+        self.scripts: dict[str, list[Script]] = {
+            name: [s] if isinstance(s, Script) else list(s) for name, s in (scripts or {}).items()
+        }
+        self.missing_images: set[str] = set()
+        """Images that are not there and cannot be pulled."""
+        self.refused: set[str] = set()
+        """Stages whose container the engine refuses to create."""
+        self.failing_builds: set[str] = set()
+        """Tags whose build fails."""
+        self.containers: list[FakeContainer] = []
+        self.calls: list[tuple[str, str]] = []
+        """(method, container id or image or run id), in order."""
+        self.events: list[tuple[str, str]] = []
+        """("start" | "end", stage), in order: what ran when."""
+        self.max_running = 0
+        self.closed = False
+        self._running = 0
+        self._lock = threading.Condition()
+        self._by_id: dict[str, FakeContainer] = {}
+
+    # --- what a test asks ---------------------------------------------------------------
+
+    def of(self, stage: str) -> list[FakeContainer]:
+        """The stage's containers, one per attempt."""
+        return [c for c in self.containers if c.stage == stage]
+
+    def started(self) -> list[str]:
+        return [stage for what, stage in self.events if what == "start"]
+
+    def wait_running(self, count: int, timeout: float = 5.0) -> None:
+        """Return once `count` containers are running at the same time."""
+        with self._lock:
+            if not self._lock.wait_for(lambda: self._running >= count, timeout):
+                raise AssertionError(f"{count} containers never ran at once: {self.events}")
+
+    def _record(self, method: str, what: str) -> None:
+        with self._lock:
+            self.calls.append((method, what))
+
+    # --- ContainerBackend ---------------------------------------------------------------
+
+    def ensure_image(self, image: str, progress: Callable[[str], None]) -> None:
+        self._record("ensure_image", image)
+        if image in self.missing_images:
+            raise ImageUnavailable(f"image '{image}' is not on this engine and cannot be pulled")
+
+    def build(
+        self,
+        context: Path,
+        dockerfile: str,
+        tag: str,
+        run_id: str,
+        output: Callable[[str], None],
+        hidden: Sequence[str] = (),
+    ) -> None:
+        self._record("build", tag)
+        output(f"building {tag}\n")
+        if tag in self.failing_builds:
+            raise BuildFailed("build failed: scripted")
+
+    def create(self, spec: ContainerSpec) -> str:
+        stage = spec.labels["dockercise.stage"]
+        self._record("create", stage)
+        if stage in self.refused:
+            raise ContainerFailed("cannot create the container: scripted refusal")
+        with self._lock:
+            attempt = len(self.of(stage))
+            scripts = self.scripts.get(stage, [Script()])
+            container = FakeContainer(
+                f"c{len(self.containers) + 1}", spec, scripts[min(attempt, len(scripts) - 1)], stage
+            )
+            self.containers.append(container)
+            self._by_id[container.id] = container
+        return container.id
+
+    def start(self, container: str) -> None:
+        self._record("start", container)
+        c = self._by_id[container]
+        own = next(b.source for b in c.spec.binds if not b.read_only)
+        c.volume_at_start = sorted(p.name for p in own.iterdir())
+        for name in c.script.files:
+            (own / name).write_text(name)
+        with self._lock:
+            c.started = True
+            self._running += 1
+            self.max_running = max(self.max_running, self._running)
+            self.events.append(("start", c.stage))
+            self._lock.notify_all()
+
+    def output(self, container: str) -> Iterator[tuple[Stream, bytes]]:
+        c = self._by_id[container]
+        for line in c.script.stdout:
+            yield Stream.STDOUT, f"{line}\n".encode()
+        for line in c.script.stderr:
+            yield Stream.STDERR, f"{line}\n".encode()
+        if c.script.hang:
+            if not c.killed.wait(HANG_LIMIT):
+                raise AssertionError(f"{c.stage}: never killed")
+        else:
+            c.killed.wait(c.script.seconds)
+        self._end(c)
+
+    def _end(self, c: FakeContainer) -> None:
+        with self._lock:
+            if c.ended.is_set():
+                return
+            c.code = KILLED if c.killed.is_set() else c.script.exit
+            c.ended.set()
+            self._running -= 1
+            self.events.append(("end", c.stage))
+            self._lock.notify_all()
+
+    def wait(self, container: str) -> int:
+        self._record("wait", container)
+        c = self._by_id[container]
+        if not c.ended.wait(HANG_LIMIT):
+            raise AssertionError(f"{c.stage}: waited for, never ended")
+        assert c.code is not None
+        return c.code
+
+    def kill(self, container: str) -> None:
+        self._record("kill", container)
+        self._by_id[container].killed.set()
+
+    def remove(self, container: str) -> None:
+        self._record("remove", container)
+        c = self._by_id[container]
+        c.killed.set()  # force=True: a running container goes too
+        if c.started:
+            self._end(c)
+        c.removed = True
+
+    def remove_run(self, run_id: str) -> None:
+        self._record("remove_run", run_id)
+
+    def close(self) -> None:
+        self.closed = True
+
+
+def _conforms(backend: FakeBackend) -> ContainerBackend:
+    return backend  # mypy checks that the fake keeps to the protocol
