@@ -111,7 +111,8 @@ class Engine:
     """Runs plans on a container backend, storing results as they come.
 
     The caller makes the backend (the Docker one, `runner.containers`, for the
-    CLI and the bot) and closes it; `retry_pause` is `backoff` but in tests.
+    CLI and the bot) and closes it. `retry_pause` (seconds before attempt n + 1) is
+    `backoff` except in tests, which need not wait.
     """
 
     def __init__(
