@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from runner.wording import escape, quote
+
 __all__ = [
     "BuildFailed",
     "ContainerFailed",
@@ -52,16 +54,29 @@ class Problem:
     message: str
 
     def __str__(self) -> str:
-        where = f"{self.file}:{self.line}" if self.line else self.file
-        who = f" stage '{self.stage}':" if self.stage is not None else ""
-        return f"{where}:{who} {self.message}"
+        """One line, whatever the file's name, the stage's name or the message hold.
+
+        Values in messages are quoted with `wording.quote` where the message
+        is made; escaping the whole line again here only guards that promise.
+        """
+        file = escape(self.file)
+        where = f"{file}:{self.line}" if self.line else file
+        who = f" stage {quote(self.stage)}:" if self.stage is not None else ""
+        return f"{where}:{who} {escape(self.message)}"
+
+    def sort_key(self) -> tuple[str, int, str, str]:
+        """File, line, stage, message: a stage name that is not a string never compares."""
+        return (self.file, self.line, self.stage or "", self.message)
 
 
 class PipelineInvalid(DockerciseError):
-    """The pipeline files have one or more problems; all of them are reported."""
+    """The pipeline files have one or more problems; all of them are reported.
+
+    The only error `runner.pipeline.load` raises, whatever the files hold.
+    """
 
     def __init__(self, problems: list[Problem]) -> None:
-        self.problems = sorted(set(problems))
+        self.problems = sorted(set(problems), key=Problem.sort_key)
         super().__init__("\n".join(str(p) for p in self.problems))
 
 

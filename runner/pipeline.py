@@ -1,36 +1,43 @@
-"""Pipeline files -> validated model (SPEC §1-§2, §6).
+"""Pipeline files -> validated model (SPEC §1-§2, §6, §10).
 
-Everything here is pure apart from reading the files: collect them, parse them
-as YAML 1.2, check them against `schema.json`, then check what a schema cannot
-say (stage names, references, duplicates across files).  Every problem found
-is collected, so the user fixes them all in one go.
+Pure apart from reading the files (runner.sources): parse them as bounded
+YAML 1.2 (runner.yaml12), check every key's value (runner.rules), then what
+needs every stage at once (names, references, duplicates across files,
+cycles).  Every problem found is collected, so the user fixes them all in one
+go; each is one line, and the work is linear in the size of the input, so
+20,000 bad stages are reported as fast as 20,000 good ones are loaded.
+
+`load` never raises anything but PipelineInvalid: whatever the files hold,
+the verdict is a pipeline, None (no pipeline file), or that one error.
 """
 
 from __future__ import annotations
 
-import copy
-import difflib
 import json
-import os
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable, Mapping
 from functools import cache
 from importlib import resources
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-import fastjsonschema
-
-from runner import dag, yaml12
+from runner import dag, rules, sources, yaml12
 from runner.errors import CycleError, PipelineInvalid, Problem
 from runner.model import CODE, EnvItem, Meta, Mount, MountKind, Pipeline, Stage, Triggers, When
+from runner.rules import parse_duration
+from runner.sources import Source, find_files, is_pipeline_path
+from runner.wording import Suggester, describe, quote
 
-__all__ = ["find_files", "is_pipeline_path", "load", "parse_duration", "schema"]
+__all__ = [
+    "find_files",
+    "is_pipeline_path",
+    "load",
+    "load_texts",
+    "parse_duration",
+    "schema",
+]
 
-_SKIP_DIRS = {".git", "node_modules"}
 _OUT_MENTION = re.compile(r"(?<![\w.\-/])/?out/([^\s/'\"`;|&()<>$\\]+)")
-_DURATION_PART = re.compile(r"([0-9]+(?:\.[0-9]+)?)\s*(ms|s|m|h)")
-_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
 
 
 @cache
@@ -41,159 +48,160 @@ def schema() -> dict[str, Any]:
     return data
 
 
-@cache
-def _validator() -> Any:
-    """Finds every error, with its path: used only when the fast check fails.
+def load(
+    root: Path, files: list[Path] | None = None, *, allow_symlinks: bool = True
+) -> Pipeline | None:
+    """Load and validate the pipeline under root; None when there is no pipeline file.
 
-    Imported here because it costs 30 ms of start-up, and valid files never need it.
+    `files` (relative to root, or absolute) replaces the search.  Without
+    `allow_symlinks` (bot builds) a pipeline file that is a symlink is a
+    problem, wherever it leads.  Raises PipelineInvalid with every problem found.
     """
-    import jsonschema
-
-    return jsonschema.Draft7Validator(schema())
-
-
-@cache
-def _fast_check() -> Callable[[Any], Any]:
-    """The same schema compiled to Python: about 20 times faster, but stops at the first error."""
-    # compile() rewrites the $refs of the dict it is given: keep schema() as published.
-    return fastjsonschema.compile(copy.deepcopy(schema()))
-
-
-def _is_pipeline_file(name: str) -> bool:
-    return name in (".dockercise.yml", "dockercise.yml") or name.endswith(
-        (".dockercise.yml", ".dockercise.yaml")
-    )
+    try:
+        root = root.resolve()
+    except (OSError, RuntimeError) as e:
+        why = "cannot resolve the project directory"
+        raise PipelineInvalid([Problem(str(root), 0, None, why)]) from e
+    paths = files if files is not None else find_files(root)
+    if not paths:
+        return None
+    return _load(root, sources.read_files(root, paths, allow_symlinks))
 
 
-def is_pipeline_path(relpath: str) -> bool:
-    """Whether `find_files` would take this path (relative, `/`-separated): for file lists
-    that come from elsewhere than a disk, such as a commit's tree on GitHub."""
-    *folders, name = relpath.split("/")
-    skipped = any(f in _SKIP_DIRS or f.startswith(".") for f in folders)
-    return not skipped and _is_pipeline_file(name)
+def load_texts(texts: Mapping[str, str], root: Path = Path("pipeline")) -> Pipeline | None:
+    """The same, from `{relative path: text}` read elsewhere (a commit, through the API).
+
+    The same caps apply; `root` only names the pipeline (`meta.name`'s default).
+    """
+    if not texts:
+        return None
+    return _load(root, sources.read_texts(texts))
 
 
-def find_files(root: Path) -> list[Path]:
-    """Every pipeline file under root, skipping `.git`, `node_modules` and hidden directories."""
-    found: list[Path] = []
-    for dirpath, dirnames, filenames in os.walk(root):
-        dirnames[:] = sorted(d for d in dirnames if d not in _SKIP_DIRS and not d.startswith("."))
-        found.extend(Path(dirpath, f) for f in sorted(filenames) if _is_pipeline_file(f))
-    return found
+class _Loading:
+    """What the files together hold so far, and every problem met."""
 
-
-def parse_duration(value: str | int) -> float:
-    """`90s`, `10m`, `1h30m`, `500ms` or a number of seconds -> seconds."""
-    if isinstance(value, int):
-        return float(value)
-    return sum(float(n) * _UNITS[unit] for n, unit in _DURATION_PART.findall(value))
-
-
-def _suggest(word: str, choices: Iterable[str]) -> str:
-    close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
-    return f" (did you mean '{close[0]}'?)" if close else ""
-
-
-def _name_problem(name: Any) -> str | None:
-    if not isinstance(name, str):
-        return f"stage name {name!r} must be a string (quote it: '{name}')"
-    if not name:
-        return "a stage name must not be empty"
-    if len(name) > 100:
-        return "a stage name must be at most 100 characters"
-    if any(c in name for c in "/\\\0"):
-        return f"stage name {name!r} must not contain '/', '\\' or NUL"
-    if name.startswith("."):
-        return f"stage name {name!r} must not start with '.'"
-    if name == CODE:
-        return "'code' is reserved for the checkout (rename the stage)"
-    return None
-
-
-class _FileChecker:
-    """Turns one parsed file into stages, or problems that name file, line, stage and key."""
-
-    def __init__(self, relpath: str, doc: yaml12.LineDict) -> None:
-        self.file = relpath
-        self.doc = doc
+    def __init__(self) -> None:
         self.problems: list[Problem] = []
+        self.stages: dict[str, Stage] = {}
+        self.meta: dict[str, Any] = {}
+        self.meta_at: dict[str, tuple[str, int]] = {}
+        self.suggest = Suggester()
 
-    def problem(self, line: int, stage: str | None, message: str) -> None:
-        self.problems.append(Problem(self.file, line, stage, message))
-
-    def key_line(self, stage: str, key: str | None = None) -> int:
-        line = self.doc.lines.get(stage, 0)
-        body = self.doc.get(stage)
-        if key is not None and isinstance(body, yaml12.LineDict):
-            line = body.lines.get(key, line)
-        return line
-
-    def schema_problems(self) -> None:
-        try:
-            _fast_check()(self.doc)
+    def read(self, source: Source) -> None:
+        file = source.relpath
+        if source.text is None:
+            self.problems.append(Problem(file, 0, None, source.problem or "cannot read"))
             return
-        except fastjsonschema.JsonSchemaException:
-            pass
-        props = schema()["definitions"]
-        for error in _validator().iter_errors(self.doc):
-            path = list(error.absolute_path)
-            if not path:
-                continue  # the top level is a mapping: checked before we get here
-            top = path[0]
-            stage = None if top == "meta" else str(top)
-            section = props["meta" if top == "meta" else "stage"]
-            if len(path) == 1:
-                if error.validator == "additionalProperties":
-                    known = section["properties"]
-                    for key in error.instance:
-                        if key not in known:
-                            what = "meta key" if stage is None else "key"
-                            self.problem(
-                                self.key_line(str(top), key),
-                                stage,
-                                f"unknown {what} '{key}'{_suggest(str(key), known)}",
-                            )
-                else:
-                    what = "meta" if stage is None else "a stage"
-                    self.problem(
-                        self.key_line(str(top)),
-                        stage,
-                        f"{what} must be a mapping of keys, not {_describe(error.instance)}",
-                    )
-                continue
-            key = str(path[1])
-            expect = section["properties"].get(key, {}).get("x-expect", "valid")
-            value = self.doc[top][path[1]]
-            self.problem(
-                self.key_line(str(top), key),
-                stage,
-                f"'{key}' must be {expect}, not {_describe(value)}",
-            )
-
-    def duplicate_problems(self) -> None:
-        for mapping, stage in self._mappings():
+        parsed = yaml12.parse(source.text, mapping_only=True)
+        if parsed.problems:
+            self.problems.extend(Problem(file, line, None, why) for line, why in parsed.problems)
+            return
+        doc = parsed.doc
+        if doc is None:
+            return
+        if not isinstance(doc, yaml12.LineDict):
+            line = getattr(doc, "line", 1)
+            what = f"a pipeline file must be a mapping of stages, not {describe(doc)}"
+            self.problems.append(Problem(file, line, None, what))
+            return
+        for mapping, stage in _mappings(doc):
             for key, first, again in mapping.duplicates:
-                self.problem(again, stage, f"'{key}' is given twice (first at line {first})")
+                what = f"{quote(key)} is given twice (first at line {first})"
+                self.problems.append(Problem(file, again, stage, what))
+        for name, body in doc.items():
+            if name == "meta":
+                self.read_meta(file, doc.lines.get(name, 0), body)
+            else:
+                self.read_stage(file, doc, name, body)
 
-    def _mappings(self) -> Iterable[tuple[yaml12.LineDict, str | None]]:
-        yield self.doc, None
-        for name, body in self.doc.items():
-            if isinstance(body, yaml12.LineDict):
-                yield body, None if name == "meta" else str(name)
+    def read_meta(self, file: str, line: int, body: Any) -> None:
+        lines = getattr(body, "lines", {})
+        if not isinstance(body, dict):
+            what = f"meta must be a mapping of keys, not {describe(body)}"
+            self.problems.append(Problem(file, line, None, what))
+            return
+        bad = set()
+        for key, why in rules.meta_problems(body, self.suggest):
+            bad.add(key)
+            self.problems.append(Problem(file, lines.get(key, 0), None, why))
+        for key, value in body.items():
+            if key in bad:
+                continue
+            if key in self.meta:
+                where = self.meta_at[key][0]
+                what = f"meta key {quote(key)} is also set in {where}"
+                self.problems.append(Problem(file, lines.get(key, 0), None, what))
+            self.meta[key] = value
+            self.meta_at[key] = (file, lines.get(key, 0))
+
+    def read_stage(self, file: str, doc: yaml12.LineDict, name: Any, body: Any) -> None:
+        line = doc.lines.get(name, 0)
+        why = rules.name_problem(name)
+        if why is None and name in rules.RESERVED:
+            why = f"{quote(name)} is reserved for {rules.RESERVED[name]} (rename the stage)"
+        if why is not None:
+            self.problems.append(Problem(file, line, None, why))
+            return
+        if name in self.stages:
+            first = self.stages[name]
+            what = f"defined again (first in {first.file}:{first.line}; rename one)"
+            self.problems.append(Problem(file, line, name, what))
+            return
+        lines = getattr(body, "lines", {})
+        broken = False
+        for key, why in rules.stage_problems(name, body, self.suggest):
+            broken = True
+            self.problems.append(Problem(file, lines.get(key, line), name, why))
+        if broken:
+            # Keep the name, so other stages' references to it are not reported too.
+            self.stages[name] = Stage(name, file, line)
+            return
+        stage = _build_stage(file, line, name, body)
+        if isinstance(stage, Problem):
+            self.problems.append(stage)
+            self.stages[name] = Stage(name, file, line)
+        else:
+            self.stages[name] = stage
 
 
-def _describe(value: Any) -> str:
-    if value is None:
-        return "empty"
-    if isinstance(value, bool):
-        return str(value).lower()
-    if isinstance(value, int | float):
-        return f"the number {value}"
-    if isinstance(value, str):
-        return f"'{value}'" if len(value) < 40 else "a string"
-    if isinstance(value, list):
-        return "a list"
-    return "a mapping"
+def _mappings(doc: yaml12.LineDict) -> Iterable[tuple[yaml12.LineDict, str | None]]:
+    yield doc, None
+    for name, body in doc.items():
+        if isinstance(body, yaml12.LineDict):
+            yield body, None if name == "meta" or not isinstance(name, str) else name
+
+
+def _load(root: Path, found: list[Source]) -> Pipeline:
+    loading = _Loading()
+    for source in found:
+        loading.read(source)
+    first_file = found[0].relpath if found else ""
+    pipeline = Pipeline(
+        root=root,
+        files=[s.relpath for s in found],
+        stages=loading.stages,
+        meta=_build_meta(loading.meta, root),
+        deps={},
+    )
+    problems = loading.problems
+    problems.extend(_reference_problems(pipeline, loading.suggest))
+    watch = pipeline.meta.on.watch
+    if watch is not None and watch not in pipeline.stages:
+        file, line = loading.meta_at.get("on", (first_file, 0))
+        hint = loading.suggest(watch, list(pipeline.stages))
+        what = f"meta.on.schedule.watch names unknown stage {quote(watch)}{hint}"
+        problems.append(Problem(file, line, None, what))
+    try:
+        dag.order(pipeline.deps)
+    except CycleError as e:
+        first = pipeline.stages[e.cycle[0]]
+        cycle = " -> ".join(e.cycle)
+        what = f"dependency cycle: {cycle} (remove one of these dependencies)"
+        problems.append(Problem(first.file, first.line, first.name, what))
+    if problems:
+        raise PipelineInvalid(problems)
+    return pipeline
 
 
 def _as_tuple(value: Any) -> tuple[str, ...]:
@@ -217,27 +225,34 @@ def _mount(item: str) -> Mount | str:
     if item.startswith(("/", "./", "../", "~")):
         parts = item.split(":")
         if len(parts) not in (2, 3) or not parts[1].startswith("/"):
-            return f"host volume '{item}' must be /host/path:/container/path[:ro|:rw]"
+            return f"host volume {quote(item)} must be /host/path:/container/path[:ro|:rw]"
         mode = parts[2] if len(parts) == 3 else "ro"
         if mode not in ("ro", "rw"):
-            return f"host volume '{item}' has mode '{mode}' (use ro or rw)"
+            return f"host volume {quote(item)} has mode {quote(mode)} (use ro or rw)"
         return Mount(MountKind.HOST, parts[0], parts[1], mode == "ro")
     name, sep, target = item.partition(":")
     if sep and not target.startswith("/"):
-        return f"volume '{item}' must be NAME or NAME:/absolute/path"
+        return f"volume {quote(item)} must be NAME or NAME:/absolute/path"
     kind = MountKind.CODE if name == CODE else MountKind.STAGE
     return Mount(kind, name, target or f"/{name}", True)
 
 
-def _build_stage(checker: _FileChecker, name: str, body: dict[str, Any] | None) -> Stage:
+def _literal(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def _build_stage(file: str, line: int, name: str, body: dict[str, Any] | None) -> Stage | Problem:
+    """The model of a stage whose keys all hold values of the right type."""
     body = body or {}
+    lines = dict(getattr(body, "lines", {}))
     mounts: list[Mount] = []
     for item in _as_tuple(body.get("vol")):
         parsed = _mount(item)
         if isinstance(parsed, str):
-            checker.problem(checker.key_line(name, "vol"), name, parsed)
-        else:
-            mounts.append(parsed)
+            return Problem(file, lines.get("vol", line), name, parsed)
+        mounts.append(parsed)
     env: list[EnvItem] = []
     raw_env = body.get("env")
     for item in [raw_env] if isinstance(raw_env, str) else raw_env or ():
@@ -248,9 +263,9 @@ def _build_stage(checker: _FileChecker, name: str, body: dict[str, Any] | None) 
     timeout = body.get("timeout")
     return Stage(
         name=name,
-        file=checker.file,
-        line=checker.key_line(name),
-        key_lines=dict(getattr(body, "lines", {})),
+        file=file,
+        line=line,
+        key_lines=lines,
         img=body.get("img"),
         build=body.get("build"),
         run=_script(body.get("run")),
@@ -271,114 +286,8 @@ def _build_stage(checker: _FileChecker, name: str, body: dict[str, Any] | None) 
     )
 
 
-def _literal(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    return str(value)
-
-
-def _read(path: Path, relpath: str) -> yaml12.LineDict | Problem | None:
-    try:
-        text = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError:
-        return Problem(relpath, 0, None, "not UTF-8 text (save the file as UTF-8)")
-    except OSError as e:
-        return Problem(relpath, 0, None, f"cannot read: {e.strerror}")
-    try:
-        doc = yaml12.load(text)
-    except yaml12.YamlError as e:
-        return Problem(relpath, e.line, None, str(e))
-    if doc is None:
-        return None
-    if not isinstance(doc, yaml12.LineDict):
-        return Problem(
-            relpath, 1, None, f"a pipeline file must be a mapping of stages, not {_describe(doc)}"
-        )
-    return doc
-
-
-def load(root: Path, files: list[Path] | None = None) -> Pipeline | None:
-    """Load and validate the pipeline under root; None when there is no pipeline file.
-
-    Raises PipelineInvalid with every problem found.
-    """
-    root = root.resolve()
-    paths = files if files is not None else find_files(root)
-    if not paths:
-        return None
-    problems: list[Problem] = []
-    stages: dict[str, Stage] = {}
-    meta: dict[str, Any] = {}
-    meta_from: dict[str, str] = {}
-    meta_at: dict[str, tuple[str, int]] = {}
-    relfiles: list[str] = []
-    for path in paths:
-        relpath = os.path.relpath(path.resolve(), root) if path.is_absolute() else str(path)
-        relpath = relpath if not relpath.startswith("..") else str(path)
-        relfiles.append(relpath)
-        doc = _read(path if path.is_absolute() else root / path, relpath)
-        if doc is None:
-            continue
-        if isinstance(doc, Problem):
-            problems.append(doc)
-            continue
-        checker = _FileChecker(relpath, doc)
-        checker.duplicate_problems()
-        checker.schema_problems()
-        for name, body in doc.items():
-            if name == "meta":
-                if isinstance(body, dict):
-                    for key, value in body.items():
-                        if key in meta:
-                            checker.problem(
-                                checker.key_line("meta", key),
-                                None,
-                                f"meta key '{key}' is also set in {meta_from[key]}",
-                            )
-                        meta[key], meta_from[key] = value, relpath
-                        meta_at[key] = (relpath, checker.key_line("meta", key))
-                continue
-            why = _name_problem(name)
-            if why is not None:
-                checker.problem(doc.lines.get(name, 0), None, why)
-                continue
-            if name in stages:
-                first = stages[name]
-                checker.problem(
-                    doc.lines[name],
-                    name,
-                    f"defined again (first in {first.file}:{first.line}; rename one)",
-                )
-                continue
-            if any(p.stage == name for p in checker.problems):
-                # Keep the name, so other stages' references to it are not reported too.
-                stages[name] = Stage(name, relpath, doc.lines[name])
-            else:
-                stages[name] = _build_stage(checker, name, body)
-        problems.extend(checker.problems)
-    pipeline = Pipeline(
-        root=root,
-        files=relfiles,
-        stages=stages,
-        meta=_build_meta(meta, root),
-        deps={},
-    )
-    problems.extend(_reference_problems(pipeline))
-    if "on" in meta:
-        problems.extend(_meta_problems(pipeline, meta_at.get("on", (relfiles[0], 0))))
-    try:
-        dag.order(pipeline.deps)
-    except CycleError as e:
-        first = stages[e.cycle[0]]
-        problems.append(
-            Problem(first.file, first.line, first.name, f"{e} (remove one of these dependencies)")
-        )
-    if problems:
-        raise PipelineInvalid(problems)
-    return pipeline
-
-
 def _build_meta(meta: dict[str, Any], root: Path) -> Meta:
+    """`meta` from keys that were checked one by one (a bad key is left out)."""
     timeout = meta.get("timeout")
     return Meta(
         name=str(meta.get("name") or root.name),
@@ -405,29 +314,6 @@ def _triggers(on: dict[str, Any]) -> Triggers:
     )
 
 
-def _meta_problems(pipeline: Pipeline, where: tuple[str, int]) -> list[Problem]:
-    """What the schema cannot say about `meta.on`: a valid cron, a watch stage that exists."""
-    from croniter import croniter  # only pipelines with a schedule pay for it
-
-    on = pipeline.meta.on
-    problems = []
-    if on.cron is not None and not croniter.is_valid(on.cron):
-        problems.append(
-            Problem(
-                *where,
-                None,
-                f"meta.on.schedule.cron '{on.cron}' is not a cron expression"
-                " (five fields: minute hour day month weekday, e.g. '0 3 * * *')",
-            )
-        )
-    if on.watch is not None and on.watch not in pipeline.stages:
-        hint = _suggest(on.watch, pipeline.stages)
-        problems.append(
-            Problem(*where, None, f"meta.on.schedule.watch names unknown stage '{on.watch}'{hint}")
-        )
-    return problems
-
-
 def _inside(path: str) -> bool:
     """A relative path that does not climb out of the checkout."""
     parts = PurePosixPath(path).parts
@@ -439,14 +325,20 @@ def _inside(path: str) -> bool:
     return not path.startswith(("/", "~")) and "\\" not in path
 
 
-def _reference_problems(pipeline: Pipeline) -> list[Problem]:
+def _reference_problems(pipeline: Pipeline, suggest: Suggester) -> list[Problem]:
     """Check every reference to another stage and record the edges in `pipeline.deps`."""
     problems: list[Problem] = []
     names = pipeline.stages
+    choices = list(names)
     builds = {n for n, s in names.items() if s.build is not None}
 
     for stage in names.values():
         deps: set[str] = set()
+
+        def problem(key: str | None, what: str, stage: Stage = stage) -> None:
+            line = stage.key_lines.get(key, stage.line) if key else stage.line
+            problems.append(Problem(stage.file, line, stage.name, what))
+
         refs = [("after", ref) for ref in stage.after]
         refs += [("vol", m.source) for m in stage.vol if m.kind is MountKind.STAGE]
         refs += [(key, ref) for key, ref in (("if", stage.if_), ("unless", stage.unless)) if ref]
@@ -456,18 +348,21 @@ def _reference_problems(pipeline: Pipeline) -> list[Problem]:
             if ref in names:
                 deps.add(ref)
                 continue
-            choices = [*names, CODE] if key == "on" else list(names)
-            problems.append(
-                Problem(
-                    stage.file,
-                    stage.key_lines.get(key, stage.line),
-                    stage.name,
-                    f"'{key}' names unknown stage '{ref}'{_suggest(ref, choices)}",
-                )
-            )
+            hint = suggest(ref, [*choices, CODE] if key == "on" else choices)
+            problem(key, f"'{key}' names unknown stage {quote(ref)}{hint}")
         for item in stage.env:
-            if item.value is None and item.name in names:
+            if item.value is not None:
+                continue
+            if item.name in names:
                 deps.add(item.name)
+                if "=" in item.name:
+                    problem("env", f"'env' item {quote(item.name)} cannot be a variable name ('=')")
+            elif not rules.is_variable(item.name.upper()):
+                problem(
+                    "env",
+                    f"'env' item {quote(item.name)} is neither a stage nor a variable name"
+                    " (letters, digits and _, not starting with a digit)",
+                )
         if stage.img in builds:
             deps.add(stage.img)
         if stage.run:
@@ -475,28 +370,14 @@ def _reference_problems(pipeline: Pipeline) -> list[Problem]:
                 m for m in _OUT_MENTION.findall(stage.run) if m in names and m != stage.name
             )
         if stage.build is not None and not _inside(stage.build):
-            problems.append(
-                Problem(
-                    stage.file,
-                    stage.key_lines.get("build", stage.line),
-                    stage.name,
-                    f"'build' must be a path inside the checkout, not '{stage.build}'",
-                )
+            problem(
+                "build", f"'build' must be a path inside the checkout, not {quote(stage.build)}"
             )
         if stage.remote is not None and (stage.run or stage.img or stage.build):
-            problems.append(
-                Problem(
-                    stage.file,
-                    stage.key_lines.get("remote", stage.line),
-                    stage.name,
-                    "a 'remote' stage runs no container (remove 'run', 'img' and 'build')",
-                )
+            problem(
+                "remote", "a 'remote' stage runs no container (remove 'run', 'img' and 'build')"
             )
         if stage.run and not stage.img and not stage.build:
-            problems.append(
-                Problem(
-                    stage.file, stage.line, stage.name, "has 'run' but no 'img' (add img: IMAGE)"
-                )
-            )
+            problem(None, "has 'run' but no 'img' (add img: IMAGE)")
         pipeline.deps[stage.name] = deps
     return problems

@@ -552,7 +552,7 @@ BAD = [
     ),
     pytest.param(
         {PIPE: '"a\\0b":\n  img: x\n'},
-        [".dockercise.yml:1: stage name 'a\\x00b' must not contain '/', '\\' or NUL"],
+        [".dockercise.yml:1: NUL character in 'a\\x00b' (remove it)"],
         id="name-nul",
     ),
     pytest.param(

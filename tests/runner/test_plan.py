@@ -258,7 +258,6 @@ def test_code_hides_the_dockercise_folder_only_when_there_is_one(
         ("on: code", "project", "/x"),
         ("on: a\n  dir: /elsewhere", "vol-a", "/elsewhere"),
         ("dir: /work", None, "/work"),
-        ("dir: relative/dir", None, "relative/dir"),
     ],
 )
 def test_on_and_dir(
