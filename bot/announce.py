@@ -14,11 +14,9 @@ A build whose announcer died is claimed again after the state's lease.
 from __future__ import annotations
 
 import logging
-import tempfile
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 from bot import statuses
 from bot.github_api import GitHubApp
@@ -45,12 +43,7 @@ def announce(github: GitHubApp, state: StateStore, enqueue: Callable[[Job], None
         if not files:
             state.finish(job.id, "none")  # no pipeline: no status, nothing to build
             return "none"
-        with tempfile.TemporaryDirectory(prefix="pipeline-") as folder:
-            for path, text in files.items():
-                target = Path(folder, path)
-                target.parent.mkdir(parents=True, exist_ok=True)
-                target.write_text(text, encoding="utf-8")
-            loaded = pipelines.load(Path(folder))
+        loaded = pipelines.load_texts(files)
         if loaded is not None and unwanted(loaded.meta.on, job) is not None:
             state.finish(job.id, "filtered")
             return "filtered"

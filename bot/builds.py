@@ -179,7 +179,7 @@ class Builder:
 
     def _run(self, job: Job, workdir: Path, installation: Installation, masker: Masker) -> str:
         try:
-            loaded = pipelines.load(workdir)
+            loaded = pipelines.load(workdir, allow_symlinks=False)  # SPEC §10
         except PipelineInvalid as e:
             first = str(e.problems[0])
             more = f" (+{len(e.problems) - 1} more)" if len(e.problems) > 1 else ""

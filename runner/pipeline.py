@@ -334,11 +334,7 @@ def _reference_problems(pipeline: Pipeline, suggest: Suggester) -> list[Problem]
 
     for stage in names.values():
         deps: set[str] = set()
-
-        def problem(key: str | None, what: str, stage: Stage = stage) -> None:
-            line = stage.key_lines.get(key, stage.line) if key else stage.line
-            problems.append(Problem(stage.file, line, stage.name, what))
-
+        found: list[tuple[str | None, str]] = []
         refs = [("after", ref) for ref in stage.after]
         refs += [("vol", m.source) for m in stage.vol if m.kind is MountKind.STAGE]
         refs += [(key, ref) for key, ref in (("if", stage.if_), ("unless", stage.unless)) if ref]
@@ -349,20 +345,21 @@ def _reference_problems(pipeline: Pipeline, suggest: Suggester) -> list[Problem]
                 deps.add(ref)
                 continue
             hint = suggest(ref, [*choices, CODE] if key == "on" else choices)
-            problem(key, f"'{key}' names unknown stage {quote(ref)}{hint}")
+            found.append((key, f"'{key}' names unknown stage {quote(ref)}{hint}"))
         for item in stage.env:
             if item.value is not None:
                 continue
             if item.name in names:
                 deps.add(item.name)
                 if "=" in item.name:
-                    problem("env", f"'env' item {quote(item.name)} cannot be a variable name ('=')")
+                    found.append(
+                        ("env", f"'env' item {quote(item.name)} cannot be a variable ('=')")
+                    )
             elif not rules.is_variable(item.name.upper()):
-                problem(
-                    "env",
-                    f"'env' item {quote(item.name)} is neither a stage nor a variable name"
-                    " (letters, digits and _, not starting with a digit)",
+                why = (
+                    "is neither a stage nor a variable name (letters, digits and _, no digit first)"
                 )
+                found.append(("env", f"'env' item {quote(item.name)} {why}"))
         if stage.img in builds:
             deps.add(stage.img)
         if stage.run:
@@ -370,14 +367,15 @@ def _reference_problems(pipeline: Pipeline, suggest: Suggester) -> list[Problem]
                 m for m in _OUT_MENTION.findall(stage.run) if m in names and m != stage.name
             )
         if stage.build is not None and not _inside(stage.build):
-            problem(
-                "build", f"'build' must be a path inside the checkout, not {quote(stage.build)}"
-            )
+            why = f"'build' must be a path inside the checkout, not {quote(stage.build)}"
+            found.append(("build", why))
         if stage.remote is not None and (stage.run or stage.img or stage.build):
-            problem(
-                "remote", "a 'remote' stage runs no container (remove 'run', 'img' and 'build')"
-            )
+            why = "a 'remote' stage runs no container (remove 'run', 'img' and 'build')"
+            found.append(("remote", why))
         if stage.run and not stage.img and not stage.build:
-            problem(None, "has 'run' but no 'img' (add img: IMAGE)")
+            found.append((None, "has 'run' but no 'img' (add img: IMAGE)"))
+        for at, what in found:
+            line = stage.key_lines.get(at, stage.line) if at else stage.line
+            problems.append(Problem(stage.file, line, stage.name, what))
         pipeline.deps[stage.name] = deps
     return problems

@@ -70,7 +70,7 @@ def name_problem(name: Any, what: str = "stage name") -> str | None:
         return f"a {what} must not be empty"
     if len(name) > 100:
         return f"a {what} must be at most 100 characters"
-    if any(c in name for c in "/\\\0"):
+    if "/" in name or "\\" in name or "\0" in name:
         return f"{what} {quote(name)} must not contain '/', '\\' or NUL"
     if name.startswith("."):
         return f"{what} {quote(name)} must not start with '.'"
