@@ -32,7 +32,6 @@ IMPORTS = [
     "import yaml",
     "import click",
     "import rich.console, rich.live, rich.table",
-    "import fastjsonschema",
     "import jsonschema",
     "import docker",
     "import runner.pipeline",
@@ -133,13 +132,12 @@ def load(reps: int = 2) -> None:
     """Phases of load + prepare for the 10,000-stage pipeline, with the cyclic GC on and off."""
     import yaml
 
-    from runner import dag, pipeline, yaml12
+    from runner import dag, pipeline, rules, sources, yaml12
     from runner.engine import RunOptions, prepare
 
     stats: dict[str, list[float]] = collections.defaultdict(list)
-    _wrap(yaml12, "load", "yaml12.load", stats)
-    _wrap(pipeline._FileChecker, "duplicate_problems", "duplicate_problems", stats)
-    _wrap(pipeline._FileChecker, "schema_problems", "schema_problems (fastjsonschema)", stats)
+    _wrap(sources, "read_files", "sources.read_files", stats)
+    _wrap(yaml12, "parse", "yaml12.parse", stats)
     _wrap(pipeline, "_build_stage", "_build_stage (all stages)", stats)
     _wrap(pipeline, "_reference_problems", "_reference_problems", stats)
     _wrap(dag, "order", "dag.order (all calls)", stats)
@@ -147,19 +145,20 @@ def load(reps: int = 2) -> None:
 
     tmp = Path(tempfile.mkdtemp(prefix="dockercise-profile-"))
     try:
-        project = bench.write_pipeline(tmp / "big", bench.big_pipeline(bench.BIG))
-        text = (project / ".dockercise.yml").read_text(encoding="utf-8")
+        files = bench.big_pipeline(bench.BIG)
+        project = bench.write_files(tmp / "big", files)
         for collector in ("on", "off"):
             for _ in range(reps):
                 stats.clear()
-                for cached in (pipeline.schema, pipeline._fast_check, pipeline._validator):
+                for cached in (pipeline.schema, rules._expect):
                     cached.cache_clear()
                 gc.collect()
                 if collector == "off":
                     gc.disable()
                 try:
                     start = time.perf_counter()
-                    yaml.load(text, Loader=yaml.CSafeLoader)
+                    for text in files.values():
+                        yaml.load(text, Loader=yaml.CSafeLoader)
                     base = time.perf_counter() - start
                     gc.collect()
                     start = time.perf_counter()
