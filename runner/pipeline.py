@@ -116,7 +116,7 @@ class _Loading:
                 self.read_stage(file, doc, name, body)
 
     def read_meta(self, file: str, line: int, body: Any) -> None:
-        lines = getattr(body, "lines", {})
+        lines = _key_lines(body)
         if not isinstance(body, dict):
             what = f"meta must be a mapping of keys, not {describe(body)}"
             self.problems.append(Problem(file, line, None, what))
@@ -148,7 +148,7 @@ class _Loading:
             what = f"defined again (first in {first.file}:{first.line}; rename one)"
             self.problems.append(Problem(file, line, name, what))
             return
-        lines = getattr(body, "lines", {})
+        lines = _key_lines(body)
         broken = False
         for key, why in rules.stage_problems(name, body, self.suggest):
             broken = True
@@ -163,6 +163,11 @@ class _Loading:
             self.stages[name] = Stage(name, file, line)
         else:
             self.stages[name] = stage
+
+
+def _key_lines(body: Any) -> dict[Any, int]:
+    """The line of each key of a mapping; nothing for any other value."""
+    return body.lines if isinstance(body, yaml12.LineDict) else {}
 
 
 def _mappings(doc: yaml12.LineDict) -> Iterable[tuple[yaml12.LineDict, str | None]]:
@@ -246,7 +251,7 @@ def _literal(value: Any) -> str:
 def _build_stage(file: str, line: int, name: str, body: dict[str, Any] | None) -> Stage | Problem:
     """The model of a stage whose keys all hold values of the right type."""
     body = body or {}
-    lines = dict(getattr(body, "lines", {}))
+    lines = dict(_key_lines(body))
     mounts: list[Mount] = []
     for item in _as_tuple(body.get("vol")):
         parsed = _mount(item)
