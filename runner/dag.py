@@ -8,7 +8,34 @@ from collections.abc import Iterable, Mapping
 
 from runner.errors import CycleError, UsageError
 
-__all__ = ["edges", "format_graph", "order", "select"]
+__all__ = ["edges", "format_graph", "has_cycle", "order", "select"]
+
+
+def has_cycle(deps: Mapping[str, Iterable[str]]) -> bool:
+    """Whether the stages depend on each other in a circle (Kahn's algorithm).
+
+    A few times cheaper than `order`, so that loading 100,000 stages pays only
+    this; `order` then words the cycle when there is one.  Edges to names that
+    are not stages are ignored.
+    """
+    waiting: dict[str, int] = {}
+    dependents: dict[str, list[str]] = {}
+    for name, needs in deps.items():
+        count = 0
+        for need in needs:
+            if need in deps:
+                count += 1
+                dependents.setdefault(need, []).append(name)
+        waiting[name] = count
+    ready = [name for name, count in waiting.items() if not count]
+    done = 0
+    while ready:
+        done += 1
+        for later in dependents.get(ready.pop(), ()):
+            waiting[later] -= 1
+            if not waiting[later]:
+                ready.append(later)
+    return done < len(waiting)
 
 
 def order(deps: Mapping[str, Iterable[str]]) -> list[str]:

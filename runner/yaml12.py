@@ -80,16 +80,24 @@ class YamlError(Exception):
 class LineDict(dict[Any, Any]):
     """A mapping that knows the line of each of its keys and of its own start."""
 
-    line: int
-    lines: dict[Any, int]
-    duplicates: list[tuple[Any, int, int]]
+    __slots__ = ("duplicates", "line", "lines")
+
+    def __init__(self, line: int = 0) -> None:
+        super().__init__()
+        self.line = line
+        self.lines: dict[Any, int] = {}
+        self.duplicates: list[tuple[Any, int, int]] = []
 
 
 class LineList(list[Any]):
     """A sequence that knows the line of each item."""
 
-    line: int
-    lines: list[int]
+    __slots__ = ("line", "lines")
+
+    def __init__(self, line: int = 0) -> None:
+        super().__init__()
+        self.line = line
+        self.lines: list[int] = []
 
 
 @dataclass
@@ -224,23 +232,39 @@ class _Builder:
         return _number(kind, text)
 
     def build(self) -> Any:
-        """The document's value, from the event after DocumentStart to its end."""
+        """The document's value, from the event after DocumentStart to its end.
+
+        The hottest loop of a load: sizes are kept in locals, and an item of a
+        list is attached in place.
+        """
         parser = self.parser
-        stack: list[list[Any]] = []  # [container, anchor, expanded at start, key, key line]
-        root: Any = None
+        anchors = self.anchors
+        stack: list[list[Any]] = []  # [container, anchor, size at start, key, key line, has key]
+        own = expanded = 0
+        implicit = _IMPLICIT
+        value: Any = None
         while True:
             event = parser.get_event()
             kind = type(event)
-            line = _line(event)
+            line = event.start_mark.line + 1  # libyaml marks every event
             if kind is ScalarEvent:
-                value = self.scalar(event, line)
-                size = 1 + len(event.value)
-                self.own += size
-                self.expanded += size
+                text = event.value
+                if (
+                    event.tag is None
+                    and text
+                    and (text[0] not in implicit or not event.implicit[0])
+                    and "\0" not in text
+                ):
+                    value = text  # the common case: a plain word or a quoted string
+                else:
+                    value = self.scalar(event, line)
+                size = 1 + len(text)
+                own += size
+                expanded += size
                 if event.anchor is not None:
-                    self.anchors[event.anchor] = (value, size)
+                    anchors[event.anchor] = (value, size)
             elif kind is AliasEvent:
-                found = self.anchors.get(event.anchor)
+                found = anchors.get(event.anchor)
                 if found is None:
                     raise _Stop(
                         line, f"YAML syntax error: found undefined alias {quote(event.anchor)}"
@@ -252,7 +276,7 @@ class _Builder:
                         " (a recursive alias expands without end)",
                     )
                 value, size = found
-                self.expanded += size
+                expanded += size
                 self.biggest_alias = max(self.biggest_alias, (size, line))
             elif kind is MappingStartEvent or kind is SequenceStartEvent:
                 if len(stack) >= MAX_DEPTH:
@@ -266,34 +290,32 @@ class _Builder:
                     self.problem(
                         line, f"tag {quote(_tag_name(tag))} is not supported{_TAGS_WAY_OUT}"
                     )
-                container: Any
-                if is_map:
-                    container = LineDict()
-                    container.lines = {}
-                    container.duplicates = []
-                else:
-                    container = LineList()
-                    container.lines = []
-                container.line = line
-                self.own += 1
-                self.expanded += 1
+                container: Any = LineDict(line) if is_map else LineList(line)
+                own += 1
+                expanded += 1
                 if event.anchor is not None:
-                    self.anchors[event.anchor] = _OPEN
-                stack.append([container, event.anchor, self.expanded - 1, _BAD_KEY, 0, False])
+                    anchors[event.anchor] = _OPEN
+                stack.append([container, event.anchor, expanded - 1, _BAD_KEY, 0, False])
                 continue
             elif kind is MappingEndEvent or kind is SequenceEndEvent:
                 frame = stack.pop()
                 value = frame[0]
                 line = value.line
                 if frame[1] is not None:
-                    self.anchors[frame[1]] = (value, self.expanded - frame[2])
+                    anchors[frame[1]] = (value, expanded - frame[2])
             else:  # pragma: no cover - libyaml sends nothing else inside a document
                 raise _Stop(line, f"YAML syntax error: unexpected {kind.__name__}")
             if not stack:
-                root = value
                 break
-            self.attach(stack[-1], value, line)
-        return root
+            frame = stack[-1]
+            parent = frame[0]
+            if type(parent) is LineList:
+                parent.append(value)
+                parent.lines.append(line)
+            else:
+                self.attach(frame, value, line)
+        self.own, self.expanded = own, expanded
+        return value
 
     def attach(self, frame: list[Any], value: Any, line: int) -> None:
         container = frame[0]
@@ -358,9 +380,7 @@ def parse(text: str, *, mapping_only: bool = False) -> Parsed:
             return Parsed(None)  # nothing but comments
         first = parser.peek_event()
         if mapping_only and isinstance(first, SequenceStartEvent):
-            empty = LineList()
-            empty.line, empty.lines = _line(first), []
-            return Parsed(empty)
+            return Parsed(LineList(_line(first)))
         doc = builder.build()
         builder.finish()
         return Parsed(doc, builder.problems)

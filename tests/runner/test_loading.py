@@ -22,9 +22,9 @@ WritePipeline = Callable[[Mapping[str, str]], Path]
 PIPE = ".dockercise.yml"
 
 
-def _problems(root: Path, **options: bool) -> list[str]:
+def _problems(root: Path, allow_symlinks: bool = True) -> list[str]:
     with pytest.raises(PipelineInvalid) as caught:
-        pipeline.load(root, **options)
+        pipeline.load(root, allow_symlinks=allow_symlinks)
     lines = [str(p) for p in caught.value.problems]
     for line in lines:
         assert line.isprintable(), line
@@ -331,8 +331,8 @@ def test_a_symlink_to_a_host_file_never_shows_its_contents(tmp_path: Path) -> No
     root = tmp_path / "project"
     root.mkdir()
     (root / PIPE).symlink_to(secret)
-    for options in ({}, {"allow_symlinks": False}):
-        problems = _problems(root, **options)
+    for allow_symlinks in (True, False):
+        problems = _problems(root, allow_symlinks)
         assert len(problems) == 1
         assert "SECRETHASH" not in problems[0]
         assert "root" not in problems[0].split(":", 1)[1]
