@@ -43,7 +43,7 @@ _DURATION_PART = re.compile(r"([0-9]+(?:\.[0-9]+)?)\s*(ms|s|m|h)")
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
 _VARIABLE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 _REPO = re.compile(r"[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+\Z")
-_REMOTE = re.compile(r"[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+(?:@.+)?\Z", re.DOTALL)
+_REMOTE = re.compile(r"[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+(?:@.+)?\Z")
 
 Problems = Iterator[tuple[str | None, str]]
 """(key the problem is at, or None for the stage itself; what is wrong)."""
