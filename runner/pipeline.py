@@ -14,18 +14,15 @@ the verdict is a pipeline, None (no pipeline file), or that one error.
 from __future__ import annotations
 
 import gc
-import json
 import re
 from collections.abc import Iterable, Mapping
-from functools import cache
-from importlib import resources
 from pathlib import Path, PurePosixPath
 from typing import Any
 
 from runner import dag, rules, sources, yaml12
 from runner.errors import CycleError, PipelineInvalid, Problem
 from runner.model import CODE, EnvItem, Meta, Mount, MountKind, Pipeline, Stage, Triggers, When
-from runner.rules import parse_duration
+from runner.rules import parse_duration, schema
 from runner.sources import Source, find_files, is_pipeline_path
 from runner.wording import Suggester, describe, quote
 
@@ -39,14 +36,6 @@ __all__ = [
 ]
 
 _OUT_MENTION = re.compile(r"(?<![\w.\-/])/?out/([^\s/'\"`;|&()<>$\\]+)")
-
-
-@cache
-def schema() -> dict[str, Any]:
-    """The published JSON Schema of a pipeline file."""
-    text = resources.files("runner").joinpath("schema.json").read_text(encoding="utf-8")
-    data: dict[str, Any] = json.loads(text)
-    return data
 
 
 def load(

@@ -10,10 +10,12 @@ wrong is left to be found once containers start (SPEC §10).
 
 from __future__ import annotations
 
+import json
 import posixpath
 import re
 from collections.abc import Callable, Iterator, Mapping
 from functools import cache
+from importlib import resources
 from typing import Any
 
 from runner.model import CODE
@@ -29,6 +31,7 @@ __all__ = [
     "meta_problems",
     "name_problem",
     "parse_duration",
+    "schema",
     "stage_problems",
 ]
 
@@ -170,10 +173,16 @@ META_KEYS: dict[str, Callable[[Any], bool]] = {
 
 
 @cache
+def schema() -> dict[str, Any]:
+    """The published JSON Schema of a pipeline file (runner/schema.json)."""
+    text = resources.files("runner").joinpath("schema.json").read_text(encoding="utf-8")
+    data: dict[str, Any] = json.loads(text)
+    return data
+
+
+@cache
 def _expect(section: str) -> dict[str, str]:
     """What each key must be, in words: the schema's `x-expect`, so both say the same."""
-    from runner.pipeline import schema
-
     props = schema()["definitions"][section]["properties"]
     return {key: prop.get("x-expect", "valid") for key, prop in props.items()}
 
