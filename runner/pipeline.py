@@ -114,7 +114,7 @@ class _Loading:
         bad = set()
         for key, why in rules.meta_problems(body, self.suggest):
             bad.add(key)
-            self.problems.append(Problem(file, lines.get(key, 0), None, why))
+            self.problems.append(Problem(file, lines.get(key, line), None, why))
         for key, value in body.items():
             if key in bad:
                 continue
