@@ -117,8 +117,8 @@ def _read_one(path: Path, root: Path, allow_symlinks: bool, budget: int) -> str 
     """The file's bytes, or why it is not read (a problem's text)."""
     try:
         st = os.lstat(path)
-    except OSError as e:
-        return f"cannot read: {one_line(e.strerror or str(e))}"
+    except (OSError, ValueError) as e:  # ValueError: a NUL in the path
+        return f"cannot read: {one_line(getattr(e, 'strerror', None) or str(e))}"
     target = str(path)
     if stat.S_ISLNK(st.st_mode):
         if not allow_symlinks:
