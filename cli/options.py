@@ -4,6 +4,7 @@ stage-name completion, and whether stdout is a terminal."""
 from __future__ import annotations
 
 import json
+import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -87,7 +88,9 @@ def load(
     if files:
         chosen = [Path(f) for f in files]
         for f in chosen:
-            if not (directory / f).is_file():
+            # Only absence is the CLI's to say: what the path is (a FIFO, a link, a folder)
+            # is for the loader, which says it without opening it.
+            if not os.path.lexists(directory / f):
                 raise UsageError(f"-f {f}: no such file in {directory}")
     loaded = pipeline.load(directory, chosen)
     if loaded is None:

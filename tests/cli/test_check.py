@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -76,3 +77,14 @@ def test_a_usage_error_stays_on_stderr(
     code, out, err = run_cli(capsys, "validate", "-C", str(root), "-f", "nope.yml", "--json")
     assert (code, out) == (2, "")
     assert "-f nope.yml: no such file" in err
+
+
+@pytest.mark.timeout(20)
+def test_a_fifo_named_with_f_gets_the_loaders_verdict_without_blocking(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    os.mkfifo(tmp_path / "x.dockercise.yml")
+    code, out, err = run_cli(capsys, "validate", "-C", str(tmp_path), "-f", "x.dockercise.yml")
+    assert code == 2
+    assert "x.dockercise.yml: is a FIFO, not a regular file" in out + err
+    assert "no such file" not in out + err
