@@ -108,10 +108,14 @@ class ConsoleReporter:
         )
         self._line(result.name, Text(f"{label}{took}{extra}", style=style))
 
-    def run_finished(self, run: RunResult) -> None:
+    def close(self) -> None:
+        """Stop the live table (a run that ends in an error never finishes)."""
         if self._live is not None:
             self._live.stop()
             self._live = None
+
+    def run_finished(self, run: RunResult) -> None:
+        self.close()
         self.console.print(self._table(run, final=True))
         label, style = _STYLE.get(run.status, (run.status.value, "bold"))
         if run.status is Status.FAILURE:

@@ -7,17 +7,24 @@ import signal
 import sys
 from pathlib import Path
 from types import FrameType
-from typing import NoReturn
 
 import click
 
 from cli.console import ConsoleReporter
-from cli.options import complete_stage, files_option, load, project_option, results_option
-from runner import encryption
+from cli.options import (
+    complete_stage,
+    files_option,
+    load,
+    project_option,
+    results_option,
+    stderr,
+)
+from runner import encryption, recovery
 from runner.engine import Engine, RunOptions, prepare
 from runner.masking import Masker
 from runner.outcome import Status
 from runner.store import ResultStore, open_store
+from runner.supervisor import Interrupt
 from runner.variables import parse_assignments, read_env_file
 
 __all__ = ["run"]
@@ -91,14 +98,24 @@ def run(
     from runner.containers import Containers  # the docker SDK is only imported when needed
 
     containers = Containers()
-    engine = Engine(containers, store, ConsoleReporter(quiet=quiet))
+    for line in recovery.summary(recovery.sweep_here(containers, environ)):
+        stderr(f"dockercise: {line}")
+    interrupt = Interrupt()
+    reporter = ConsoleReporter(quiet=quiet)
+    engine = Engine(containers, store, reporter, interrupt=interrupt)
+
+    def stop(signum: int, frame: FrameType | None) -> None:
+        interrupt.request()  # never raises into the scheduler: it stops at its next look
+
     # A closed terminal (SIGHUP) or a stop (SIGTERM) cleans up as Ctrl-C does.
-    previous = {s: signal.signal(s, _interrupt) for s in (signal.SIGTERM, signal.SIGHUP)}
+    signals = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+    previous = {s: signal.signal(s, stop) for s in signals}
     try:
         result = engine.run(plan)
     finally:
         for signum, handler in previous.items():
             signal.signal(signum, handler)
+        reporter.close()
         containers.close()
         store.close()
     click.echo(f"results: {_location(store, result.id)}")
@@ -114,10 +131,6 @@ def _changed(project: Path, files: tuple[str, ...], since: str | None) -> list[s
     from runner.changes import changed_since
 
     return sorted({*files, *changed_since(project, since)})
-
-
-def _interrupt(signum: int, frame: FrameType | None) -> NoReturn:
-    raise KeyboardInterrupt
 
 
 def _location(store: ResultStore, run_id: str) -> str:

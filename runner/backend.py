@@ -18,14 +18,15 @@ the same on every backend.  A backend raises only the runner's own errors:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 from typing import Protocol
 
 from runner.plan import ContainerSpec
 
-__all__ = ["ContainerBackend", "Stream"]
+__all__ = ["ContainerBackend", "Kind", "Labelled", "Stream"]
 
 
 class Stream(StrEnum):
@@ -33,6 +34,23 @@ class Stream(StrEnum):
 
     STDOUT = "stdout"
     STDERR = "stderr"
+
+
+class Kind(StrEnum):
+    """What an engine holds that a run makes, in the order leftovers are removed."""
+
+    CONTAINER = "container"
+    NETWORK = "network"
+    IMAGE = "image"
+
+
+@dataclass(frozen=True)
+class Labelled:
+    """A container, network or image found by its label, with all its labels."""
+
+    kind: Kind
+    id: str
+    labels: Mapping[str, str]
 
 
 class ContainerBackend(Protocol):
@@ -52,11 +70,14 @@ class ContainerBackend(Protocol):
         run_id: str,
         output: Callable[[str], None],
         hidden: Sequence[str] = (),
+        labels: Mapping[str, str] | None = None,
     ) -> None:
         """Build `context` with `dockerfile` into `tag`; `output` gets the builder's text.
 
         The image belongs to the run: `remove_run` removes it.  `hidden` paths
-        of the context are never read.  BuildFailed with the builder's message.
+        of the context are never read.  The image carries `labels` (its
+        owner's, `runner.ownership`) besides the run's own.  BuildFailed with
+        the builder's message.
         """
 
     def create(self, spec: ContainerSpec) -> str:
@@ -89,6 +110,21 @@ class ContainerBackend(Protocol):
 
         Waits for pending removals first; images are removed when this process
         built them.  Never raises: the run's result is settled already.
+        """
+
+    def labelled(self, label: str) -> list[Labelled]:
+        """Every container (running or not), network and image carrying the label `label`.
+
+        Containers come first, then networks, then images: the order they can
+        be removed in.  Recovery (`runner.recovery`) judges their owners from
+        their labels.  ContainerFailed when the engine cannot be asked.
+        """
+
+    def discard(self, thing: Labelled) -> None:
+        """Remove it at once (a container by force, with its anonymous volumes).
+
+        Never raises: something already gone, or still in use, is left to
+        the next sweep.
         """
 
     def close(self) -> None:

@@ -24,7 +24,7 @@ import requests.exceptions
 from docker.types import Mount
 from docker.utils import parse_repository_tag
 
-from runner.backend import Stream
+from runner.backend import Kind, Labelled, Stream
 from runner.errors import BuildFailed, ContainerFailed, EngineUnavailable, ImageUnavailable
 from runner.plan import ContainerSpec
 
@@ -125,6 +125,7 @@ class Containers:
         run_id: str,
         output: Callable[[str], None],
         hidden: Sequence[str] = (),
+        labels: Mapping[str, str] | None = None,
     ) -> None:
         """Build and tag an image; BuildFailed with the builder's message when a step fails.
 
@@ -146,7 +147,8 @@ class Containers:
                 rm=True,
                 forcerm=True,
                 decode=True,
-                labels={"dockercise.run": run_id},
+                # After the Dockerfile's own LABELs: a Dockerfile cannot pose as another owner.
+                labels={**(labels or {}), "dockercise.run": run_id},
             ):
                 text = event.get("stream", "")
                 if text:
@@ -260,6 +262,31 @@ class Containers:
     def close(self) -> None:
         self._remover.shutdown(wait=True)
         self.client.close()
+
+    def labelled(self, label: str) -> list[Labelled]:
+        """Containers, networks and images with the label, in the order they can be removed."""
+        found: list[Labelled] = []
+        try:
+            for info in self.api.containers(all=True, filters={"label": label}):
+                found.append(Labelled(Kind.CONTAINER, info["Id"], info.get("Labels") or {}))
+            for info in self.api.networks(filters={"label": label}):
+                found.append(Labelled(Kind.NETWORK, info["Id"], info.get("Labels") or {}))
+            for info in self.api.images(filters={"label": label}):
+                found.append(Labelled(Kind.IMAGE, info["Id"], info.get("Labels") or {}))
+        except (docker.errors.DockerException, requests.exceptions.RequestException) as e:
+            raise ContainerFailed(f"cannot list what runs left: {_explain(e)}") from None
+        return found
+
+    def discard(self, thing: Labelled) -> None:
+        with contextlib.suppress(
+            docker.errors.DockerException, requests.exceptions.RequestException
+        ):
+            if thing.kind is Kind.CONTAINER:
+                self.api.remove_container(thing.id, force=True, v=True)
+            elif thing.kind is Kind.NETWORK:
+                self.api.remove_network(thing.id)
+            else:
+                self.api.remove_image(thing.id, force=True)
 
     def remove_run(self, run_id: str) -> None:
         """Remove the run's containers and built images, once pending removals are done."""

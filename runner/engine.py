@@ -1,9 +1,12 @@
 """Runs a validated pipeline: scheduling in DAG order, stage outcomes, results, clean-up.
 
 The main thread only schedules; each stage runs in a worker thread of a pool
-sized by the concurrency, and the main thread wakes often enough to take
-Ctrl-C at once.  Whatever happens, the run's containers and private
-directory are removed, and every result written so far stays in the store.
+sized by the concurrency, and the main thread wakes every `TICK` to see
+whether Ctrl-C was asked for (`Interrupt`: the CLI's signal handler sets it
+rather than raising into the scheduler).  Whatever happens, the run's
+containers and private directory are removed, and every result written so
+far stays in the store.  Everything the run makes carries its owner
+(`runner.recovery`), so that what a killed process leaves is found later.
 """
 
 from __future__ import annotations
@@ -20,16 +23,22 @@ from typing import Any, Protocol
 
 from runner import dag
 from runner.backend import ContainerBackend
+from runner.errors import StoreUnavailable
 from runner.execution import DEFAULT_TIMEOUT, StageExecutor, backoff
 from runner.masking import Masker
 from runner.model import Pipeline, Stage, When
 from runner.outcome import RunResult, StageResult, Status, new_run_id, now
+from runner.ownership import Owner, this_process
 from runner.plan import RunDirs, paths_match, resolve_external
+from runner.recovery import OWNER_FILE, RunRecord, write_record
 from runner.remote import RemoteWaits, RemoteWatcher
 from runner.store import ResultStore
-from runner.supervisor import Supervisor
+from runner.supervisor import Interrupt, Supervisor
 
-__all__ = ["Engine", "Reporter", "RunOptions", "RunPlan", "decide", "prepare"]
+__all__ = ["TICK", "Engine", "Reporter", "RunOptions", "RunPlan", "decide", "prepare"]
+
+TICK = 0.1
+"""Seconds between the scheduler's looks at an Interrupt (Ctrl-C) when nothing else wakes it."""
 
 
 class Reporter(Protocol):
@@ -112,7 +121,9 @@ class Engine:
 
     The caller makes the backend (the Docker one, `runner.containers`, for the
     CLI and the bot) and closes it. `retry_pause` (seconds before attempt n + 1) is
-    `backoff` except in tests, which need not wait.
+    `backoff` except in tests, which need not wait.  `interrupt` is what the
+    caller's signal handlers set (the CLI's; the bot has none); `owner` is
+    this process, written on everything the run makes.
     """
 
     def __init__(
@@ -121,11 +132,15 @@ class Engine:
         store: ResultStore,
         reporter: Reporter,
         retry_pause: Callable[[int], float] = backoff,
+        interrupt: Interrupt | None = None,
+        owner: Owner | None = None,
     ) -> None:
         self.backend = backend
         self.store = store
         self.reporter = reporter
         self.retry_pause = retry_pause
+        self.interrupt = interrupt or Interrupt()
+        self.owner = owner or this_process()
 
     def run(self, plan: RunPlan) -> RunResult:
         """Run a prepared plan: results stored, containers and private files removed, always."""
@@ -140,16 +155,39 @@ class Engine:
         if options.trigger is not None:
             run.trigger = options.trigger
         run.stages = {n: StageResult(n, Status.WAITING) for n in plan.order}
+        record = RunRecord(run.id, self.store.url, self.owner)
         private = Path(tempfile.mkdtemp(prefix=f"dockercise-{run.id}-"))
         dirs = RunDirs(private, pipeline.root)
+        unfinished = False
+        scheduler = None
         try:
+            write_record(private, record)  # first: a process killed from now on is recovered
             for sub in (dirs.out, dirs.empty, dirs.private / "stdout", dirs.private / "vol"):
                 sub.mkdir()
-            _Run(self, plan, run, dirs).go()
+            scheduler = _Run(self, plan, run, dirs, record.labels())
+            scheduler.go()
+        except StoreUnavailable:
+            unfinished = scheduler is not None and scheduler.saved  # run.json says `running`
+            raise
         finally:
             self.backend.remove_run(run.id)
-            shutil.rmtree(private, ignore_errors=True)
+            _remove_private(private, keep_record=unfinished)
         return run
+
+
+def _remove_private(private: Path, keep_record: bool) -> None:
+    """Remove the run's private directory; with `keep_record`, all of it but its owner record.
+
+    A run whose store failed leaves run.json `running`; once this process
+    has ended, the next sweep (`runner.recovery`) finds the record and
+    finishes the run, when the store can be written again.
+    """
+    if not keep_record:
+        shutil.rmtree(private, ignore_errors=True)
+        return
+    for entry in private.iterdir() if private.is_dir() else ():
+        if entry.name != OWNER_FILE:
+            shutil.rmtree(entry, ignore_errors=True)
 
 
 @dataclass
@@ -177,7 +215,14 @@ def prepare(pipeline: Pipeline, options: RunOptions) -> RunPlan:
 class _Run:
     """One run's mutable state; only the main thread schedules, workers execute stages."""
 
-    def __init__(self, engine: Engine, plan: RunPlan, run: RunResult, dirs: RunDirs) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        plan: RunPlan,
+        run: RunResult,
+        dirs: RunDirs,
+        labels: Mapping[str, str],
+    ) -> None:
         self.engine = engine
         self.store = engine.store
         self.reporter = engine.reporter
@@ -187,6 +232,9 @@ class _Run:
         self.deps = plan.deps
         self.order = plan.order
         self.cancel = threading.Event()
+        self.interrupted = engine.interrupt
+        self.saved = False
+        """run.json is in the store."""
         self.remote = RemoteWaits(run.id, plan.options.remote)
         stages = [self.pipeline.stages[n] for n in plan.deps]
         self.supervisor = Supervisor(engine.backend)
@@ -206,10 +254,12 @@ class _Run:
             checks={c for s in stages for c in (s.if_, s.unless) if c is not None},
             cancel=self.cancel,
             retry_pause=engine.retry_pause,
+            labels=labels,
         )
 
     def save_run(self) -> None:
         self.store.write_json(self.run.id, "run.json", self.run.to_json())
+        self.saved = True
 
     def finish(self, result: StageResult) -> None:
         self.run.stages[result.name] = result
@@ -225,22 +275,27 @@ class _Run:
         with ThreadPoolExecutor(max_workers=limit, thread_name_prefix="stage") as pool:
             try:
                 while pending or running or self.remote:
+                    if self.interrupted.requested:
+                        self.interrupt(pending, running)
+                        break
                     for name in self.ready(pending, limit - len(running)):
                         stage = self.pipeline.stages[name]
                         running[pool.submit(self.executor.execute, stage)] = name
                     for result in self.remote.poll():
                         self.finish(result)
                     if running:
-                        done, _ = wait(running, timeout=0.2, return_when=FIRST_COMPLETED)
+                        done, _ = wait(running, timeout=TICK, return_when=FIRST_COMPLETED)
                         for future in done:
                             running.pop(future)
                             self.finish(future.result())
                     elif self.remote:
-                        self.cancel.wait(0.5)  # only remote stages wait: nothing else to wake us
-            except KeyboardInterrupt:
-                for result in self.remote.cancel():
-                    self.finish(result)
-                self.interrupt(pending, running)
+                        self.cancel.wait(TICK)  # only remote stages wait: nothing else to wake us
+            except BaseException:
+                # The store failed (a full disk: exit 3), or a bug: every stage stops, and
+                # the pool's threads, tracked or not, end before the run's clean-up.
+                self.cancel.set()
+                self.supervisor.stop_all()
+                raise
         self.run.finished = now()
         self.run.outputs = dict(self.executor.outputs)
         statuses = [r.status for r in self.run.stages.values()]
@@ -285,14 +340,14 @@ class _Run:
     def interrupt(self, pending: list[str], running: dict[Future[StageResult], str]) -> None:
         """Ctrl-C: stop every container, mark what never started, wait for the rest to end."""
         self.cancel.set()
+        self.supervisor.stop_all()
+        for result in self.remote.cancel():
+            self.finish(result)
         for name in pending:
             self.finish(StageResult(name, Status.CANCELLED, "run interrupted"))
         while running:
-            try:
-                self.supervisor.stop_all()
-                done, _ = wait(running, timeout=0.5)
-                for future in done:
-                    running.pop(future)
-                    self.finish(future.result())
-            except KeyboardInterrupt:
-                continue  # already stopping: a second Ctrl-C must not leave containers behind
+            done, _ = wait(running, timeout=0.5)
+            for future in done:
+                running.pop(future)
+                self.finish(future.result())
+            self.supervisor.stop_all()

@@ -7,6 +7,7 @@ so one stage can never take the run down.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import threading
@@ -18,7 +19,7 @@ from typing import BinaryIO, Protocol
 
 from runner.backend import ContainerBackend, Stream
 from runner.durations import format_duration
-from runner.errors import BuildFailed, ContainerFailed
+from runner.errors import BuildFailed, ContainerFailed, StoreUnavailable
 from runner.masking import LineSplitter, Masker
 from runner.model import CODE, Pipeline, Stage
 from runner.outcome import StageResult, Status, now
@@ -64,10 +65,16 @@ class StageExecutor:
     cancel: threading.Event
     retry_pause: Callable[[int], float] = backoff
     """Seconds to wait after a failed attempt (tests make it 0)."""
+    labels: Mapping[str, str] = field(default_factory=dict)
+    """The run's and its owner's, on every container and image it makes (`runner.recovery`)."""
     outputs: dict[str, str] = field(default_factory=dict)
 
     def execute(self, stage: Stage) -> StageResult:
-        """Run the stage, again after a failure as `retry` allows; never raises."""
+        """Run the stage, again after a failure as `retry` allows.
+
+        Raises only StoreUnavailable (the results cannot be written: the run
+        ends, exit 3); anything else is the stage's outcome.
+        """
         result = StageResult(stage.name, Status.RUNNING, started=now(), image=stage.img)
         self.store.write_json(self.run_id, f"{stage.name}.json", result.to_json())
         self.reporter.stage_started(stage.name)
@@ -87,6 +94,12 @@ class StageExecutor:
                 pause = self.retry_pause(attempt)
                 self._note(stage, log, f"{result.reason}; trying again in {format_duration(pause)}")
                 self.cancel.wait(pause)
+        except StoreUnavailable:
+            if log is not None:
+                with contextlib.suppress(StoreUnavailable):
+                    log.close()  # the write that failed would fail again
+                log = None
+            raise
         finally:
             if log is not None:
                 log.close()
@@ -104,6 +117,8 @@ class StageExecutor:
             result.status, result.reason = Status.FAILURE, self.masker(str(e))
         except ContainerFailed as e:
             result.status, result.reason = Status.ERROR, self.masker(str(e))
+        except StoreUnavailable:
+            raise  # not this stage's failure: the run cannot go on
         except Exception as e:  # one place turns the unexpected into an outcome
             result.status, result.reason = Status.ERROR, self.masker(f"{type(e).__name__}: {e}")
         if result.status is Status.ERROR:
@@ -118,7 +133,7 @@ class StageExecutor:
             self.reporter.stage_note(stage.name, text)
 
     def spec(self, stage: Stage) -> ContainerSpec:
-        return container_spec(
+        spec = container_spec(
             self.pipeline,
             stage,
             self.dirs,
@@ -128,6 +143,8 @@ class StageExecutor:
             self.extra_env,
             self.literals,
         )
+        spec.labels = {**self.labels, **spec.labels}
+        return spec
 
     def _fresh_volume(self, stage: Stage) -> Path:
         volume = self.dirs.volume(stage.name)
@@ -206,6 +223,7 @@ class StageExecutor:
             self.run_id,
             lambda text: emit(splitter.feed(text.encode())),
             hidden=[HIDDEN_IN_CODE] if context.resolve() == self.dirs.project.resolve() else [],
+            labels=self.labels,
         )
         emit(splitter.close())
 

@@ -16,10 +16,34 @@ from dataclasses import dataclass
 from runner.backend import ContainerBackend, Stream
 from runner.plan import ContainerSpec
 
-__all__ = ["Exit", "OutputSink", "Supervisor"]
+__all__ = ["Exit", "Interrupt", "OutputSink", "Supervisor"]
+
+KILLED = 137
+"""The exit code of a container killed before it ran."""
 
 OutputSink = Callable[[Stream, bytes], None]
 """Called with each chunk the container writes, as it writes it."""
+
+
+class Interrupt:
+    """Ctrl-C (or SIGTERM, SIGHUP) asked for: what the CLI's signal handler sets.
+
+    A signal handler runs between any two bytecodes of the main thread, so
+    it must not raise there (a KeyboardInterrupt inside `pool.submit` loses a
+    started stage) nor take a lock (the main thread may hold it): it only
+    stores a flag, which the scheduler reads every `TICK`.
+    """
+
+    def __init__(self) -> None:
+        self._asked = False
+
+    def request(self) -> None:
+        """Safe anywhere, a signal handler included."""
+        self._asked = True
+
+    @property
+    def requested(self) -> bool:
+        return self._asked
 
 
 @dataclass(frozen=True)
@@ -40,15 +64,23 @@ class Supervisor:
         self._live: set[str] = set()
         self._killed: set[str] = set()  # stopped by the user
         self._expired: set[str] = set()  # stopped at their timeout
+        self._stopping = False  # after stop_all, a container is killed as soon as it exists
 
     def run(self, spec: ContainerSpec, sink: OutputSink, timeout: float | None) -> Exit:
         """Create, start and wait for one container; it is removed whatever happens."""
         container = self.backend.create(spec)
         with self._lock:
             self._live.add(container)
+            stopping = self._stopping
         timer = None
         try:
+            if stopping:  # created while the run stops: it never runs its script
+                return Exit(KILLED, killed=True)
             self.backend.start(container)
+            with self._lock:
+                stopping = self._stopping
+            if stopping:  # stop_all came between the check and the start: kill it now
+                self._kill(container, self._killed)
             if timeout is not None:
                 timer = threading.Timer(timeout, self._kill, (container, self._expired))
                 timer.daemon = True
@@ -72,10 +104,12 @@ class Supervisor:
     def stop_all(self) -> None:
         """Kill every container of the run (Ctrl-C): their stages end as cancelled.
 
-        A container created but not started yet is killed again by the next
-        call: the engine calls this until every stage has ended.
+        From then on, a container created later is never started, and one
+        started meanwhile is killed once started, so that no stage thread the
+        scheduler lost track of can leave a container running.
         """
         with self._lock:
+            self._stopping = True
             live = list(self._live)
         for container in live:
             self._kill(container, self._killed)

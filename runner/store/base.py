@@ -6,13 +6,52 @@ the business of each implementation (a directory, S3).
 
 from __future__ import annotations
 
+import io
 import json
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any, BinaryIO
 
-__all__ = ["ResultReader", "ResultStore", "run_key", "valid_part"]
+from runner.errors import StoreUnavailable
+
+__all__ = ["ResultReader", "ResultStore", "StoreFile", "run_key", "unwritable", "valid_part"]
+
+
+def unwritable(where: object, error: OSError) -> StoreUnavailable:
+    """A write that failed (a full disk, a read-only or forbidden folder): exit 3, one line."""
+    return StoreUnavailable(f"cannot write results to {where}: {error.strerror or error}")
+
+
+class StoreFile(io.BufferedWriter):
+    """A file a store appends to (a log) whose failures are StoreUnavailable, not OSError.
+
+    The engine writes logs from stage threads: a full disk there must end the
+    run with exit 3 and one line, as any other write to the store does, and
+    not become one stage's error (or a traceback).
+    """
+
+    def __init__(self, raw: io.RawIOBase, where: object) -> None:
+        super().__init__(raw)
+        self._where = where
+
+    def write(self, data: Any) -> int:
+        try:
+            return super().write(data)
+        except OSError as e:
+            raise unwritable(self._where, e) from None
+
+    def flush(self) -> None:
+        try:
+            super().flush()
+        except OSError as e:
+            raise unwritable(self._where, e) from None
+
+    def close(self) -> None:
+        try:
+            super().close()
+        except OSError as e:
+            raise unwritable(self._where, e) from None
 
 
 def valid_part(name: str) -> bool:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import io
 import os
 import shutil
 import stat
@@ -22,7 +23,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from runner.errors import StoreUnavailable
-from runner.store.base import ResultStore, valid_part
+from runner.store.base import ResultStore, StoreFile, unwritable, valid_part
 
 __all__ = ["CHUNK", "FileChunks", "LocalStore"]
 
@@ -130,12 +131,17 @@ class LocalStore(ResultStore):
 
     # --- writing ---------------------------------------------------------------------------
 
+    # Every failure to write (a full disk, a read-only or forbidden folder, a planted link)
+    # is StoreUnavailable: the run ends with exit 3 and one line, never a traceback.
+
     def _create(self, run_id: str, name: str, flags: int) -> int:
         if not valid_part(name):
             raise FileNotFoundError(f"no such result: {run_id}/{name}")
         folder = self._writable(run_id)
         try:
             return os.open(name, _WRITE | flags, 0o666, dir_fd=folder)
+        except OSError as e:
+            raise unwritable(self.root, e) from None
         finally:
             os.close(folder)
 
@@ -151,18 +157,25 @@ class LocalStore(ResultStore):
                 file.write(data)
             # readers never see half a JSON file; a link planted at `name` is replaced
             os.replace(tmp, name, src_dir_fd=folder, dst_dir_fd=folder)
+        except OSError as e:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp, dir_fd=folder)  # a full disk keeps no half file
+            raise unwritable(self.root, e) from None
         finally:
             os.close(folder)
 
     def open_log(self, run_id: str, stage: str) -> BinaryIO:
-        return open(self._create(run_id, f"{stage}.log", os.O_APPEND), "ab")
+        fd = self._create(run_id, f"{stage}.log", os.O_APPEND)
+        return StoreFile(io.FileIO(fd, "ab"), self.root)
 
     def put_file(self, run_id: str, name: str, path: Path) -> None:
-        with (
-            path.open("rb") as source,
-            open(self._create(run_id, name, os.O_TRUNC), "wb") as target,
-        ):
-            shutil.copyfileobj(source, target, CHUNK)
+        with path.open("rb") as source:
+            fd = self._create(run_id, name, os.O_TRUNC)
+            try:
+                with open(fd, "wb") as target:
+                    shutil.copyfileobj(source, target, CHUNK)
+            except OSError as e:
+                raise unwritable(self.root, e) from None
 
     # --- reading ---------------------------------------------------------------------------
 

@@ -42,6 +42,7 @@ from pathlib import Path
 from typing import BinaryIO, Protocol
 
 from runner.errors import StoreUnavailable
+from runner.store.base import StoreFile
 
 __all__ = ["Pushed", "Remote", "Spool", "default_root", "live_interval", "store_folder"]
 
@@ -145,11 +146,11 @@ class _Entry:
     due: float = 0.0
 
 
-class _LogFile(io.BufferedWriter):
+class _LogFile(StoreFile):
     """A log's spool file; closing it tells the spool the log is complete."""
 
     def __init__(self, path: Path, on_close: Callable[[], None]) -> None:
-        super().__init__(io.FileIO(path, "ab"))
+        super().__init__(io.FileIO(path, "ab"), path.parent)
         self._on_close = on_close
 
     def close(self) -> None:

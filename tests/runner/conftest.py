@@ -18,6 +18,7 @@ from runner import pipeline
 from runner.engine import Engine, RunOptions, prepare
 from runner.outcome import RunResult, StageResult
 from runner.store.local import LocalStore
+from runner.supervisor import Interrupt
 from tests.conftest import WritePipeline
 from tests.runner.fake_backend import FakeBackend, Script
 
@@ -73,6 +74,8 @@ class FakeRun:
     store: LocalStore
     reporter: RecordingReporter
     write: WritePipeline
+    interrupt: Interrupt = field(default_factory=Interrupt)
+    """What the CLI's Ctrl-C handler sets; a test requests it from anywhere."""
     pauses: list[int] = field(default_factory=list)
     """The attempts after which the engine paused before retrying."""
     result: RunResult | None = None
@@ -81,7 +84,13 @@ class FakeRun:
         loaded = pipeline.load(self.write({".dockercise.yml": text}))
         assert loaded is not None
         plan = prepare(loaded, RunOptions(**options))
-        engine = Engine(self.backend, self.store, self.reporter, retry_pause=self._pause)
+        engine = Engine(
+            self.backend,
+            self.store,
+            self.reporter,
+            retry_pause=self._pause,
+            interrupt=self.interrupt,
+        )
         self.result = engine.run(plan)
         return self.result
 

@@ -9,11 +9,11 @@ output: it writes its scripted lines, then ends after its scripted seconds
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from runner.backend import ContainerBackend, Stream
+from runner.backend import ContainerBackend, Kind, Labelled, Stream
 from runner.errors import BuildFailed, ContainerFailed, ImageUnavailable
 from runner.plan import ContainerSpec
 
@@ -71,7 +71,13 @@ class FakeBackend:
         """(method, container id or image or run id), in order."""
         self.events: list[tuple[str, str]] = []
         """("start" | "end", stage), in order: what ran when."""
+        self.images: dict[str, dict[str, str]] = {}
+        """Built images (by tag) and their labels, until removed."""
+        self.leftovers: list[Labelled] = []
+        """What other processes left on the engine, for `labelled` (tests of recovery)."""
         self.max_running = 0
+        self.on_call: Callable[[int], None] | None = None
+        """Called with the number of calls so far, at each call (a test's Ctrl-C moment)."""
         self.closed = False
         self._running = 0
         self._lock = threading.Condition()
@@ -95,6 +101,9 @@ class FakeBackend:
     def _record(self, method: str, what: str) -> None:
         with self._lock:
             self.calls.append((method, what))
+            count = len(self.calls)
+        if self.on_call is not None:
+            self.on_call(count)
 
     # --- ContainerBackend ---------------------------------------------------------------
 
@@ -111,8 +120,10 @@ class FakeBackend:
         run_id: str,
         output: Callable[[str], None],
         hidden: Sequence[str] = (),
+        labels: Mapping[str, str] | None = None,
     ) -> None:
         self._record("build", tag)
+        self.images[tag] = {**(labels or {}), "dockercise.run": run_id}
         output(f"building {tag}\n")
         if tag in self.failing_builds:
             raise BuildFailed("build failed: scripted")
@@ -191,6 +202,27 @@ class FakeBackend:
 
     def remove_run(self, run_id: str) -> None:
         self._record("remove_run", run_id)
+
+    def labelled(self, label: str) -> list[Labelled]:
+        self._record("labelled", label)
+        with self._lock:
+            mine = [
+                Labelled(Kind.CONTAINER, c.id, c.spec.labels)
+                for c in self.containers
+                if not c.removed and label in c.spec.labels
+            ]
+            images = [Labelled(Kind.IMAGE, t, ls) for t, ls in self.images.items() if label in ls]
+            theirs = [t for t in self.leftovers if label in t.labels]
+        order = list(Kind)
+        return sorted(mine + theirs + images, key=lambda t: order.index(t.kind))
+
+    def discard(self, thing: Labelled) -> None:
+        self._record("discard", thing.id)
+        with self._lock:
+            self.leftovers = [t for t in self.leftovers if t.id != thing.id]
+            self.images.pop(thing.id, None)
+        if thing.id in self._by_id:
+            self.remove(thing.id)
 
     def close(self) -> None:
         self.closed = True

@@ -3,16 +3,14 @@
 
 from __future__ import annotations
 
-import _thread
-import sys
+import json
+import random
 import threading
-import time
-from types import FrameType
 
 import pytest
 
-from runner.outcome import Status
-from tests.runner.conftest import MakeRun
+from runner.outcome import RunResult, Status
+from tests.runner.conftest import FakeRun, MakeRun
 from tests.runner.fake_backend import KILLED, Script
 
 IMG = "img: busybox"
@@ -187,38 +185,6 @@ def test_timeout_kills_the_container_and_fails_the_stage(fake_run: MakeRun) -> N
     assert ("kill", container.id) in run.backend.calls
 
 
-def interrupt_main_when_waiting() -> None:
-    """Ctrl-C (the CLI turns SIGTERM and SIGHUP into it too), once the scheduler waits.
-
-    Python raises KeyboardInterrupt at any point of the main thread, and the
-    scheduler's bookkeeping is not safe at every point (inside `pool.submit`,
-    a stage's thread runs before the pool records it); with instant fake
-    containers that window would be hit, so the signal comes while the
-    scheduler waits for stages to finish, where it spends nearly all its time.
-    """
-    main = threading.main_thread().ident
-    assert main is not None
-    deadline = time.monotonic() + 5
-    while time.monotonic() < deadline:
-        if _waiting_for_futures(sys._current_frames().get(main)):
-            _thread.interrupt_main()
-            return
-        time.sleep(0.001)
-    raise AssertionError("the scheduler never waited")
-
-
-def _waiting_for_futures(frame: FrameType | None) -> bool:
-    """Whether `frame` is blocked in `concurrent.futures.wait`."""
-    if frame is None or frame.f_code.co_name != "wait":
-        return False
-    while frame is not None:
-        code = frame.f_code
-        if code.co_name == "wait" and code.co_filename.endswith("concurrent/futures/_base.py"):
-            return True
-        frame = frame.f_back
-    return False
-
-
 def test_an_interrupt_cancels_running_stages_and_removes_their_containers(
     fake_run: MakeRun,
 ) -> None:
@@ -226,7 +192,7 @@ def test_an_interrupt_cancels_running_stages_and_removes_their_containers(
 
     def interrupt_when_both_run() -> None:
         run.backend.wait_running(2)
-        interrupt_main_when_waiting()
+        run.interrupt.request()
 
     threading.Thread(target=interrupt_when_both_run, daemon=True).start()
     result = run.run(
@@ -249,3 +215,71 @@ def test_an_interrupt_cancels_running_stages_and_removes_their_containers(
         assert container.removed
     assert run.backend.calls[-1] == ("remove_run", result.id)
     assert run.reporter.calls[-1] == ("run_finished", "cancelled")
+
+
+MANY = f"""
+    a: {{{IMG}, run: x}}
+    b: {{{IMG}, run: x}}
+    c: {{{IMG}, after: a, run: x}}
+    d: {{{IMG}, after: [a, b], run: x}}
+    e: {{{IMG}, after: c, when: always, run: x}}
+    f: {{{IMG}, run: x}}
+    """
+SHORT = {name: Script(stdout=[name], seconds=0.003) for name in "abcdef"}
+
+
+def _nothing_left_running(run: FakeRun, result: RunResult) -> None:
+    """After a run, interrupted or not: every stage settled, stored, and its container gone."""
+    assert result.status in (Status.CANCELLED, Status.SUCCESS)
+    for name, stage in result.stages.items():
+        assert stage.status not in (Status.RUNNING, Status.WAITING), (name, stage)
+        stored = json.loads(run.store.read_bytes(result.id, f"{name}.json") or b"{}")
+        assert stored.get("status") == stage.status.value, (name, stored)
+    stored_run = json.loads(run.store.read_bytes(result.id, "run.json") or b"{}")
+    assert stored_run["status"] == result.status.value
+    for container in run.backend.containers:
+        assert container.removed, container.stage
+        assert container.ended.is_set() or not container.started, container.stage
+    assert run.backend.calls[-1] == ("remove_run", result.id)
+    assert not [t for t in threading.enumerate() if t.name.startswith("stage")]
+
+
+def test_an_interrupt_at_each_call_to_the_engine_leaves_nothing_running(
+    fake_run: MakeRun,
+) -> None:
+    """Ctrl-C at every moment the backend is called: before, between and after each step."""
+    probe = fake_run(SHORT)
+    probe.run(MANY, concurrency=3)
+    calls = len(probe.backend.calls)
+    for moment in range(1, calls + 1):
+        run = fake_run(SHORT)
+
+        def at(count: int, moment: int = moment, run: FakeRun = run) -> None:
+            if count == moment:
+                run.interrupt.request()
+
+        run.backend.on_call = at
+        _nothing_left_running(run, run.run(MANY, concurrency=3))
+
+
+def test_an_interrupt_at_any_time_leaves_nothing_running(fake_run: MakeRun) -> None:
+    """Ctrl-C from another thread at random moments (the signal handler's flag)."""
+    rng = random.Random(13)
+    for _ in range(40):
+        run = fake_run(SHORT)
+        delay = rng.uniform(0, 0.03)
+        timer = threading.Timer(delay, run.interrupt.request)
+        timer.start()
+        try:
+            _nothing_left_running(run, run.run(MANY, concurrency=3))
+        finally:
+            timer.cancel()
+
+
+def test_an_interrupt_before_anything_runs_cancels_every_stage(fake_run: MakeRun) -> None:
+    run = fake_run(SHORT)
+    run.interrupt.request()
+    result = run.run(MANY)
+    assert result.status is Status.CANCELLED
+    assert {s.status for s in result.stages.values()} == {Status.CANCELLED}
+    assert run.backend.containers == []

@@ -1,0 +1,228 @@
+"""Recovery (SPEC §10): kill -9 of `dockercise run`, then a new run cleans up and finishes it;
+a live run of another process is never touched; a full store ends a run with exit 3, one line.
+
+The engine is shared with other test processes, which sweep too: these tests only look at
+things labelled with their own store, and never rely on a leftover staying until they look.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import docker
+import docker.errors
+import pytest
+
+from tests.integration.conftest import IMAGE
+
+pytestmark = [pytest.mark.docker, pytest.mark.slow]
+
+DOCKERCISE = str(Path(sys.executable).parent / "dockercise")
+
+
+def _wait_for(predicate: Callable[[], Any], seconds: float = 60) -> Any:
+    deadline = time.monotonic() + seconds
+    while True:
+        value = predicate()
+        if value:
+            return value
+        assert time.monotonic() < deadline, "timed out waiting"
+        time.sleep(0.1)
+
+
+def _start(root: Path, results: Path, tmp: Path, *args: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [DOCKERCISE, "run", "-C", str(root), "--results", str(results), *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env={**os.environ, "TMPDIR": str(tmp)},
+        text=True,
+    )
+
+
+def _running(client: docker.DockerClient, results: Path, stage: str) -> list[dict[str, Any]]:
+    """The running containers of `stage` in runs that write to `results` (and no one else's)."""
+    found: list[dict[str, Any]] = client.api.containers(
+        filters={
+            "label": [f"dockercise.store={results.as_uri()}", f"dockercise.stage={stage}"],
+            "status": "running",
+        }
+    )
+    return found
+
+
+def _json(path: Path) -> dict[str, Any]:
+    data: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+    return data
+
+
+QUICK = f"quick: {{img: {IMAGE}, run: echo quick}}\n"
+
+
+def test_a_killed_run_is_removed_and_finished_by_the_next_run(
+    project: Callable[..., Path],
+    docker_client: docker.DockerClient,
+    no_leaks: Path,
+    tmp_path: Path,
+) -> None:
+    root = project(
+        f"""
+        image:
+          build: docker/
+        long:
+          img: image
+          run: echo started; sleep 120
+        later:
+          img: {IMAGE}
+          after: long
+          run: echo never
+        """
+    )
+    (root / "docker").mkdir()
+    (root / "docker" / "Dockerfile").write_text(f"FROM {IMAGE}\nRUN echo built > /built.txt\n")
+    results = tmp_path / "results"
+    victim = _start(root, results, no_leaks)
+    try:
+        (container,) = _wait_for(lambda: _running(docker_client, results, "long"))
+    finally:
+        victim.send_signal(signal.SIGKILL)
+        victim.communicate()
+    labels = container["Labels"]
+    run_id = labels["dockercise.run"]
+    assert labels["dockercise.owner.pid"] == str(victim.pid)
+    image = docker_client.api.inspect_container(container["Id"])["Image"]
+    # What a dead run's network would be (runs make none yet): labelled as its containers are.
+    owned = {k: v for k, v in labels.items() if k.startswith("dockercise.")}
+    network = docker_client.api.create_network(f"recovery-test-{run_id}", labels=owned)["Id"]
+
+    second = project(QUICK, root=tmp_path / "second")
+    survivor = _start(second, results, no_leaks)
+    out, err = survivor.communicate(timeout=120)
+    assert survivor.returncode == 0, out + err
+    assert "Traceback" not in err
+
+    with pytest.raises(docker.errors.NotFound):
+        docker_client.api.inspect_container(container["Id"])
+    with pytest.raises(docker.errors.NotFound):
+        docker_client.images.get(image)
+    with pytest.raises(docker.errors.NotFound):
+        docker_client.networks.get(network)
+    assert not list(no_leaks.glob(f"dockercise-{run_id}-*"))
+    run_dir = results / "run" / run_id
+    run = _json(run_dir / "run.json")
+    assert (run["status"], run["reason"]) == ("error", "interrupted")
+    assert run["finished"] is not None
+    long = _json(run_dir / "long.json")
+    assert (long["status"], long["reason"]) == ("error", "interrupted")
+    assert "started" in (run_dir / "long.log").read_text()
+    assert _json(run_dir / "image.json")["status"] == "success"  # finished ones keep theirs
+    assert _json(run_dir / "later.json")["status"] == "cancelled"
+    assert {s["name"]: s["status"] for s in run["stages"]} == {
+        "image": "success",
+        "long": "error",
+        "later": "cancelled",
+    }
+
+
+def test_a_live_run_of_another_process_is_untouched(
+    project: Callable[..., Path],
+    docker_client: docker.DockerClient,
+    no_leaks: Path,
+    tmp_path: Path,
+) -> None:
+    root = project(f"long: {{img: {IMAGE}, run: echo started; sleep 120}}\n")
+    results = tmp_path / "results"
+    first = _start(root, results, no_leaks)
+    try:
+        (container,) = _wait_for(lambda: _running(docker_client, results, "long"))
+        second = _start(project(QUICK, root=tmp_path / "second"), results, no_leaks)
+        out, err = second.communicate(timeout=120)
+        assert second.returncode == 0, out + err
+        assert docker_client.api.inspect_container(container["Id"])["State"]["Running"]
+        (private,) = no_leaks.glob(f"dockercise-{container['Labels']['dockercise.run']}-*")
+        assert (private / "owner.json").is_file()
+        run = _json(results / "run" / container["Labels"]["dockercise.run"] / "run.json")
+        assert run["status"] == "running"
+    finally:
+        first.send_signal(signal.SIGTERM)
+        first.communicate(timeout=60)
+    assert first.returncode == 130
+
+
+@pytest.fixture
+def tiny_store(tmp_path: Path) -> Iterator[Path]:
+    """A 64 KiB tmpfs as the results store (the tests run as root)."""
+    store = tmp_path / "tiny"
+    store.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(store)])
+    if mounted.returncode != 0:
+        pytest.skip("cannot mount a tmpfs here (not root?)")
+    try:
+        yield store
+    finally:
+        with contextlib.suppress(subprocess.CalledProcessError):
+            subprocess.run(["umount", "-l", str(store)], check=True)
+
+
+def test_a_full_store_ends_the_run_with_exit_3_and_one_line(
+    project: Callable[..., Path],
+    docker_client: docker.DockerClient,
+    no_leaks: Path,
+    tiny_store: Path,
+    tmp_path: Path,
+) -> None:
+    root = project(
+        f"""
+        loud:
+          img: {IMAGE}
+          run: yes "a line of a log too big for the store" | head -n 4000
+        slow:
+          img: {IMAGE}
+          run: sleep 120
+        """
+    )
+    started = time.monotonic()
+    full = _start(root, tiny_store, no_leaks)
+    out, err = full.communicate(timeout=120)
+    assert full.returncode == 3, out + err
+    assert time.monotonic() - started < 60  # the slow stage was stopped, not waited for
+    lines = err.splitlines()
+    assert len(lines) == 1, err
+    assert lines[0].startswith("dockercise: cannot write results to ")
+    assert "No space left on device" in lines[0]
+    assert not _running(docker_client, tiny_store, "slow")
+    (run_id,) = os.listdir(tiny_store / "run")
+    assert _json(tiny_store / "run" / run_id / "run.json")["status"] == "running"
+    # Only the run's record is kept, for the next start to finish the run once there is room.
+    (private,) = no_leaks.glob(f"dockercise-{run_id}-*")
+    assert os.listdir(private) == ["owner.json"]
+
+    subprocess.run(["mount", "-o", "remount,size=4m", str(tiny_store)], check=True)
+    survivor = _start(project(QUICK, root=tmp_path / "second"), tmp_path / "other", no_leaks)
+    out, err = survivor.communicate(timeout=120)
+    assert survivor.returncode == 0, out + err
+    run = _json(tiny_store / "run" / run_id / "run.json")
+    assert (run["status"], run["reason"]) == ("error", "interrupted")
+    assert not list(no_leaks.glob(f"dockercise-{run_id}-*"))
+
+
+def test_an_unwritable_store_ends_the_run_with_exit_3_and_one_line(
+    project: Callable[..., Path], no_leaks: Path, tiny_store: Path
+) -> None:
+    subprocess.run(["mount", "-o", "remount,ro", str(tiny_store)], check=True)
+    root = project(QUICK)
+    full = _start(root, tiny_store, no_leaks)
+    out, err = full.communicate(timeout=120)
+    assert full.returncode == 3, out + err
+    assert err.splitlines() == [
+        f"dockercise: cannot write results to {tiny_store}: Read-only file system"
+    ]
