@@ -23,11 +23,34 @@ if TYPE_CHECKING:  # the state's module (sqlite3, Redis) is only imported by the
 __all__ = ["QueueStatus", "RecentBuild", "RunningBuild", "overview", "serve", "status", "worker"]
 
 
-def _consume(queue: object, workers: int) -> None:
+def _recover(settings: Settings) -> None:
+    """Remove what dead processes of this machine left (containers, images, temp folders)
+    and finish their runs in their stores (SPEC §10), before taking any build."""
+    from runner.containers import Containers
+    from runner.errors import DockerciseError
+    from runner.recovery import summary, sweep_here
+
+    logger = logging.getLogger("dockercise.bot")
+    try:
+        containers = Containers()
+    except DockerciseError as e:
+        logger.warning("no recovery of dead runs' containers: %s", e)
+        for line in summary(sweep_here(None, settings.environ)):
+            logger.warning("%s", line)
+        return
+    try:
+        for line in summary(sweep_here(containers, settings.environ)):
+            logger.warning("%s", line)
+    finally:
+        containers.close()
+
+
+def _consume(queue: object, settings: Settings) -> None:
     """Run the Huey consumer in this (main) thread until SIGINT or SIGTERM."""
     from bot.queue import BotQueue
 
     assert isinstance(queue, BotQueue)
+    _recover(settings)
     handled = queue.reap()  # builds a dead worker left behind, before taking new ones
     if handled:
         logging.getLogger("dockercise.bot").warning("settled %d dead build(s)", len(handled))
@@ -35,7 +58,7 @@ def _consume(queue: object, workers: int) -> None:
     # a push to an idle bot starts building within a fifth of a second of the delivery
     # (the announcer's poll, the API round trips, this poll).
     consumer = queue.huey.create_consumer(
-        workers=workers, worker_type="thread", periodic=True, initial_delay=0.05, max_delay=0.1
+        workers=settings.workers, worker_type="thread", periodic=True, initial_delay=0.05, max_delay=0.1
     )
     queue.announcer.start()
     try:
@@ -61,7 +84,7 @@ def serve(settings: Settings, host: str, port: int, ready: Callable[[str], None]
     web.start()
     ready(f"http://{host}:{server.server_port}")
     try:
-        _consume(queue, settings.workers)
+        _consume(queue, settings)
     finally:
         server.shutdown()
 
@@ -70,7 +93,7 @@ def worker(settings: Settings) -> None:
     """Run a queue consumer alone until SIGINT or SIGTERM."""
     from bot.queue import make_queue
 
-    _consume(make_queue(settings), settings.workers)
+    _consume(make_queue(settings), settings)
 
 
 @dataclass(frozen=True)

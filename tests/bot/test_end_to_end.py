@@ -3,10 +3,12 @@ deliveries, talking to the fake GitHub and the real Docker engine."""
 
 from __future__ import annotations
 
+import json
 import signal
 import time
 import urllib.error
 import urllib.request
+from pathlib import Path
 from typing import Any
 
 import docker
@@ -79,20 +81,32 @@ def test_bad_signature_and_duplicate_deliveries(bot: Bot, github: FakeGitHub) ->
 
 
 def test_a_killed_worker_still_ends_with_a_final_status(
-    bot: Bot, github: FakeGitHub, docker_client: docker.DockerClient
+    bot: Bot, github: FakeGitHub, docker_client: docker.DockerClient, tmp_path: Path
 ) -> None:
+    """kill -9 of `dockercise serve` during a build; the next start removes what the dead build
+    left (container, built image, temp folder, checkout) and finishes its run as interrupted."""
+    temp = tmp_path / "bot-tmp"
+    temp.mkdir()
+    bot.env["TMPDIR"] = str(temp)
     server = bot.serve()
-    slow = "test: {img: dockercise/busybox, run: sleep 4; echo done}\n"
-    sha = github.push("octo/app", {".dockercise.yml": slow})
+    slow = "image: {build: docker/}\ntest: {img: image, run: sleep 4; echo done}\n"
+    sha = github.push(
+        "octo/app",
+        {".dockercise.yml": slow, "docker/Dockerfile": "FROM dockercise/busybox\nRUN true\n"},
+    )
     assert bot.deliver("push", push_payload(github, "octo/app", sha), "slow-1") == 202
+    store = (tmp_path / "results" / "octo" / "app").as_uri()
 
     def running() -> list[Any]:
+        # Only this test's build: other test processes share the engine.
         found: list[Any] = docker_client.containers.list(
-            filters={"label": "dockercise.stage=test", "status": "running"}
+            filters={"label": ["dockercise.stage=test", f"dockercise.store={store}"]}
         )
-        return found
+        return [c for c in found if c.status == "running"]
 
     (container,) = wait_for(running, 60)
+    run_id = container.labels["dockercise.run"]
+    image = container.image.id
     server.send_signal(signal.SIGKILL)
     server.wait()
     assert [s["state"] for s in github.statuses_for(sha)] == ["pending", "pending"]
@@ -102,6 +116,14 @@ def test_a_killed_worker_still_ends_with_a_final_status(
     assert status["state"] in ("success", "error"), bot.output()
     with pytest.raises(docker.errors.NotFound):
         container.reload()  # the dead build's container was removed
+    with pytest.raises(docker.errors.NotFound):
+        docker_client.images.get(image)
+    assert not list(temp.glob(f"dockercise-{run_id}-*"))
+    run = json.loads(
+        (tmp_path / "results" / "octo" / "app" / "run" / run_id / "run.json").read_text()
+    )
+    assert (run["status"], run["reason"]) == ("error", "interrupted")
+    assert not list((tmp_path / "bot-data" / "checkouts").glob("*"))
 
 
 def test_gunicorn_and_a_separate_worker(bot: Bot, github: FakeGitHub) -> None:
