@@ -9,7 +9,6 @@ functions, so the rest of the command line does not pay for them.
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -58,7 +57,11 @@ def _consume(queue: object, settings: Settings) -> None:
     # a push to an idle bot starts building within a fifth of a second of the delivery
     # (the announcer's poll, the API round trips, this poll).
     consumer = queue.huey.create_consumer(
-        workers=settings.workers, worker_type="thread", periodic=True, initial_delay=0.05, max_delay=0.1
+        workers=settings.workers,
+        worker_type="thread",
+        periodic=True,
+        initial_delay=0.05,
+        max_delay=0.1,
     )
     queue.announcer.start()
     try:
@@ -72,21 +75,19 @@ def serve(settings: Settings, host: str, port: int, ready: Callable[[str], None]
 
     `ready` is called with the app's URL once it listens (port 0 picks a free one).
     """
-    from werkzeug.serving import make_server
-
     from bot.queue import make_queue
     from bot.web import create_bot_app
+    from webhooks.server import Server
 
     queue = make_queue(settings)
     app = create_bot_app(settings=settings, queue=queue)
-    server = make_server(host, port, app, threaded=True)
-    web = threading.Thread(target=server.serve_forever, name="web", daemon=True)
-    web.start()
-    ready(f"http://{host}:{server.server_port}")
+    server = Server(app, host, port)  # waitress: idle and slow clients hold no thread
+    server.start()
+    ready(server.url)
     try:
         _consume(queue, settings)
     finally:
-        server.shutdown()
+        server.close()
 
 
 def worker(settings: Settings) -> None:

@@ -121,12 +121,17 @@ def logs(run_id: str, stage: str, directory: Path, results: str | None) -> None:
     "--port", default=8080, show_default=True, type=click.IntRange(0, 65535), help="Port."
 )
 def serve_results(directory: Path, results: str | None, host: str, port: int) -> None:
-    """Serve the results website for the local store (Flask's server, for local use).
+    """Serve the results website for the local store.
 
     Pages are at /results/local/<pipeline name>/; / leads to the newest run's pipeline.
     """
     from pages.local import create_local_app  # Flask is only imported when needed
+    from webhooks.server import Server
 
     store = open_store(results, directory.resolve(), os.environ)
-    click.echo(f"results of {store.url} at http://{host}:{port}/ (Ctrl-C to stop)")
-    create_local_app(store).run(host=host, port=port)
+    server = Server(create_local_app(store), host, port)
+    click.echo(f"results of {store.url} at {server.url}/ (Ctrl-C to stop)")
+    try:
+        server.serve_forever()
+    finally:
+        server.close()

@@ -16,6 +16,7 @@ import pytest
 
 from tests.bot.fake_github import FakeGitHub
 from tests.bot.running import BIN, Bot, final_status, pull_request_payload, push_payload, wait_for
+from tests.siege import IDLE, answer_time, siege, threads_of
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 
@@ -124,6 +125,16 @@ def test_a_killed_worker_still_ends_with_a_final_status(
     )
     assert (run["status"], run["reason"]) == ("error", "interrupted")
     assert not list((tmp_path / "bot-data" / "checkouts").glob("*"))
+
+
+def test_idle_and_slow_clients_do_not_stop_serve(bot: Bot) -> None:
+    """300 idle connections and slowloris ones hold no thread of `dockercise serve`."""
+    server = bot.serve()
+    threads = threads_of(server.pid)
+    with siege(bot.port):
+        assert answer_time(f"{bot.url}/healthz") < 2
+        assert threads_of(server.pid) < threads + IDLE // 10
+    assert answer_time(f"{bot.url}/healthz") < 2
 
 
 def test_gunicorn_and_a_separate_worker(bot: Bot, github: FakeGitHub) -> None:
