@@ -13,6 +13,7 @@ import os
 import signal
 import socket
 import subprocess
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -169,3 +170,9 @@ def test_many_pushes_each_built_once_and_a_dead_worker_settled(
     for sha in [*shas, slow]:
         assert github.statuses_for(sha)[-1]["state"] != "pending"
     assert ours(tmp_path) == []
+    # The new worker's start swept what the dead one left, and finished its run.
+    dead = open_store(str(tmp_path / "results" / "octo" / "app"), tmp_path / "store", {})
+    assert build.run_id is not None
+    run = dead.read_json(build.run_id, "run.json")
+    assert run is not None and (run["status"], run["reason"]) == ("error", "interrupted")
+    assert not list(Path(tempfile.gettempdir()).glob(f"dockercise-{build.run_id}-*"))
