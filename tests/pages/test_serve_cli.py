@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import http.client
 import socket
 import subprocess
 import sys
@@ -111,6 +112,19 @@ def test_idle_and_slow_clients_do_not_stop_serve_results(store_root: Path) -> No
             assert threads_of(proc.pid) < threads + IDLE // 10
         with urllib.request.urlopen(url, timeout=5) as page:
             assert page.headers["X-Content-Type-Options"] == "nosniff"
+        # A body far over the limit is refused by the server itself, with the same headers.
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+        connection.putrequest("POST", "/webhooks/github")
+        connection.putheader("Content-Length", str(100 * 1024 * 1024))
+        connection.endheaders()
+        refused = connection.getresponse()
+        assert refused.status == 413
+        assert refused.headers["X-Content-Type-Options"] == "nosniff"
+        assert (
+            refused.headers["Content-Security-Policy"]
+            == "default-src 'none'; frame-ancestors 'none'"
+        )
+        connection.close()
     finally:
         proc.terminate()
         proc.wait(10)
