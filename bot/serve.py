@@ -30,18 +30,20 @@ def _recover(settings: Settings) -> None:
     from runner.recovery import summary, sweep_here
 
     logger = logging.getLogger("dockercise.bot")
+    containers = None
     try:
         containers = Containers()
     except DockerciseError as e:
         logger.warning("no recovery of dead runs' containers: %s", e)
-        for line in summary(sweep_here(None, settings.environ)):
-            logger.warning("%s", line)
-        return
     try:
-        for line in summary(sweep_here(containers, settings.environ)):
-            logger.warning("%s", line)
+        swept = sweep_here(containers, settings.environ)
     finally:
-        containers.close()
+        if containers is not None:
+            containers.close()
+    for line in summary(swept):
+        logger.info("%s", line)
+    for problem in swept.problems:
+        logger.warning("%s", problem)
 
 
 def _consume(queue: object, settings: Settings) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import signal
 import sys
+import threading
 from pathlib import Path
 from types import FrameType
 
@@ -98,8 +99,13 @@ def run(
     from runner.containers import Containers  # the docker SDK is only imported when needed
 
     containers = Containers()
-    for line in recovery.summary(recovery.sweep_here(containers, environ)):
-        stderr(f"dockercise: {line}")
+    # What dead runs left is swept meanwhile (it never touches a live process's things),
+    # so the first container does not wait for it.
+    swept: list[recovery.Swept] = []
+    sweeper = threading.Thread(
+        target=lambda: swept.append(recovery.sweep_here(containers, environ)), name="sweep"
+    )
+    sweeper.start()
     interrupt = Interrupt()
     reporter = ConsoleReporter(quiet=quiet)
     engine = Engine(containers, store, reporter, interrupt=interrupt)
@@ -116,6 +122,12 @@ def run(
         for signum, handler in previous.items():
             signal.signal(signum, handler)
         reporter.close()
+        sweeper.join()
+        for found in swept:  # what it did is news, not a problem: stdout, unless -q
+            for line in () if quiet else recovery.summary(found):
+                click.echo(f"dockercise: {line}")
+            for problem in found.problems:
+                stderr(f"dockercise: warning: {problem}")
         containers.close()
         store.close()
     click.echo(f"results: {_location(store, result.id)}")

@@ -192,7 +192,7 @@ def sweep_here(backend: ContainerBackend | None, environ: Mapping[str, str]) -> 
 
 
 def summary(swept: Swept) -> list[str]:
-    """One line per thing worth saying (for stderr or the log); nothing when nothing was left."""
+    """What was removed and finished, one line each; nothing when nothing was left."""
     lines = []
     if swept.finished:
         lines.append(
@@ -204,7 +204,7 @@ def summary(swept: Swept) -> list[str]:
             f"removed what dead runs left: {len(swept.removed)} container(s), network(s) or"
             f" image(s), {len(swept.directories)} temp folder(s)"
         )
-    return lines + swept.problems
+    return lines
 
 
 def _dead(owner: Owner | None, machine: Machine, lookup: Callable[[int], Process | None]) -> bool:

@@ -195,7 +195,8 @@ def test_a_full_store_ends_the_run_with_exit_3_and_one_line(
     out, err = full.communicate(timeout=120)
     assert full.returncode == 3, out + err
     assert time.monotonic() - started < 60  # the slow stage was stopped, not waited for
-    lines = err.splitlines()
+    # Other test processes' dead runs may give this run's sweep something to warn about.
+    lines = [line for line in err.splitlines() if not line.startswith("dockercise: warning: ")]
     assert len(lines) == 1, err
     assert lines[0].startswith("dockercise: cannot write results to ")
     assert "No space left on device" in lines[0]
@@ -223,6 +224,5 @@ def test_an_unwritable_store_ends_the_run_with_exit_3_and_one_line(
     full = _start(root, tiny_store, no_leaks)
     out, err = full.communicate(timeout=120)
     assert full.returncode == 3, out + err
-    assert err.splitlines() == [
-        f"dockercise: cannot write results to {tiny_store}: Read-only file system"
-    ]
+    lines = [line for line in err.splitlines() if not line.startswith("dockercise: warning: ")]
+    assert lines == [f"dockercise: cannot write results to {tiny_store}: Read-only file system"]
