@@ -4,11 +4,12 @@
     .venv/bin/python bench/serving.py --quick    # 1 sample, about 20 s
     .venv/bin/python bench/serving.py --size 1000  # MB per file
 
-The site runs in a process of its own, under Werkzeug's server (as
-`dockercise serve-results` runs it) and under gunicorn with one sync worker
-(as the bot is deployed), over a local store holding one run whose log and
-zip are sparse files of `--size` MB.  Each sample downloads one file (or loads
-the run page, which shows the log's tail) while the server's resident memory
+The site runs in a process of its own, under waitress (as `dockercise serve`
+and `serve-results` run it: webhooks/server.py) and under gunicorn with one
+sync worker (as the bot's web side may be deployed), over a local store
+holding one run whose log and zip are sparse files of `--size` MB.  Each
+sample downloads one file (or loads the run page, which shows the log's
+tail) while the server's resident memory
 (VmRSS of the server and its workers, from /proc) is sampled every 5 ms; the
 number is the peak growth over its memory just before the request, the
 largest of a case's samples (the first request of a fresh server grows its
@@ -103,8 +104,10 @@ def main() -> None:
     size = args.size * 1000 * 1000
     target = f"growth < {GOAL} MiB"
     cases: list[tuple[Memory, str, str]] = []
-    for server in ("werkzeug", "gunicorn"):
-        label = "Werkzeug (serve-results)" if server == "werkzeug" else "gunicorn, 1 sync worker"
+    for server in ("waitress", "gunicorn"):
+        label = (
+            "waitress (serve, serve-results)" if server == "waitress" else "gunicorn, 1 sync worker"
+        )
         cases += [
             (
                 Memory(

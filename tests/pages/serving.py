@@ -2,8 +2,9 @@
 
 Shared by the slow memory test (tests/pages/test_memory.py) and bench/serving.py:
 a store holding one run whose log and artefact are as big as asked (sparse
-files, so making them costs no disk and no time), a server process (Werkzeug,
-as `dockercise serve-results` runs it, or gunicorn, as the bot is deployed),
+files, so making them costs no disk and no time), a server process (waitress,
+as `dockercise serve` and `serve-results` run it, or gunicorn, as the bot's web
+side may be deployed),
 and downloads timed while the server's resident memory is sampled from /proc.
 """
 
@@ -50,12 +51,11 @@ def download(pipeline, run_id, name):
 def page(pipeline, run_id=None):
     return "ok"
 """
-_WERKZEUG = """
+_WAITRESS = """
 import os, sys
 exec(open(sys.argv[1]).read())
-from werkzeug.serving import make_server
-server = make_server("127.0.0.1", int(sys.argv[2]), app, threaded=True)
-server.serve_forever()
+from webhooks.server import Server
+Server(app, "127.0.0.1", int(sys.argv[2])).serve_forever()
 """
 
 
@@ -177,9 +177,9 @@ class Server:
 
 @contextmanager
 def serve_store(
-    store: Path, scratch: Path, server: str = "werkzeug", bare: bool = False
+    store: Path, scratch: Path, server: str = "waitress", bare: bool = False
 ) -> Iterator[Server]:
-    """The local site of `store` served on 127.0.0.1 by `werkzeug` or `gunicorn` (one worker).
+    """The local site of `store` served on 127.0.0.1 by `waitress` or `gunicorn` (one worker).
 
     `bare` serves a bare Flask app instead, which sends the same files with
     Flask's `send_file` (Werkzeug's file wrapper) and nothing else: the floor.
@@ -205,7 +205,7 @@ def serve_store(
             "served_app:app",
         ]
     else:
-        command = [sys.executable, "-c", _WERKZEUG, str(app), str(port)]
+        command = [sys.executable, "-c", _WAITRESS, str(app), str(port)]
     log = (scratch / f"{server}.log").open("wb")
     process = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
     running = Server(process, port)
