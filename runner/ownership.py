@@ -70,8 +70,9 @@ class Machine:
 class Process:
     """What /proc says of a live pid."""
 
-    started: int
-    """Clock ticks after boot (field 22 of /proc/PID/stat)."""
+    started: int | None
+    """Clock ticks after boot (field 22 of /proc/PID/stat); None when it exists but /proc
+    hides it (`hidepid`: another user's process), so it cannot be told from a newcomer."""
     zombie: bool = False
     """Dead, not reaped yet by its parent."""
 
@@ -141,7 +142,9 @@ def judge(owner: Owner, machine: Machine, lookup: Callable[[int], Process | None
 
     Only the same host and PID namespace can tell; there, a process that is
     gone, a zombie, or a pid now held by a process started at another
-    time is dead, and so is everything from an earlier boot.
+    time is dead, and so is everything from an earlier boot.  A pid that
+    exists but whose start time is hidden counts as alive: when in doubt,
+    nothing is touched.
     """
     if owner.machine.host != machine.host or not (machine.known and owner.machine.known):
         return Verdict.ELSEWHERE
@@ -150,9 +153,11 @@ def judge(owner: Owner, machine: Machine, lookup: Callable[[int], Process | None
     if owner.machine.pid_namespace != machine.pid_namespace:
         return Verdict.ELSEWHERE
     found = lookup(owner.pid)
-    if found is None or found.zombie or found.started != owner.started:
+    if found is None or found.zombie:
         return Verdict.DEAD
-    return Verdict.ALIVE
+    if found.started is None or found.started == owner.started:
+        return Verdict.ALIVE
+    return Verdict.DEAD
 
 
 def parse_stat(text: str) -> Process | None:
@@ -175,12 +180,25 @@ def parse_stat(text: str) -> Process | None:
 
 
 def process(pid: int) -> Process | None:
-    """What /proc says of `pid`, or None when no such process exists."""
+    """What /proc says of `pid`, or None when no such process exists.
+
+    /proc may hide other users' processes (`hidepid`), so a pid it does not
+    show is asked about with signal 0 before it is called gone.
+    """
     try:
         with open(f"/proc/{pid}/stat", encoding="utf-8", errors="replace") as stat:
-            return parse_stat(stat.read())
+            found = parse_stat(stat.read())
     except OSError:
+        found = None
+    if found is not None:
+        return found
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
         return None
+    except OSError:  # PermissionError: it exists, and is someone else's
+        pass
+    return Process(None)
 
 
 def here() -> Machine:
@@ -198,6 +216,12 @@ def here() -> Machine:
 
 
 def this_process() -> Owner:
-    """The owner this process writes on what it makes."""
+    """The owner this process writes on what it makes.
+
+    Without its own start time nobody could tell it from a later process of
+    the same pid: it then names no machine that can be judged.
+    """
     own = process(os.getpid())
-    return Owner(here(), os.getpid(), own.started if own is not None else 1)
+    if own is None or own.started is None:
+        return Owner(Machine(socket.gethostname(), UNKNOWN, UNKNOWN), os.getpid(), 1)
+    return Owner(here(), os.getpid(), own.started)

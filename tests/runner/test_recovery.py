@@ -40,8 +40,14 @@ LIVE = Owner(HERE, 100, 5000)
 
 
 def _lookup(pid: int) -> Process | None:
-    """This made-up machine: pid 100 started at 5000, 200 a zombie, 300 a newer process."""
-    return {100: Process(5000), 200: Process(6000, zombie=True), 300: Process(9999)}.get(pid)
+    """This made-up machine: pid 100 started at 5000, 200 a zombie, 300 a newer process,
+    400 another user's process that /proc hides (hidepid)."""
+    return {
+        100: Process(5000),
+        200: Process(6000, zombie=True),
+        300: Process(9999),
+        400: Process(None),
+    }.get(pid)
 
 
 @pytest.mark.parametrize(
@@ -51,6 +57,7 @@ def _lookup(pid: int) -> Process | None:
         (Owner(HERE, 101, 5000), Verdict.DEAD),  # no such pid
         (Owner(HERE, 200, 6000), Verdict.DEAD),  # a zombie
         (Owner(HERE, 300, 7000), Verdict.DEAD),  # its pid reused by a newer process
+        (Owner(HERE, 400, 7000), Verdict.ALIVE),  # hidden: in doubt, never touched
         (Owner(Machine("ci-1", "boot-b", HERE.pid_namespace), 100, 5000), Verdict.DEAD),  # reboot
         (Owner(Machine("ci-2", "boot-a", HERE.pid_namespace), 101, 5000), Verdict.ELSEWHERE),
         (Owner(Machine("ci-1", "boot-a", "pid:[1]"), 101, 5000), Verdict.ELSEWHERE),
@@ -72,6 +79,23 @@ def test_parse_stat_counts_fields_after_the_last_parenthesis() -> None:
     assert parse_stat(f"77 (x) {fields.replace('S', 'Z', 1)}") == Process(4242, zombie=True)
     assert parse_stat("77 (truncated") is None
     assert parse_stat("77 (x) S 1 2") is None
+
+
+def test_a_process_that_proc_hides_is_asked_with_signal_0(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    real_open = open
+
+    def hidden(path: Any, *args: Any, **kwargs: Any) -> Any:
+        if str(path).startswith("/proc/") and str(path).endswith("/stat"):
+            raise FileNotFoundError(path)
+        return real_open(path, *args, **kwargs)
+
+    monkeypatch.setattr("builtins.open", hidden)
+    assert process(os.getpid()) == Process(None)  # exists (signal 0), start unknown
+    assert process(2**22 + 1) is None  # past pid_max: no such process
+    me = this_process()
+    assert not me.machine.known  # without its own start time it names no judgeable machine
 
 
 def test_this_process_is_alive_and_its_labels_round_trip() -> None:
