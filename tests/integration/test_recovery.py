@@ -22,7 +22,7 @@ import docker
 import docker.errors
 import pytest
 
-from tests.integration.conftest import IMAGE
+from tests.integration.conftest import IMAGE, S3Bucket
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 
@@ -39,7 +39,7 @@ def _wait_for(predicate: Callable[[], Any], seconds: float = 60) -> Any:
         time.sleep(0.1)
 
 
-def _start(root: Path, results: Path, tmp: Path, *args: str) -> subprocess.Popen[str]:
+def _start(root: Path, results: Path | str, tmp: Path, *args: str) -> subprocess.Popen[str]:
     return subprocess.Popen(
         [DOCKERCISE, "run", "-C", str(root), "--results", str(results), *args],
         stdout=subprocess.PIPE,
@@ -49,11 +49,12 @@ def _start(root: Path, results: Path, tmp: Path, *args: str) -> subprocess.Popen
     )
 
 
-def _running(client: docker.DockerClient, results: Path, stage: str) -> list[dict[str, Any]]:
+def _running(client: docker.DockerClient, results: Path | str, stage: str) -> list[dict[str, Any]]:
     """The running containers of `stage` in runs that write to `results` (and no one else's)."""
+    url = results.as_uri() if isinstance(results, Path) else results
     found: list[dict[str, Any]] = client.api.containers(
         filters={
-            "label": [f"dockercise.store={results.as_uri()}", f"dockercise.stage={stage}"],
+            "label": [f"dockercise.store={url}", f"dockercise.stage={stage}"],
             "status": "running",
         }
     )
@@ -131,6 +132,36 @@ def test_a_killed_run_is_removed_and_finished_by_the_next_run(
         "long": "error",
         "later": "cancelled",
     }
+
+
+def test_a_killed_run_on_s3_is_finished_in_its_bucket(
+    project: Callable[..., Path],
+    docker_client: docker.DockerClient,
+    no_leaks: Path,
+    tmp_path: Path,
+    s3: S3Bucket,
+) -> None:
+    """The dead run's store is read from its labels and folder: here a bucket and prefix,
+    which the next run (writing to a local store) opens with its own environment."""
+    root = project(f"long: {{img: {IMAGE}, run: echo started; sleep 120}}\n")
+    url = s3.url("ci/app")
+    victim = _start(root, url, no_leaks)
+    try:
+        (container,) = _wait_for(lambda: _running(docker_client, url, "long"))
+    finally:
+        victim.send_signal(signal.SIGKILL)
+        victim.communicate()
+    run_id = container["Labels"]["dockercise.run"]
+    survivor = _start(project(QUICK, root=tmp_path / "second"), tmp_path / "local", no_leaks)
+    out, err = survivor.communicate(timeout=120)
+    assert survivor.returncode == 0, out + err
+    run = json.loads(s3.read(f"ci/app/run/{run_id}/run.json"))
+    assert (run["status"], run["reason"]) == ("error", "interrupted")
+    long = json.loads(s3.read(f"ci/app/run/{run_id}/long.json"))
+    assert (long["status"], long["reason"]) == ("error", "interrupted")
+    assert not list(no_leaks.glob(f"dockercise-{run_id}-*"))
+    with pytest.raises(docker.errors.NotFound):
+        docker_client.api.inspect_container(container["Id"])
 
 
 def test_a_live_run_of_another_process_is_untouched(
