@@ -26,6 +26,7 @@ from docker.utils import parse_repository_tag
 
 from runner.backend import Kind, Labelled, Stream
 from runner.errors import BuildFailed, ContainerFailed, EngineUnavailable, ImageUnavailable
+from runner.ownership import blank_labels
 from runner.plan import ContainerSpec
 
 __all__ = ["Containers"]
@@ -147,8 +148,8 @@ class Containers:
                 rm=True,
                 forcerm=True,
                 decode=True,
-                # After the Dockerfile's own LABELs: a Dockerfile cannot pose as another owner.
-                labels={**(labels or {}), "dockercise.run": run_id},
+                # Over the Dockerfile's own LABELs: a Dockerfile cannot pose as another owner.
+                labels={**blank_labels(), **(labels or {}), "dockercise.run": run_id},
             ):
                 text = event.get("stream", "")
                 if text:
@@ -191,7 +192,7 @@ class Containers:
                 environment=spec.env,
                 working_dir=spec.workdir,
                 host_config=host_config,
-                labels=spec.labels,
+                labels={**blank_labels(), **spec.labels},  # the image's never stand for ours
             )
         except (docker.errors.DockerException, requests.exceptions.RequestException) as e:
             raise ContainerFailed(f"cannot create the container: {_explain(e)}") from None

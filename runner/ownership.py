@@ -32,6 +32,7 @@ __all__ = [
     "Owner",
     "Process",
     "Verdict",
+    "blank_labels",
     "here",
     "judge",
     "parse_stat",
@@ -42,6 +43,15 @@ LABEL_RUN = "dockercise.run"
 LABEL_STORE = "dockercise.store"
 """The results store (URL, with the repository's prefix in bot builds) the run writes to."""
 _PREFIX = "dockercise.owner."
+
+
+def blank_labels() -> dict[str, str]:
+    """Every owner label (and the store's) with an empty value: what a container or image is
+    given under its real ones, so that a value its image brings (a Dockerfile's `LABEL`, a
+    pulled image's) can never stand for one: Docker merges the image's labels into a
+    container's, and an empty value names no owner."""
+    keys = [f"{_PREFIX}{k}" for k in ("host", "boot", "pidns", "pid", "started")]
+    return dict.fromkeys([*keys, LABEL_STORE], "")
 
 
 class Verdict(StrEnum):

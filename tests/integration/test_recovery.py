@@ -8,6 +8,7 @@ things labelled with their own store, and never rely on a leftover staying until
 from __future__ import annotations
 
 import contextlib
+import io
 import json
 import os
 import signal
@@ -22,6 +23,7 @@ import docker
 import docker.errors
 import pytest
 
+from runner.ownership import LABEL_STORE, this_process
 from tests.integration.conftest import IMAGE, S3Bucket
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
@@ -257,3 +259,41 @@ def test_an_unwritable_store_ends_the_run_with_exit_3_and_one_line(
     assert full.returncode == 3, out + err
     lines = [line for line in err.splitlines() if not line.startswith("dockercise: warning: ")]
     assert lines == [f"dockercise: cannot write results to {tiny_store}: Read-only file system"]
+
+
+def test_an_image_cannot_pose_as_a_dead_owner(
+    docker_client: docker.DockerClient, tmp_path: Path
+) -> None:
+    """Docker merges an image's labels into its containers': a hostile image that carries
+    a dead owner's labels and a store of its choosing must not make a container of it look
+    like a dead run's (to be removed, and its store written to)."""
+    from runner.containers import Containers
+    from runner.plan import ContainerSpec
+    from runner.recovery import sweep_here
+
+    me = this_process()
+    posing = {**me.labels(), "dockercise.owner.pid": "999999999", LABEL_STORE: "file:///evil"}
+    dockerfile = f"FROM {IMAGE}\n" + "".join(f'LABEL "{k}"="{v}"\n' for k, v in posing.items())
+    tag = f"dockercise-posing:{os.getpid()}"
+    docker_client.images.build(fileobj=io.BytesIO(dockerfile.encode()), tag=tag, rm=True)
+    containers = Containers()
+    try:
+        spec = ContainerSpec(
+            image=tag,
+            command=["true"],
+            env={},
+            binds=[],
+            workdir=None,
+            network="none",
+            labels={"dockercise.run": "posing-run", "dockercise.stage": "s"},
+        )
+        container = containers.create(spec)
+        labels = docker_client.api.inspect_container(container)["Config"]["Labels"]
+        assert labels[LABEL_STORE] == "" and labels["dockercise.owner.pid"] == ""
+        sweep_here(containers, {})
+        docker_client.api.inspect_container(container)  # still there: nobody's to judge
+        containers.remove(container)  # closes its attached stream too
+    finally:
+        containers.remove_run("posing-run")
+        containers.close()
+        docker_client.images.remove(tag, force=True)
