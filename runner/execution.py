@@ -8,6 +8,7 @@ so one stage can never take the run down.
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import shutil
 import threading
@@ -30,6 +31,8 @@ from runner.supervisor import OutputSink, Supervisor
 __all__ = ["DEFAULT_TIMEOUT", "StageExecutor", "StageReporter", "backoff"]
 
 DEFAULT_TIMEOUT = 3600.0
+_FULL = (errno.ENOSPC, errno.EDQUOT)
+"""Writing the run's own files failed for want of room: the run stops (exit 3), as for the store."""
 MAX_OUTPUT = 1024 * 1024
 """Bytes of a stage's stdout read back for `env` items, noLog masking and watches."""
 
@@ -119,6 +122,12 @@ class StageExecutor:
             result.status, result.reason = Status.ERROR, self.masker(str(e))
         except StoreUnavailable:
             raise  # not this stage's failure: the run cannot go on
+        except OSError as e:
+            if e.errno in _FULL:  # the run's own files (stdout, volumes, zips): a full disk
+                where = self.dirs.private.parent
+                why = f"cannot write the run's files to {where}: {e.strerror}"
+                raise StoreUnavailable(why) from None
+            result.status, result.reason = Status.ERROR, self.masker(f"{type(e).__name__}: {e}")
         except Exception as e:  # one place turns the unexpected into an outcome
             result.status, result.reason = Status.ERROR, self.masker(f"{type(e).__name__}: {e}")
         if result.status is Status.ERROR:

@@ -297,3 +297,36 @@ def test_an_image_cannot_pose_as_a_dead_owner(
         containers.remove_run("posing-run")
         containers.close()
         docker_client.images.remove(tag, force=True)
+
+
+def test_a_full_temp_folder_ends_the_run_with_exit_3_and_one_line(
+    project: Callable[..., Path],
+    docker_client: docker.DockerClient,
+    no_leaks: Path,
+    tiny_store: Path,
+    tmp_path: Path,
+) -> None:
+    """The run's own files (stdout, volumes) on a full disk: as for the store, exit 3, one
+    line, and the run finished by the next start once there is room."""
+    root = project(f"loud: {{img: {IMAGE}, run: yes 'stdout to fill the disk' | head -n 20000}}\n")
+    results = tmp_path / "results"
+    full = _start(root, results, tiny_store)  # the tiny tmpfs as TMPDIR
+    out, err = full.communicate(timeout=120)
+    assert full.returncode == 3, out + err
+    lines = [line for line in err.splitlines() if not line.startswith("dockercise: warning: ")]
+    assert lines == [
+        f"dockercise: cannot write the run's files to {tiny_store}: No space left on device"
+    ]
+    (run_id,) = os.listdir(results / "run")
+    assert _json(results / "run" / run_id / "run.json")["status"] == "running"
+    (private,) = tiny_store.glob(f"dockercise-{run_id}-*")
+    assert os.listdir(private) == ["owner.json"]
+
+    survivor = _start(project(QUICK, root=tmp_path / "second"), tmp_path / "other", tiny_store)
+    out, err = survivor.communicate(timeout=120)
+    assert survivor.returncode == 0, out + err
+    run = _json(results / "run" / run_id / "run.json")
+    assert (run["status"], run["reason"]) == ("error", "interrupted")
+    loud = _json(results / "run" / run_id / "loud.json")
+    assert (loud["status"], loud["reason"]) == ("error", "interrupted")
+    assert not list(tiny_store.glob(f"dockercise-{run_id}-*"))
