@@ -19,6 +19,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
 from bot import statuses
+from bot.checkout import Mirrors
 from bot.github_api import GitHubApp
 from bot.jobs import Job
 from bot.state import StateStore
@@ -31,15 +32,29 @@ __all__ = ["Announcer", "announce"]
 log = logging.getLogger("dockercise.bot")
 
 
-def announce(github: GitHubApp, state: StateStore, enqueue: Callable[[Job], None], job: Job) -> str:
+def announce(
+    github: GitHubApp,
+    state: StateStore,
+    enqueue: Callable[[Job], None],
+    job: Job,
+    mirrors: Mirrors,
+) -> str:
     """Post `pending` when the commit's pipeline wants the build, then queue it; the outcome.
 
     Anything unclear (GitHub cannot answer, the pipeline does not load) queues
     the build all the same: the worker, with the checkout, has the last word.
+    When GitHub cuts the commit's tree short, the files are listed from the
+    repository's mirror (fetched here, so the build's checkout has less to do).
     """
     try:
         installation = github.installation(job.repo, job.installation_id)
         files = installation.pipeline_files(job.repo, job.sha)
+        if files is None:
+            log.info("the tree of %s@%s is truncated: listing it from the mirror",
+                     job.repo, job.sha[:12])  # fmt: skip
+            files = mirrors.pipeline_files(
+                job.repo, job.clone_url, job.ref, job.sha, installation.token
+            )
         if not files:
             state.finish(job.id, "none")  # no pipeline: no status, nothing to build
             return "none"
@@ -69,10 +84,17 @@ class Announcer:
     """Seconds between tries while the state cannot be read (Redis down, say)."""
     THREADS = 4
 
-    def __init__(self, github: GitHubApp, state: StateStore, enqueue: Callable[[Job], None]):
+    def __init__(
+        self,
+        github: GitHubApp,
+        state: StateStore,
+        enqueue: Callable[[Job], None],
+        mirrors: Mirrors,
+    ):
         self.github = github
         self.state = state
         self.enqueue = enqueue
+        self.mirrors = mirrors
         self._stop = threading.Event()
         self._free = threading.Semaphore(self.THREADS)
         self._pool = ThreadPoolExecutor(self.THREADS, thread_name_prefix="announce")
@@ -108,7 +130,7 @@ class Announcer:
 
     def _announce(self, job: Job) -> None:
         try:
-            announce(self.github, self.state, self.enqueue, job)
+            announce(self.github, self.state, self.enqueue, job, self.mirrors)
         except Exception:  # the thread's one catch-all: the lease offers it again later
             log.exception("cannot announce build %s of %s", job.id, job.repo)
         finally:

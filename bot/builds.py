@@ -16,7 +16,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from bot import statuses
-from bot.checkout import checkout
+from bot.checkout import Mirrors
 from bot.github_api import GitHubApp, Installation
 from bot.jobs import Job, JobKind, new_build_id
 from bot.policy import restrictions
@@ -125,6 +125,7 @@ class Builder:
         self.worker = worker
         self.enqueue = enqueue
         self.notify = notify
+        self.mirrors = Mirrors(settings.data_dir / "mirrors", settings.mirror_max)
 
     def build(self, job: Job) -> None:
         """Do the build unless another worker has it or it is done (redelivered events)."""
@@ -142,6 +143,14 @@ class Builder:
             alive.set()
             shutil.rmtree(workdir, ignore_errors=True)
             self.state.finish(job.id, final)
+            self._evict(job)
+
+    def _evict(self, job: Job) -> None:
+        """Mirrors past DOCKERCISE_MIRROR_MAX go once the build is done, off its way."""
+        try:
+            self.mirrors.evict(keep=job.repo)
+        except OSError:
+            log.exception("cannot evict mirrors after build %s", job.id)
 
     def _beat(self, build_id: str, done: threading.Event) -> None:
         while not done.wait(self.settings.stale_after / 3):
@@ -160,7 +169,7 @@ class Builder:
                 )
             token = installation.token
             masker.add(token)
-            checkout(job.clone_url, job.ref, job.sha, workdir, token)
+            self.mirrors.checkout(job.repo, job.clone_url, job.ref, job.sha, workdir, token)
             return self._run(job, workdir, installation, masker)
         except DockerciseError as e:
             return self._errored(job, installation, masker(str(e).splitlines()[0]))

@@ -57,11 +57,17 @@ class Installation:
         except (GithubException, OSError) as e:
             raise GitHubFailed(f"cannot post the {status.context} status: {_explain(e)}") from None
 
-    def pipeline_files(self, full_name: str, sha: str) -> dict[str, str]:
-        """The commit's pipeline files (path -> text), read through the API: no clone needed."""
+    def pipeline_files(self, full_name: str, sha: str) -> dict[str, str] | None:
+        """The commit's pipeline files (path -> text), read through the API: no clone needed.
+
+        None when GitHub cut the recursive tree short (`truncated`): the caller
+        lists the files from a mirror instead, which never misses one (SPEC §13).
+        """
         try:
             repo = self.client.get_repo(full_name)
             tree = repo.get_git_tree(sha, recursive=True)
+            if tree.raw_data.get("truncated"):
+                return None
             paths = [e.path for e in tree.tree if e.type == "blob" and is_pipeline_path(e.path)]
             found = {}
             for path in paths:

@@ -20,6 +20,7 @@ from huey.storage import SqliteStorage
 
 from bot.announce import Announcer
 from bot.builds import Builder
+from bot.checkout import Mirrors
 from bot.github_api import GitHubApp
 from bot.jobs import Job
 from bot.outgoing import downstream_jobs, each_target, send_event
@@ -121,5 +122,6 @@ def make_queue(settings: Settings) -> BotQueue:
     # Its own client: writes through one client are spaced (`bot.github_api`), and a build's
     # final status must not hold up the next build's `pending`.
     announcing = GitHubApp(settings.app_id, settings.private_key, settings.api_url)
-    announcer = Announcer(announcing, state, requeue)
+    mirrors = Mirrors(settings.data_dir / "mirrors", settings.mirror_max)
+    announcer = Announcer(announcing, state, requeue, mirrors)
     return BotQueue(huey, state, reaper.reap, lambda e: upstream_green(e), announcer)

@@ -8,6 +8,7 @@ with a message naming it, rather than failing on the first webhook.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -48,6 +49,8 @@ class Settings:
     environ: Mapping[str, str] = field(default_factory=dict, repr=False, compare=False)
     """The environment these settings were read from, for the libraries' own settings
     (a remote results store's spool); passed on rather than read again from the process."""
+    mirror_max: int = 20 * 1024**3
+    """Bytes of disk the repository mirrors may take in all before the least used go."""
 
     @property
     def tokens(self) -> list[str]:
@@ -70,6 +73,21 @@ def _int(env: Mapping[str, str], name: str, problems: list[str], default: int | 
     if value < 1:
         problems.append(f"{name} must be at least 1")
     return value
+
+
+_UNITS = {"": 1, "k": 1024, "m": 1024**2, "g": 1024**3, "t": 1024**4}
+
+
+def _size(env: Mapping[str, str], name: str, problems: list[str], default: int) -> int:
+    """`20g`, `512m`, `1048576`: bytes, the units powers of 1024 (as Docker's `--memory`)."""
+    raw = (env.get(name) or "").strip().lower()
+    if not raw:
+        return default
+    match = re.fullmatch(r"(\d{1,15})([kmgt]?)b?", raw)
+    if match is None:
+        problems.append(f"{name} must be a size like 20g, 512m or 1048576, not '{raw}'")
+        return 0
+    return int(match[1]) * _UNITS[match[2]]
 
 
 def _private_key(env: Mapping[str, str], problems: list[str]) -> str:
@@ -111,6 +129,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     workers = _int(env, "DOCKERCISE_WORKERS", problems, 2)
     stale_after = _int(env, "DOCKERCISE_STALE_AFTER", problems, 30)
     keep_days = _int(env, "DOCKERCISE_KEEP_DAYS", problems, 30)
+    mirror_max = _size(env, "DOCKERCISE_MIRROR_MAX", problems, 20 * 1024**3)
     if problems:
         raise SettingsInvalid(problems)
     return Settings(
@@ -129,4 +148,5 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         stale_after=float(stale_after),
         keep_days=keep_days,
         environ=dict(env),
+        mirror_max=mirror_max,
     )

@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 from bot.announce import Announcer
+from bot.checkout import Mirrors
 from bot.github_api import GitHubApp
 from bot.jobs import Job, JobKind
 from bot.settings import Settings
@@ -49,7 +50,8 @@ class Queue:
 
 def _announcer(settings: Settings, state: SqliteState, queue: Queue) -> Announcer:
     app = GitHubApp(settings.app_id, settings.private_key, settings.api_url)
-    return Announcer(app, state, queue.enqueue)
+    mirrors = Mirrors(settings.data_dir / "mirrors", settings.mirror_max)
+    return Announcer(app, state, queue.enqueue, mirrors)
 
 
 def test_a_recorded_build_is_announced_then_queued_once(
