@@ -270,6 +270,9 @@ class StageExecutor:
 
 
 def _copy_tree(source: Path, target: Path, skip_top: str | None) -> None:
+    """Copy every file's bytes (never link): a bot checkout's files are hard links into the
+    repository's mirror, and the stage may write its copy (SPEC §13)."""
+
     def ignore(folder: str, names: list[str]) -> list[str]:
         return [skip_top] if skip_top in names and Path(folder) == source else []
 

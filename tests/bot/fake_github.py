@@ -12,6 +12,7 @@ Repositories are real bare git repositories served by `git http-backend`.
 from __future__ import annotations
 
 import base64
+import re
 import secrets
 import subprocess
 import threading
@@ -29,7 +30,7 @@ from werkzeug.serving import make_server
 
 from tests.github_contract import ContractViolation, check_request
 
-__all__ = ["FakeGitHub", "make_private_key"]
+__all__ = ["FakeGitHub", "GitRequest", "make_private_key"]
 
 
 def make_private_key() -> str:
@@ -51,6 +52,26 @@ def _git(*args: str, cwd: Path | None = None) -> str:
     ).stdout.strip()
 
 
+@dataclass(frozen=True)
+class GitRequest:
+    """One request of git's smart HTTP that the fake served (for tests of fetches)."""
+
+    path: str
+    haves: int
+    """`have` lines the client sent: what it told the server it already has."""
+    objects: int | None
+    """Objects in the pack the server sent back (None: no pack in the answer)."""
+    pack_bytes: int
+
+
+def _pack_objects(payload: bytes) -> int | None:
+    """The object count in a pack's header ("PACK", version, count), sent inside pkt-lines."""
+    at = payload.find(b"PACK\x00\x00\x00")
+    if at < 0 or len(payload) < at + 12:
+        return None
+    return int.from_bytes(payload[at + 8 : at + 12], "big")
+
+
 @dataclass
 class FakeGitHub:
     root: Path
@@ -63,6 +84,10 @@ class FakeGitHub:
     token_ttl: float = 3600.0
     default_branches: dict[str, str] = field(default_factory=dict)
     violations: list[ContractViolation] = field(default_factory=list)
+    truncated: dict[str, int] = field(default_factory=dict)
+    """Repositories whose recursive tree is cut (`truncated: true`) after this many entries,
+    as GitHub does past 100,000 entries or 7 MB."""
+    git_requests: list[GitRequest] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.repos = self.root / "repos"
@@ -276,7 +301,10 @@ class FakeGitHub:
                 mode, kind, blob = meta.split()
                 entries.append({"path": path, "mode": mode, "type": kind, "sha": blob})
             url = f"{self.url}/repos/{owner}/{name}/git/trees/{sha}"
-            return jsonify({"sha": sha, "url": url, "tree": entries, "truncated": False})
+            cut = self.truncated.get(f"{owner}/{name}")
+            if cut is not None:
+                entries = entries[:cut]
+            return jsonify({"sha": sha, "url": url, "tree": entries, "truncated": cut is not None})
 
         @app.get("/repos/<owner>/<name>/contents/<path:path>")
         def contents(owner: str, name: str, path: str) -> Any:
@@ -346,6 +374,12 @@ class FakeGitHub:
         env["CONTENT_LENGTH"] = str(len(body))
         done = subprocess.run(["git", "http-backend"], input=body, env=env, capture_output=True)
         head, _, payload = done.stdout.partition(b"\r\n\r\n")
+        if path.endswith("/git-upload-pack"):
+            haves = len(re.findall(rb"[0-9a-f]{4}have [0-9a-f]{40}", body))
+            objects = _pack_objects(payload)
+            served = GitRequest(path, haves, objects, len(payload) if objects is not None else 0)
+            with self._lock:
+                self.git_requests.append(served)
         status = 200
         headers = {}
         for line in head.decode().split("\r\n"):
