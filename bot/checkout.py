@@ -318,6 +318,8 @@ class Mirrors:
     def _move(self, mirror: _Mirror, sha: str) -> None:
         """The tree at `sha`: only the files that differ are written (or a lost one again)."""
         mirror.tree.mkdir(exist_ok=True)
+        # Under the repository's lock no other git runs here: a lock file is a dead one's.
+        (mirror.top / "index.lock").unlink(missing_ok=True)
         try:
             _git(mirror, f"--work-tree={mirror.tree}", "read-tree", "--reset", "-u", sha)
         except _GitFailed as e:
