@@ -34,7 +34,9 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import common
@@ -120,14 +122,24 @@ def _push_change(bare: Path, n: int) -> str:
 
 def _git_env(token: str) -> dict[str, str]:
     basic = base64.b64encode(f"x-access-token:{token}".encode()).decode()
-    return {**os.environ, "GIT_CONFIG_COUNT": "1", "GIT_CONFIG_KEY_0": "http.extraHeader",
-            "GIT_CONFIG_VALUE_0": f"Authorization: Basic {basic}", "GIT_TERMINAL_PROMPT": "0"}  # fmt: skip
+    header = f"Authorization: Basic {basic}"
+    return os.environ | {"GIT_CONFIG_COUNT": "1", "GIT_CONFIG_KEY_0": "http.extraHeader",
+                         "GIT_CONFIG_VALUE_0": header, "GIT_TERMINAL_PROMPT": "0"}  # fmt: skip
 
 
-def _timed(action: object) -> float:
+def _timed(action: Callable[[], object]) -> float:
     start = time.perf_counter()
-    action()  # type: ignore[operator]
+    action()
     return time.perf_counter() - start
+
+
+def _pair(
+    case: common.Paired, rep: int, ours: Callable[[], object], base: Callable[[], object]
+) -> None:
+    """One sample of each side, the first side taking turns (ABBA)."""
+    sides = [(case.ours, ours), (case.base, base)]
+    for samples, action in sides if rep % 2 == 0 else reversed(sides):
+        samples.append(_timed(action))
 
 
 def _unshared_bytes(folder: Path, shared: Path) -> int:
@@ -151,7 +163,8 @@ def main() -> None:
     parser.add_argument("--reps", type=int, default=3)
     parser.add_argument("--commits", type=int, default=50_000)
     parser.add_argument("--files", type=int, default=4_600)
-    parser.add_argument("--output", type=Path, default=Path(__file__).with_name("latest-checkout.md"))
+    output = Path(__file__).with_name("latest-checkout.md")
+    parser.add_argument("--output", type=Path, default=output)
     args = parser.parse_args()
     if args.quick:
         args.reps, args.commits = 1, min(args.commits, 10_000)
@@ -166,7 +179,7 @@ def main() -> None:
             fake.tokens[token] = time.time() + 86_400
             bare = fake.repos / f"{REPO}.git"
             bare.parent.mkdir(parents=True)
-            generating = _timed(lambda: _generate(bare, args.files, args.commits))
+            generating = _timed(partial(_generate, bare, args.files, args.commits))
             pack = sum(p.stat().st_size for p in (bare / "objects" / "pack").glob("*.pack"))
             url, env = fake.clone_url(REPO), _git_env(token)
             sha = _push_change(bare, 0)
@@ -175,14 +188,12 @@ def main() -> None:
                 subprocess.run(["git", "clone", "-q", "--no-tags", *extra, url, str(into)],
                                env=env, check=True)  # fmt: skip
 
+            ref = "refs/heads/main"
             for rep in range(args.reps):
                 mirrors = Mirrors(tmp / f"mirrors-{rep}", 1 << 40)
                 build = tmp / f"first-{rep}"
-                ref = "refs/heads/main"
-                ours = lambda: mirrors.checkout(REPO, url, ref, sha, build, token)  # noqa: E731
-                base = lambda: clone(tmp / f"clone-{rep}")  # noqa: E731
-                for side, action in ((first.ours, ours), (first.base, base))[:: 1 - 2 * (rep % 2)]:
-                    side.append(_timed(action))
+                ours = partial(mirrors.checkout, REPO, url, ref, sha, build, token)
+                _pair(first, rep, ours, partial(clone, tmp / f"clone-{rep}"))
                 shutil.rmtree(tmp / f"clone-{rep}")
                 if rep < args.reps - 1:
                     shutil.rmtree(tmp / f"mirrors-{rep}")
@@ -192,10 +203,8 @@ def main() -> None:
             for rep in range(args.reps):
                 sha = _push_change(bare, rep + 1)
                 build, shallow = tmp / f"repeat-{rep}", tmp / f"shallow-{rep}"
-                ours = lambda: mirrors.checkout(REPO, url, "refs/heads/main", sha, build, token)  # noqa: E731
-                base = lambda: clone(shallow, "--depth", "1")  # noqa: E731
-                for side, action in ((repeat.ours, ours), (repeat.base, base))[:: 1 - 2 * (rep % 2)]:
-                    side.append(_timed(action))
+                ours = partial(mirrors.checkout, REPO, url, ref, sha, build, token)
+                _pair(repeat, rep, ours, partial(clone, shallow, "--depth", "1"))
                 disk.ours.append(_unshared_bytes(build, mirror_root))
                 disk.base.append(_unshared_bytes(shallow, tmp / "nothing"))
                 shutil.rmtree(build)
