@@ -16,8 +16,16 @@ checked), and both sides fetch through it with the token in a header.
 - (2) repeat build: a new commit (three files changed) pushed before each
   sample; `Mirrors.checkout` of it with the mirror of the previous sample
   against `git clone --depth 1 --no-tags` of the same commit.
+- (2b) repeat build in the bot: another new commit; from `Builder.build`
+  taking the job (as a queue worker does: installation token, the mirror's
+  checkout, the pipeline loaded, `pending`) to the engine's `start` event of
+  the first stage's container, against the same shallow clones as (2).
 - (3) disk per build: what a repeat build's directory adds to the disk (the
   files it does not share with the mirror) against the shallow clone.
+
+A warm-up full clone runs first (the server's pack in the page cache), and
+a warm-up bot build before (2b) (imports, the first installation token);
+the sides take turns going first (ABBA).
 
 Nothing is asserted; it writes bench/latest-checkout.md.
 """
@@ -33,6 +41,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -43,10 +52,18 @@ import common
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bot.builds import Builder
 from bot.checkout import Mirrors
+from bot.github_api import GitHubApp
+from bot.jobs import Job, JobKind
+from bot.settings import Settings, load_settings
+from bot.state.sqlite_store import SqliteState
 from tests.bot.fake_github import FakeGitHub
+from tests.bot.running import bot_env
 
 REPO = "bench/big"
+STAGE = "first"
+PIPELINE = f"{STAGE}:\n  img: {common.IMAGE}\n  vol: [code]\n  run: test -s /code/.dockercise.yml\n"
 MIB = 1 << 20
 
 
@@ -90,7 +107,8 @@ def _generate(bare: Path, files: int, commits: int, seed: int = 16) -> None:
             out.write(f"M 100644 inline {path}\ndata {len(data)}\n".encode())
             out.write(data + b"\n")
 
-    commit([(p, rng.randbytes(12 * 1024)) for p in paths], 0)
+    first = [(p, rng.randbytes(12 * 1024)) for p in paths]
+    commit([*first, (".dockercise.yml", PIPELINE.encode())], 0)
     for n in range(1, commits):
         commit([(rng.choice(paths), rng.randbytes(rng.randint(2048, 6144)))], n)
     out.write(b"done\n")
@@ -108,6 +126,7 @@ def _push_change(bare: Path, n: int) -> str:
     rng = random.Random(n)
     listing = subprocess.run(["git", "-C", str(bare), "ls-tree", "-r", "--name-only", "main"],
                              check=True, capture_output=True, text=True).stdout.split()  # fmt: skip
+    listing.remove(".dockercise.yml")
     stream = [b"commit refs/heads/main\n",
               f"committer Bench <bench@example.com> {int(time.time())} +0000\n".encode(),
               b"data 7\nchange\n", b"from refs/heads/main^0\n"]  # fmt: skip
@@ -118,6 +137,31 @@ def _push_change(bare: Path, n: int) -> str:
                    check=True)  # fmt: skip
     return subprocess.run(["git", "-C", str(bare), "rev-parse", "main"], check=True,
                           capture_output=True, text=True).stdout.strip()  # fmt: skip
+
+
+def _first_container(settings: Settings, job: Job) -> float:
+    """Seconds from a worker taking `job` to the engine starting its first container."""
+    import docker
+
+    client = docker.from_env()
+    state = SqliteState(settings.data_dir / "state.db")
+    state.record(job)
+    app = GitHubApp(settings.app_id, settings.private_key, settings.api_url)
+    since = started = time.time()
+    worker = threading.Thread(target=Builder(settings, app, state, "bench").build, args=(job,))
+    worker.start()
+    try:
+        wanted = {"type": "container", "event": "start", "label": f"dockercise.stage={STAGE}"}
+        events = client.events(decode=True, since=int(since) - 1, filters=wanted)
+        for event in events:
+            when = event["timeNano"] / 1e9
+            if when >= started:
+                events.close()
+                return when - started
+        raise RuntimeError("no container started")
+    finally:
+        worker.join(120)
+        client.close()
 
 
 def _git_env(token: str) -> dict[str, str]:
@@ -172,6 +216,8 @@ def main() -> None:
     tmp = Path(tempfile.mkdtemp(prefix="dockercise-bench-checkout-"))
     first = Ratio("(1) first build: checkout with no mirror", "ratio ≤ 1.1", goal=1.1)
     repeat = Ratio("(2) repeat build: checkout of a new commit", "ratio ≤ 0.5", goal=0.5)
+    in_bot = Ratio("(2b) repeat build in the bot: worker → first container", "ratio ≤ 0.5",
+                   goal=0.5)  # fmt: skip
     disk = Disk("(3) disk per repeat build", "ratio ≤ 0.5")
     try:
         with FakeGitHub(tmp / "github") as fake:
@@ -189,6 +235,8 @@ def main() -> None:
                                env=env, check=True)  # fmt: skip
 
             ref = "refs/heads/main"
+            clone(tmp / "warm-up")
+            shutil.rmtree(tmp / "warm-up")
             for rep in range(args.reps):
                 mirrors = Mirrors(tmp / f"mirrors-{rep}", 1 << 40)
                 build = tmp / f"first-{rep}"
@@ -210,16 +258,31 @@ def main() -> None:
                 shutil.rmtree(build)
                 shutil.rmtree(shallow)
             mirror_size = sum(st.st_blocks * 512 for st in _stats(mirror_root))
+            # The bot's own worker, its data directory holding the mirror made above.
+            settings = load_settings(bot_env(fake, tmp))
+            (settings.data_dir).mkdir(parents=True)
+            mirror_root.rename(settings.data_dir / "mirrors")
+            fake.installation_id = 77
+            in_bot.base = repeat.base
+            for rep in range(-1, args.reps):  # -1: a warm-up (imports, the first token)
+                sha = _push_change(bare, 100 + rep)
+                job = Job(id=f"bench-{rep}", kind=JobKind.PUSH, repo=REPO, clone_url=url,
+                          ref=ref, sha=sha, branch="main", installation_id=fake.installation_id,
+                          delivery=f"bench-{rep}")  # fmt: skip
+                took = _first_container(settings, job)
+                if rep >= 0:
+                    in_bot.ours.append(took)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     git_version = subprocess.run(["git", "--version"], capture_output=True, text=True).stdout
-    cases = [first, repeat, disk]
+    cases = [first, repeat, in_bot, disk]
     details = [
         f"Repository: {args.commits:,} commits, {args.files:,} files of 12 KiB in the tree, "
         f"a pack of {pack / MIB:.0f} MiB (generated in {generating:.0f} s); "
         f"the mirror with its working tree: {mirror_size / MIB:.0f} MiB.",
         *common.case_details(first, "`git clone --no-tags` of the same URL"),
         *common.case_details(repeat, "`git clone --depth 1 --no-tags` of the new commit"),
+        *common.case_details(in_bot, "the shallow clones of (2)"),
         *common.case_details(disk, "the shallow clone's directory", lambda b: f"{b / MIB:.2f}"),
     ]
     common.publish(

@@ -206,7 +206,8 @@ class Mirrors:
                         text = _git(mirror, "cat-file", "blob", blob)
                         found[name] = text.decode("utf-8", "replace")
             except _GitFailed as e:
-                raise CheckoutFailed(f"cannot list the files of {sha[:12]}: {e.stderr}") from None
+                why = _last_line(e.stderr, token)
+                raise CheckoutFailed(f"cannot list the files of {sha[:12]}: {why}") from None
         return found
 
     def evict(self, keep: str | None = None) -> list[str]:
@@ -328,6 +329,7 @@ class Mirrors:
 
     def _link(self, mirror: _Mirror, sha: str, into: Path) -> None:
         """The build's working copy: the tree's files linked, a `.git` of its own."""
+        shutil.rmtree(into, ignore_errors=True)  # a dead attempt's at this build's id
         into.mkdir(parents=True)
         try:
             listing = _git(mirror, "ls-files", "-z", "--stage")
