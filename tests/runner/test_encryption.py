@@ -1,12 +1,15 @@
-"""runner/secrets.py: `secure:` values, keys, and a pipeline's secrets (SPEC §5)."""
+"""runner/encryption.py: `secure:` values, keys, repositories, a pipeline's secrets (§5, §10)."""
 
 from __future__ import annotations
 
 import pytest
+from cryptography.fernet import Fernet
 
 from runner import pipeline
 from runner.encryption import (
+    LOCAL,
     SECURE_PREFIX,
+    Audience,
     Secrets,
     decrypt,
     decrypt_pipeline,
@@ -23,8 +26,8 @@ OTHER_KEY = generate_key()
 PLAIN = "s3cr3t value"
 
 
-def secure(value: str, key: str = KEY) -> str:
-    return SECURE_PREFIX + encrypt(value, key)
+def secure(value: str, key: str = KEY, repo: str | None = None) -> str:
+    return SECURE_PREFIX + encrypt(value, key, repo)
 
 
 def tampered(token: str) -> str:
@@ -152,7 +155,7 @@ def test_decrypt_pipeline_reports_every_bad_value_at_once(
     assert caught.value.problems == lines
     assert [line.split(": ", 1)[0] for line in lines] == [
         "cannot decrypt TOKEN (meta.secrets)",
-        "cannot decrypt PASS (.dockercise.yml:6)",
+        "cannot decrypt PASS (.dockercise.yml:6, stage 'deploy')",
     ]
     assert all(reason in line for line in lines)
     assert "tok-123" not in str(caught.value) and "password" not in str(caught.value)
@@ -163,5 +166,102 @@ def test_decrypt_pipeline_reports_only_the_bad_values(write_pipeline: WritePipel
     with pytest.raises(SecretInvalid) as caught:
         decrypt_pipeline(loaded, KEY)
     assert caught.value.problems == [
-        "cannot decrypt PASS (.dockercise.yml:6): wrong DOCKERCISE_SECRET_KEY or a tampered value"
+        "cannot decrypt PASS (.dockercise.yml:6, stage 'deploy'):"
+        " wrong DOCKERCISE_SECRET_KEY or a tampered value"
     ]
+
+
+# --- values bound to their repository (SPEC §10) ------------------------------------------
+
+APP = Audience("octo/app", unbound=False)
+LEGACY_APP = Audience("octo/app", unbound=True)
+
+
+@pytest.mark.parametrize("audience", [APP, LEGACY_APP, Audience("OCTO/App"), LOCAL])
+def test_a_bound_value_opens_in_its_repository_and_locally(audience: Audience) -> None:
+    assert decrypt("X", secure(PLAIN, repo="octo/app"), KEY, "meta.secrets", audience) == PLAIN
+
+
+@pytest.mark.parametrize("audience", [Audience("octo/lib", unbound=False), Audience("octo/lib")])
+def test_a_bound_value_copied_into_another_repository_is_refused(audience: Audience) -> None:
+    with pytest.raises(SecretInvalid) as caught:
+        decrypt("NPM_TOKEN", secure(PLAIN, repo="octo/app"), KEY, "meta.secrets", audience)
+    message = str(caught.value)
+    assert message == (
+        "cannot decrypt NPM_TOKEN (meta.secrets): it was encrypted for another repository;"
+        " encrypt it again for octo/lib (dockercise encrypt --repo octo/lib NPM_TOKEN)"
+    )
+    assert "octo/app" not in message and PLAIN not in message
+
+
+def test_an_unbound_value_opens_only_locally_and_in_legacy_repositories() -> None:
+    value = secure(PLAIN)
+    assert decrypt("X", value, KEY, "meta.secrets", LOCAL) == PLAIN
+    assert decrypt("X", value, KEY, "meta.secrets", LEGACY_APP) == PLAIN
+    with pytest.raises(SecretInvalid, match="DOCKERCISE_LEGACY_SECRETS") as caught:
+        decrypt("X", value, KEY, "meta.secrets", APP)
+    assert str(caught.value).startswith(
+        "cannot decrypt X (meta.secrets): it is bound to no repository; encrypt it again for"
+        " octo/app (dockercise encrypt --repo octo/app X)"
+    )
+
+
+def test_values_made_before_binding_are_unbound() -> None:
+    old = SECURE_PREFIX + Fernet(KEY).encrypt(PLAIN.encode()).decode()
+    assert decrypt("X", old, KEY, "meta.secrets", LEGACY_APP) == PLAIN
+    with pytest.raises(SecretInvalid, match="bound to no repository"):
+        decrypt("X", old, KEY, "meta.secrets", APP)
+
+
+def test_the_binding_is_inside_what_the_key_authenticates() -> None:
+    """Whoever lacks the key cannot unbind a value: the marker is in the plaintext, and a
+    bound token opened anywhere gives its value, never its JSON."""
+    token = secure(PLAIN, repo="octo/app").removeprefix(SECURE_PREFIX)
+    raw = Fernet(KEY).decrypt(token.encode())
+    assert PLAIN.encode() in raw and raw != PLAIN.encode()
+    assert decrypt("X", SECURE_PREFIX + token, KEY, "meta.secrets") == PLAIN
+    with pytest.raises(SecretInvalid, match="tampered"):
+        decrypt("X", SECURE_PREFIX + tampered(token), KEY, "meta.secrets", LEGACY_APP)
+
+
+def test_a_bound_looking_plaintext_not_made_by_encrypt_is_refused() -> None:
+    forged = Fernet(KEY).encrypt(b"\x00dockercise-secret-1\n{not json").decode()
+    with pytest.raises(SecretInvalid, match="not a value `dockercise encrypt` made"):
+        decrypt("X", SECURE_PREFIX + forged, KEY, "meta.secrets")
+    with pytest.raises(SecretInvalid, match="marker"):
+        encrypt("\x00dockercise-secret-1\nvalue", KEY)
+
+
+@pytest.mark.parametrize("repo", ["octo", "octo/", "/app", "octo/app/x", "octo/..", "oc to/app"])
+def test_encrypt_refuses_what_is_not_a_repository(repo: str) -> None:
+    with pytest.raises(SecretInvalid, match="is not a repository, like owner/repo"):
+        encrypt(PLAIN, KEY, repo)
+
+
+def test_decrypt_pipeline_refuses_every_value_of_another_repository(
+    write_pipeline: WritePipeline,
+) -> None:
+    loaded = _load(
+        write_pipeline, secure("tok-123", repo="octo/lib"), secure("password", repo="octo/app")
+    )
+    with pytest.raises(SecretInvalid) as caught:
+        decrypt_pipeline(loaded, KEY, APP)
+    assert [line.split(": it was", 1)[0] for line in caught.value.problems] == [
+        "cannot decrypt TOKEN (meta.secrets)"
+    ]
+    with pytest.raises(SecretInvalid) as caught:
+        decrypt_pipeline(loaded, KEY, Audience("octo/other"))
+    assert [line.split(": it was", 1)[0] for line in caught.value.problems] == [
+        "cannot decrypt TOKEN (meta.secrets)",
+        "cannot decrypt PASS (.dockercise.yml:6, stage 'deploy')",
+    ]
+    assert decrypt_pipeline(loaded, KEY).values() == ["tok-123", "as is", "password"]
+
+
+def test_decrypt_pipeline_opens_its_own_repositorys_values(write_pipeline: WritePipeline) -> None:
+    loaded = _load(
+        write_pipeline, secure("tok-123", repo="octo/app"), secure("password", repo="Octo/App")
+    )
+    found = decrypt_pipeline(loaded, KEY, APP)
+    assert found.variables["TOKEN"] == "tok-123"
+    assert found.literals == {("deploy", "PASS"): "password"}
