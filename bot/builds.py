@@ -20,12 +20,13 @@ from bot.checkout import Mirrors
 from bot.github_api import GitHubApp, Installation
 from bot.jobs import Job, JobKind, new_build_id
 from bot.policy import restrictions
+from bot.remotes import scope_remotes
 from bot.settings import Settings
 from bot.state import StateStore
 from bot.triggers import unwanted
 from pages.links import results_url
 from runner import pipeline as pipelines
-from runner.encryption import Secrets, decrypt_pipeline
+from runner.encryption import Audience, Secrets, decrypt_pipeline
 from runner.engine import Engine, RunOptions, prepare
 from runner.errors import DockerciseError, PipelineInvalid
 from runner.masking import Masker
@@ -219,7 +220,7 @@ class Builder:
             return self._compare_watch(job, run)
         final = statuses.for_run(run, results_url(self.settings.public_url, job.repo, run.id))
         installation.post_status(job.repo, job.sha, final)
-        if self.notify is not None:
+        if self.notify is not None and not job.fork:  # a fork's result counts nowhere (§10)
             self.notify(self._event(job, run, final.target_url or ""), loaded.meta.downstream)
         return final.state
 
@@ -255,7 +256,10 @@ class Builder:
     def _engine_run(
         self, job: Job, loaded: Pipeline, workdir: Path, installation: Installation, masker: Masker
     ) -> RunResult:
-        secrets = Secrets() if job.fork else decrypt_pipeline(loaded, self.settings.secret_key)
+        audience = Audience(job.repo, unbound=self.settings.accepts_unbound_secrets(job.repo))
+        secrets = (
+            Secrets() if job.fork else decrypt_pipeline(loaded, self.settings.secret_key, audience)
+        )
         masker.add(*secrets.values())
         # A fork's build names secrets it will not get: its stages fail (restrictions), not the run.
         placeholders = {name: "" for name in loaded.meta.secrets} if job.fork else {}
@@ -272,7 +276,13 @@ class Builder:
             trigger={"kind": job.kind.value, **job.trigger},
             changed=list(job.changed) if job.changed is not None else None,
             denied=restrictions(loaded, job.fork, self.settings.allowed_host_paths),
-            remote=_Watcher(self.state),
+            remote=scope_remotes(
+                self.state,
+                loaded,
+                job.installation_id or self.github.installation_id_of(job.repo),
+                self.github.installation_id_of,
+                installation.default_branch,
+            ),
         )
         plan = prepare(loaded, options)
         store = open_store(
@@ -295,13 +305,3 @@ class Builder:
         finally:
             containers.close()
             store.close()
-
-
-@dataclass
-class _Watcher:
-    """Answers `remote` stages from the remote-build-complete events the bot received."""
-
-    state: StateStore
-
-    def green(self, pipeline: str, branch: str | None, after_run_id: str) -> str | None:
-        return self.state.green_since(pipeline, branch, after_run_id)

@@ -87,6 +87,13 @@ class Installation:
         except (GithubException, OSError) as e:
             raise GitHubFailed(f"cannot read {full_name}: {_explain(e)}") from None
 
+    def default_branch(self, full_name: str) -> str:
+        """The repository's default branch (what `remote: owner/repo` waits for)."""
+        try:
+            return str(self.client.get_repo(full_name).default_branch)
+        except (GithubException, OSError) as e:
+            raise GitHubFailed(f"cannot read {full_name}: {_explain(e)}") from None
+
 
 class GitHubApp:
     """One per process: installations (and so their tokens) are kept and reused."""
@@ -104,9 +111,7 @@ class GitHubApp:
         """
         try:
             if installation_id is None:
-                owner, repo = full_name.split("/", 1)
-                integration = GithubIntegration(auth=self.app_auth, base_url=self.api_url)
-                installation_id = integration.get_repo_installation(owner, repo).id
+                installation_id = self._installation_id(full_name)
             with self._lock:
                 known = self._installations.get(installation_id)
                 if known is None:
@@ -125,3 +130,24 @@ class GitHubApp:
             return known
         except (GithubException, OSError) as e:
             raise GitHubFailed(f"the app is not installed for {full_name}: {_explain(e)}") from None
+
+    def _installation_id(self, full_name: str) -> int:
+        owner, repo = full_name.split("/", 1)
+        integration = GithubIntegration(auth=self.app_auth, base_url=self.api_url)
+        return int(integration.get_repo_installation(owner, repo).id)
+
+    def installation_id_of(self, full_name: str) -> int | None:
+        """The id of the installation that covers `full_name`; None where the app is not
+        installed (SPEC §10: `upstream` and `remote` see only their own installation)."""
+        try:
+            return self._installation_id(full_name)
+        except GithubException as e:
+            if e.status == 404:
+                return None
+            raise GitHubFailed(
+                f"cannot find the installation of {full_name}: {_explain(e)}"
+            ) from None
+        except OSError as e:
+            raise GitHubFailed(
+                f"cannot find the installation of {full_name}: {_explain(e)}"
+            ) from None

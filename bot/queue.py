@@ -23,9 +23,10 @@ from bot.builds import Builder
 from bot.checkout import Mirrors
 from bot.github_api import GitHubApp
 from bot.jobs import Job
-from bot.outgoing import downstream_jobs, each_target, send_event
+from bot.outgoing import downstream_jobs, downstream_targets, send_event
 from bot.reaper import Reaper
 from bot.schedules import Scheduler
+from bot.sending import DeliveryRefused
 from bot.settings import Settings
 from bot.state import StateStore, open_state
 
@@ -76,12 +77,21 @@ def make_queue(settings: Settings) -> BotQueue:
     own_url = f"{settings.public_url}/webhooks/dockercise"
 
     @huey.task(name="send-event", retries=6, retry_delay=2, retry_backoff=2)
-    def send(url: str, event: dict[str, str]) -> None:
-        send_event(url, event, settings.events_secret)
+    def send(url: str, event: dict[str, str], downstream: bool = True) -> None:
+        """One event to one URL; retried (DeliveryFailed) unless it may never go (refused)."""
+        secret = settings.downstream_secret if downstream else settings.events_secret
+        if secret is None:
+            return
+        allowance = settings.downstream_allow if downstream else None
+        try:
+            send_event(url, event, secret, allowance)
+        except DeliveryRefused as e:
+            log.warning("event of run %s not sent: %s", event.get("run_id"), e)
 
     def notify(event: dict[str, str], downstream: tuple[str, ...]) -> None:
-        for url in each_target(own_url, downstream):
-            send(url, event)
+        send(own_url, event, False)
+        for url in downstream_targets(own_url, downstream, settings.downstream_secret is not None):
+            send(url, event, True)
 
     @huey.task(name="build")
     def build(job_json: str) -> None:

@@ -13,6 +13,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from bot.destinations import Allowance, AllowanceInvalid, parse_allowance
+from runner.encryption import is_repository
 from runner.errors import DockerciseError
 
 __all__ = ["Settings", "SettingsInvalid", "load_settings"]
@@ -51,6 +53,18 @@ class Settings:
     (a remote results store's spool); passed on rather than read again from the process."""
     mirror_max: int = 20 * 1024**3
     """Bytes of disk the repository mirrors may take in all before the least used go."""
+    legacy_secrets: frozenset[str] = frozenset()
+    """Repositories (lower case) whose builds accept `secure:` values bound to no repository."""
+    downstream_allow: Allowance = field(default_factory=Allowance)
+    """What `meta.downstream` may reach beyond public https:// hosts (SPEC §10)."""
+    downstream_secret: str | None = field(default=None, repr=False)
+    """Signs events to `meta.downstream` URLs: DOCKERCISE_EVENTS_SECRET when set (never the
+    webhook secret); None sends them nowhere, since a downstream receiver that verifies
+    events must hold their secret, and the webhook secret would let it forge GitHub's."""
+
+    def accepts_unbound_secrets(self, repo: str) -> bool:
+        """Whether `repo`'s builds may open `secure:` values made without `--repo`."""
+        return repo.lower() in self.legacy_secrets
 
     @property
     def tokens(self) -> list[str]:
@@ -106,6 +120,15 @@ def _private_key(env: Mapping[str, str], problems: list[str]) -> str:
     return key.replace("\\n", "\n")
 
 
+def _repositories(env: Mapping[str, str], name: str, problems: list[str]) -> frozenset[str]:
+    """A comma-separated list of owner/repo (lower case, as GitHub ignores case)."""
+    found = [r.strip() for r in env.get(name, "").split(",") if r.strip()]
+    bad = [r for r in found if not is_repository(r)]
+    if bad:
+        problems.append(f"{name} must list owner/repo names, not {', '.join(map(repr, bad))}")
+    return frozenset(r.lower() for r in found)
+
+
 def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     """Settings from `env` (default: os.environ); SettingsInvalid names every bad one."""
     env = os.environ if env is None else env
@@ -130,13 +153,26 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     stale_after = _int(env, "DOCKERCISE_STALE_AFTER", problems, 30)
     keep_days = _int(env, "DOCKERCISE_KEEP_DAYS", problems, 30)
     mirror_max = _size(env, "DOCKERCISE_MIRROR_MAX", problems, 20 * 1024**3)
+    legacy = _repositories(env, "DOCKERCISE_LEGACY_SECRETS", problems)
+    try:
+        allow = parse_allowance(env.get("DOCKERCISE_DOWNSTREAM_ALLOW", ""))
+    except AllowanceInvalid as e:
+        problems.append(str(e))
+        allow = Allowance()
+    events_secret = env.get("DOCKERCISE_EVENTS_SECRET") or None
+    if events_secret is not None and events_secret == webhook_secret:
+        problems.append(
+            "DOCKERCISE_EVENTS_SECRET must differ from GITHUB_WEBHOOK_SECRET: whoever receives"
+            " the events could forge GitHub's deliveries with it (unset it to send no"
+            " meta.downstream events)"
+        )
     if problems:
         raise SettingsInvalid(problems)
     return Settings(
         app_id=app_id,
         private_key=private_key,
         webhook_secret=webhook_secret,
-        events_secret=env.get("DOCKERCISE_EVENTS_SECRET") or webhook_secret,
+        events_secret=events_secret or webhook_secret,
         results=results,
         public_url=public_url,
         data_dir=data_dir,
@@ -149,4 +185,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         keep_days=keep_days,
         environ=dict(env),
         mirror_max=mirror_max,
+        legacy_secrets=legacy,
+        downstream_allow=allow,
+        downstream_secret=events_secret,
     )

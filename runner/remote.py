@@ -15,18 +15,26 @@ from typing import Protocol
 from runner.model import Stage
 from runner.outcome import StageResult, Status, now
 
-__all__ = ["RemoteWaits", "RemoteWatcher", "parse_remote"]
+__all__ = ["RemoteRefused", "RemoteWaits", "RemoteWatcher", "parse_remote"]
 
 NO_WATCHER = "remote stages wait for the bot's remote-build-complete events; run them in bot builds"
 
 
+class RemoteRefused(Exception):
+    """This build may not wait for that pipeline (SPEC §10); the message is the stage's reason."""
+
+
 class RemoteWatcher(Protocol):
     def green(self, pipeline: str, branch: str | None, after_run_id: str) -> str | None:
-        """The run id of a green build of `pipeline` that started after `after_run_id`."""
+        """The run id of a green build of `pipeline` that started after `after_run_id`.
+
+        `branch` None means the pipeline's default branch.  RemoteRefused fails the
+        stage at once, with its message as the reason.
+        """
 
 
 def parse_remote(remote: str) -> tuple[str, str | None]:
-    """`owner/repo@branch` -> ("owner/repo", "branch"); no `@`: any branch."""
+    """`owner/repo@branch` -> ("owner/repo", "branch"); no `@`: None, the default branch."""
     pipeline, _, branch = remote.partition("@")
     return pipeline, branch or None
 
@@ -51,8 +59,15 @@ class RemoteWaits:
         for name, (stage, result, deadline) in list(self.waiting.items()):
             assert stage.remote is not None
             pipeline, branch = parse_remote(stage.remote)
-            green = self.watcher.green(pipeline, branch, self.run_id) if self.watcher else None
-            if green is not None:
+            green: str | None = None
+            refused: str | None = None
+            try:
+                green = self.watcher.green(pipeline, branch, self.run_id) if self.watcher else None
+            except RemoteRefused as e:
+                refused = str(e)
+            if refused is not None:
+                result.status, result.reason = Status.FAILURE, refused
+            elif green is not None:
                 result.status, result.reason = (
                     Status.SUCCESS,
                     f"{stage.remote} went green (run {green})",
