@@ -145,16 +145,14 @@ def _accept(audience: Audience, name: str, bound_to: str | None) -> None:
     repo = audience.repo
     if repo is None or (bound_to is None and audience.unbound):
         return
-    again = f"dockercise encrypt --repo {repo} {name}"
+    again = f"make it again with dockercise encrypt --repo {repo} {name}"
     if bound_to is None:
         raise _Unusable(
-            f"it is bound to no repository; encrypt it again for {repo} ({again}),"
-            f" or the bot's operator lists {repo} in DOCKERCISE_LEGACY_SECRETS"
+            f"encrypted for no repository; {again}, or the bot's operator lists {repo}"
+            " in DOCKERCISE_LEGACY_SECRETS"
         )
     if bound_to.lower() != repo.lower():  # GitHub's names ignore case
-        raise _Unusable(
-            f"it was encrypted for another repository; encrypt it again for {repo} ({again})"
-        )
+        raise _Unusable(f"encrypted for another repository; {again}")
 
 
 def encrypt(value: str, key: str | None, repo: str | None = None) -> str:

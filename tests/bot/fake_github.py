@@ -78,6 +78,8 @@ class FakeGitHub:
     app_id: int = 4242
     private_key: str = field(default_factory=make_private_key)
     installation_id: int = 77
+    installations: dict[str, int] = field(default_factory=dict)
+    """Repositories (owner/repo) of other installations than `installation_id`, with theirs."""
     calls: list[tuple[str, str]] = field(default_factory=list)
     statuses: list[dict[str, Any]] = field(default_factory=list)
     tokens: dict[str, float] = field(default_factory=dict)
@@ -198,7 +200,7 @@ class FakeGitHub:
         def access_token(installation: int) -> Any:
             if not self._app_jwt_ok():
                 return denied()
-            if installation != self.installation_id:
+            if installation not in {self.installation_id, *self.installations.values()}:
                 return jsonify({"message": "Not Found"}), 404
             token = "ghs_" + secrets.token_hex(18)
             expires = datetime.now(UTC) + timedelta(seconds=self.token_ttl)
@@ -221,7 +223,7 @@ class FakeGitHub:
                 return jsonify({"message": "Not Found"}), 404
             return jsonify(
                 {
-                    "id": self.installation_id,
+                    "id": self.installations.get(f"{owner}/{name}", self.installation_id),
                     "account": {"login": owner, "id": 1, "type": "Organization"},
                     "app_id": self.app_id,
                     "target_type": "Organization",

@@ -188,8 +188,8 @@ def test_a_bound_value_copied_into_another_repository_is_refused(audience: Audie
         decrypt("NPM_TOKEN", secure(PLAIN, repo="octo/app"), KEY, "meta.secrets", audience)
     message = str(caught.value)
     assert message == (
-        "cannot decrypt NPM_TOKEN (meta.secrets): it was encrypted for another repository;"
-        " encrypt it again for octo/lib (dockercise encrypt --repo octo/lib NPM_TOKEN)"
+        "cannot decrypt NPM_TOKEN (meta.secrets): encrypted for another repository;"
+        " make it again with dockercise encrypt --repo octo/lib NPM_TOKEN"
     )
     assert "octo/app" not in message and PLAIN not in message
 
@@ -200,16 +200,17 @@ def test_an_unbound_value_opens_only_locally_and_in_legacy_repositories() -> Non
     assert decrypt("X", value, KEY, "meta.secrets", LEGACY_APP) == PLAIN
     with pytest.raises(SecretInvalid, match="DOCKERCISE_LEGACY_SECRETS") as caught:
         decrypt("X", value, KEY, "meta.secrets", APP)
-    assert str(caught.value).startswith(
-        "cannot decrypt X (meta.secrets): it is bound to no repository; encrypt it again for"
-        " octo/app (dockercise encrypt --repo octo/app X)"
+    assert str(caught.value) == (
+        "cannot decrypt X (meta.secrets): encrypted for no repository; make it again with"
+        " dockercise encrypt --repo octo/app X, or the bot's operator lists octo/app in"
+        " DOCKERCISE_LEGACY_SECRETS"
     )
 
 
 def test_values_made_before_binding_are_unbound() -> None:
     old = SECURE_PREFIX + Fernet(KEY).encrypt(PLAIN.encode()).decode()
     assert decrypt("X", old, KEY, "meta.secrets", LEGACY_APP) == PLAIN
-    with pytest.raises(SecretInvalid, match="bound to no repository"):
+    with pytest.raises(SecretInvalid, match="encrypted for no repository"):
         decrypt("X", old, KEY, "meta.secrets", APP)
 
 
@@ -246,12 +247,12 @@ def test_decrypt_pipeline_refuses_every_value_of_another_repository(
     )
     with pytest.raises(SecretInvalid) as caught:
         decrypt_pipeline(loaded, KEY, APP)
-    assert [line.split(": it was", 1)[0] for line in caught.value.problems] == [
+    assert [line.split(": encrypted", 1)[0] for line in caught.value.problems] == [
         "cannot decrypt TOKEN (meta.secrets)"
     ]
     with pytest.raises(SecretInvalid) as caught:
         decrypt_pipeline(loaded, KEY, Audience("octo/other"))
-    assert [line.split(": it was", 1)[0] for line in caught.value.problems] == [
+    assert [line.split(": encrypted", 1)[0] for line in caught.value.problems] == [
         "cannot decrypt TOKEN (meta.secrets)",
         "cannot decrypt PASS (.dockercise.yml:6, stage 'deploy')",
     ]
