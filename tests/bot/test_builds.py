@@ -145,7 +145,7 @@ def test_pull_request_from_a_fork_gets_no_secrets(
     key = generate_key()
     pipeline = f"""
 meta:
-  secrets: {{TOKEN: "secure:{encrypt("s3cr3t-value", key)}"}}
+  secrets: {{TOKEN: "secure:{encrypt("s3cr3t-value", key, "octo/app")}"}}
 uses-secret: {{img: dockercise/busybox, env: [token], run: echo $TOKEN}}
 plain: {{img: dockercise/busybox, run: echo fine}}
 """

@@ -90,6 +90,7 @@ def test_a_remote_stage_waits_for_the_library(bot: Bot, github: FakeGitHub) -> N
 lib: {remote: octo/lib@main, timeout: 90s}
 test: {img: dockercise/busybox, after: lib, run: echo built against the new lib}
 """
+    github.push("octo/lib", {"README": "lib\n"})  # a repository of the same installation
     app_sha = github.push("octo/app", {".dockercise.yml": app})
     assert bot.deliver("push", push_payload(github, "octo/app", app_sha), "app-remote") == 202
     time.sleep(2)

@@ -105,6 +105,7 @@ def start_bot(github: FakeGitHub, tmp_path: Path) -> Iterator[Callable[[dict[str
     yield start
     for bot in bots:
         bot.stop()
+        print(bot.output())  # shown when the test failed
 
 
 def _push(bot: Bot, github: FakeGitHub, repo: str, files: dict[str, str], **how: Any) -> str:
