@@ -1,4 +1,4 @@
-"""`dockercise keygen` and `dockercise encrypt NAME`: making `secure:` values (SPEC §5)."""
+"""`dockercise keygen` and `dockercise encrypt [--repo OWNER/REPO] NAME` (SPEC §5, §10)."""
 
 from __future__ import annotations
 
@@ -28,23 +28,32 @@ def keygen() -> None:
 
 
 @click.command()
+@click.option(
+    "--repo",
+    metavar="OWNER/REPO",
+    help="The repository whose bot builds may decrypt it (others refuse it).",
+)
 @click.argument("name")
-def encrypt(name: str) -> None:
+def encrypt(name: str, repo: str | None) -> None:
     """Encrypt a secret value read on stdin.
 
     Prints `NAME: secure:TOKEN`, encrypted with DOCKERCISE_SECRET_KEY, to
     paste into meta.secrets or an env item.  One trailing newline is dropped,
-    so `echo "$TOKEN" | dockercise encrypt NPM_TOKEN` works; every other byte
-    of the value is kept.
+    so `echo "$TOKEN" | dockercise encrypt --repo octo/app NPM_TOKEN` works;
+    every other byte of the value is kept.  With --repo only that
+    repository's bot builds decrypt it; without, only local runs and the
+    repositories the bot lists in DOCKERCISE_LEGACY_SECRETS do.
     """
     if not _VARIABLE_NAME.fullmatch(name):
         raise UsageError(
             f"'{name}' is not a variable name (letters, digits and _, not starting with a digit)"
         )
+    if repo is not None and not encryption.is_repository(repo):
+        raise UsageError(f"--repo {repo!r} is not a repository, like octo/app")
     value = _read_stdin()
     if not value:
         raise UsageError(f'no value on stdin (echo "$VALUE" | dockercise encrypt {name})')
-    token = encryption.encrypt(value, os.environ.get(encryption.KEY_VARIABLE))
+    token = encryption.encrypt(value, os.environ.get(encryption.KEY_VARIABLE), repo)
     click.echo(f"{name}: {encryption.SECURE_PREFIX}{token}")
 
 

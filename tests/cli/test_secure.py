@@ -9,7 +9,8 @@ import pytest
 from cryptography.fernet import Fernet
 
 from runner import pipeline
-from runner.encryption import KEY_VARIABLE, decrypt, decrypt_pipeline, generate_key
+from runner.encryption import KEY_VARIABLE, Audience, decrypt, decrypt_pipeline, generate_key
+from runner.errors import SecretInvalid
 from tests.cli.test_cli import run_cli
 from tests.conftest import WritePipeline
 
@@ -105,8 +106,19 @@ def test_printed_line_pastes_into_meta_secrets(
         (KEY, "\n", ["X"], "dockercise: no value on stdin"),
         (KEY, "v\n", ["MY TOKEN"], "dockercise: 'MY TOKEN' is not a variable name"),
         (KEY, "v\n", ["1X"], "dockercise: '1X' is not a variable name"),
+        (KEY, "v\n", ["--repo", "octo", "X"], "dockercise: --repo 'octo' is not a repository"),
+        (KEY, "v\n", ["--repo", "a/b/c", "X"], "dockercise: --repo 'a/b/c' is not a repository"),
     ],
-    ids=["no-key", "bad-key", "empty", "only-newline", "space-in-name", "digit-first"],
+    ids=[
+        "no-key",
+        "bad-key",
+        "empty",
+        "only-newline",
+        "space-in-name",
+        "digit-first",
+        "repo-without-owner",
+        "repo-too-deep",
+    ],
 )
 def test_encrypt_errors_exit_2_with_one_line(
     capsys: pytest.CaptureFixture[str],
@@ -140,3 +152,27 @@ def test_encrypt_without_name_is_a_usage_error(capsys: pytest.CaptureFixture[str
     code, _, err = run_cli(capsys, "encrypt")
     assert code == 2
     assert "Missing argument 'NAME'" in err
+
+
+def test_encrypt_with_repo_opens_in_that_repositorys_builds_only(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, with_key: str
+) -> None:
+    code, out, err = encrypt_cli(
+        capsys, monkeypatch, io.StringIO("tok\n"), "--repo", "octo/app", "NPM_TOKEN"
+    )
+    assert (code, err) == (0, "")
+    name, secure = out.rstrip("\n").split(": ", 1)
+    assert decrypt(name, secure, with_key, "test", Audience("octo/app", unbound=False)) == "tok"
+    assert decrypt(name, secure, with_key, "test") == "tok"  # a local run: any binding
+    with pytest.raises(SecretInvalid, match="encrypted for another repository"):
+        decrypt(name, secure, with_key, "test", Audience("octo/lib"))
+    _, unbound, _ = encrypt_cli(capsys, monkeypatch, io.StringIO("tok\n"), "NPM_TOKEN")
+    with pytest.raises(SecretInvalid, match="encrypted for no repository"):
+        decrypt(
+            name, unbound.strip().split(": ", 1)[1], with_key, "test", Audience("octo/app", False)
+        )
+
+
+def test_encrypt_help_names_the_repo_option(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run_cli(capsys, "encrypt", "--help")
+    assert code == 0 and "--repo OWNER/REPO" in out and "DOCKERCISE_LEGACY_SECRETS" in out
