@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import ipaddress
 import re
@@ -41,7 +42,8 @@ class Server:
         self.sock = socket.create_server(("127.0.0.1", 0))
         self.port = self.sock.getsockname()[1]
         self.stopping = False
-        threading.Thread(target=self._serve, daemon=True).start()
+        self.serving = threading.Thread(target=self._serve, daemon=True)
+        self.serving.start()
 
     def _serve(self) -> None:
         while not self.stopping:
@@ -84,8 +86,13 @@ class Server:
             connection.close()
 
     def close(self) -> None:
+        """Stop listening for real: a socket closed under a thread blocked in accept() would
+        keep listening (Linux), and its port would answer whoever is given it next."""
         self.stopping = True
+        with contextlib.suppress(OSError):
+            self.sock.shutdown(socket.SHUT_RDWR)  # wakes the accept() with an error
         self.sock.close()
+        self.serving.join(5)
 
 
 def _reply(raw: bytes) -> Callable[[socket.socket], None]:
