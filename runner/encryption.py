@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING
 
 from runner.errors import SecretInvalid
 from runner.model import Pipeline
+from runner.wording import quote
 
 if TYPE_CHECKING:  # cryptography costs 8 ms to import: only pipelines with secrets pay it
     from cryptography.fernet import Fernet
@@ -233,7 +234,7 @@ def decrypt_pipeline(pipeline: Pipeline, key: str | None, audience: Audience = L
             variables[name] = found
     literals: dict[tuple[str, str], str] = {}
     for stage in pipeline.stages.values():
-        where = f"{stage.file}:{stage.key_lines.get('env', stage.line)}, stage '{stage.name}'"
+        where = f"{stage.file}:{stage.key_lines.get('env', stage.line)}, stage {quote(stage.name)}"
         for item in stage.env:
             if item.value is not None and is_secure(item.value):
                 found = plain(item.name, item.value, where)

@@ -18,6 +18,7 @@ from functools import cache
 from importlib import resources
 from typing import Any
 
+from runner.downstream import count_problem, url_problem
 from runner.model import CODE
 from runner.wording import Suggester, describe, quote
 
@@ -378,3 +379,17 @@ def meta_problems(meta: Mapping[Any, Any], suggest: Suggester) -> Problems:
     if isinstance(meta.get("on"), dict):
         for why in _on_problems(meta["on"], suggest):
             yield "on", why
+    if _strings(meta.get("downstream")):
+        yield from _downstream_problems(meta["downstream"])
+
+
+def _downstream_problems(value: str | list[str]) -> Problems:
+    """At most 10 URLs, each https:// (http:// to a loopback host), readable one way (§10)."""
+    urls = [value] if isinstance(value, str) else value
+    why = count_problem(urls)
+    if why is not None:
+        yield "downstream", f"'meta.downstream' {why}"
+    for url in urls:
+        why = url_problem(url)
+        if why is not None:
+            yield "downstream", f"'meta.downstream' URL {quote(url)} {why}"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from runner import pipeline
 from runner.downstream import (
     MAX_URLS,
     Scheme,
@@ -13,6 +14,7 @@ from runner.downstream import (
     parse_target,
     url_problem,
 )
+from runner.errors import PipelineInvalid
 
 
 @pytest.mark.parametrize(
@@ -101,3 +103,26 @@ def test_at_most_ten_urls() -> None:
     urls = [f"https://h{i}.example/" for i in range(MAX_URLS + 1)]
     assert count_problem(urls[:MAX_URLS]) is None
     assert count_problem(urls) == "names 11 URLs; at most 10 are sent"
+
+
+def test_the_loader_reports_each_bad_url_at_its_line_and_keeps_the_good_ones() -> None:
+    text = (
+        "meta:\n"
+        "  downstream:\n"
+        "    - https://ci.example.com/webhooks/dockercise\n"
+        "    - http://ci.example.com/hook\n"
+        "a: {img: x}\n"
+    )
+    with pytest.raises(PipelineInvalid) as caught:
+        pipeline.load_texts({".dockercise.yml": text})
+    assert [str(p) for p in caught.value.problems] == [
+        ".dockercise.yml:2: 'meta.downstream' URL 'http://ci.example.com/hook' is not https://"
+        " (http:// only for a loopback host, for tests)"
+    ]
+    fine = text.replace("http://ci.example.com/hook", "http://127.0.0.1:8080/hook")
+    loaded = pipeline.load_texts({".dockercise.yml": fine})
+    assert loaded is not None
+    assert loaded.meta.downstream == (
+        "https://ci.example.com/webhooks/dockercise",
+        "http://127.0.0.1:8080/hook",
+    )

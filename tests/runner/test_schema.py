@@ -94,6 +94,10 @@ def test_examples_validate(schema: dict[str, Any], path: Path) -> None:
         {"meta": {"statuses": "all"}},
         {"meta": {"concurrency": 0}},
         {"meta": {"colour": "blue"}},
+        {"meta": {"downstream": "http://ci.example.com/"}},
+        {"meta": {"downstream": ["https://u:p@ci.example.com/"]}},
+        {"meta": {"downstream": "http://localhost.example.com/"}},
+        {"meta": {"downstream": [f"https://h{i}.example/" for i in range(11)]}},
     ],
 )
 def test_schema_rejects(schema: dict[str, Any], doc: dict[str, Any]) -> None:
@@ -107,6 +111,8 @@ def test_schema_rejects(schema: dict[str, Any], doc: dict[str, Any]) -> None:
         {"a": {"run": ["x", "y"], "img": "i", "env": ["A", {"B": 1, "C": True}], "timeout": 30}},
         {"a": {"timeout": "1h 30m", "retry": 0, "remote": "owner/repo@release/1.x"}},
         {"meta": {"on": {"push": {"branches": ["main"]}, "pull_request": True, "upstream": "o/r"}}},
+        {"meta": {"downstream": ["https://ci.example.com/hook?x=1", "http://127.0.0.1:8080/h"]}},
+        {"meta": {"downstream": "http://localhost"}},
     ],
 )
 def test_schema_accepts(schema: dict[str, Any], doc: dict[str, Any]) -> None:

@@ -124,8 +124,20 @@ META_CASES = [
     ("on: {upstream: 3}", "'meta.on.upstream' must be owner/repo or a list of them"),
     ("on: {upstream: [o/r, x]}", "'meta.on.upstream' must be owner/repo or a list of them"),
     ("on: {tag: true}", "unknown trigger 'tag' in 'meta.on'"),
-    ("downstream: 3", "'downstream' must be a URL or a list of URLs, not the number 3"),
-    ("downstream: [{url: x}]", "'downstream' must be a URL or a list of URLs, not a list"),
+    ("downstream: 3", "'downstream' must be an https:// URL or a list of at most 10, not the n"),
+    ("downstream: [{url: x}]", "'downstream' must be an https:// URL or a list of at most 10, not"),
+    (
+        "downstream: http://ci.example.com/",
+        "'meta.downstream' URL 'http://ci.example.com/' is not https:// (http:// only for a"
+        " loopback host, for tests)",
+    ),
+    ("downstream: [file:///dev/zero]", "URL 'file:///dev/zero' is not an absolute https:// URL"),
+    ("downstream: ['https://u:p@h.example/']", "'https://u:p@h.example/' holds a user name"),
+    ('downstream: "https://h.example/\\nX: y"', "URL 'https://h.example/\\nX: y' has spaces"),
+    (
+        "downstream: [" + ", ".join(f"'https://h{i}.example/'" for i in range(11)) + "]",
+        "'meta.downstream' names 11 URLs; at most 10 are sent",
+    ),
 ]
 
 
