@@ -19,7 +19,7 @@ from bot import statuses
 from bot.checkout import Mirrors
 from bot.github_api import GitHubApp, Installation
 from bot.jobs import Job, JobKind, new_build_id
-from bot.policy import restrictions
+from bot.policy import allowance
 from bot.remotes import scope_remotes
 from bot.settings import Settings
 from bot.state import StateStore
@@ -187,17 +187,18 @@ class Builder:
                 log.exception("cannot post the error status of %s", job.id)
         return "error"
 
+    def _invalid(self, job: Job, installation: Installation, e: PipelineInvalid) -> str:
+        first = str(e.problems[0])
+        more = f" (+{len(e.problems) - 1} more)" if len(e.problems) > 1 else ""
+        status = statuses.CommitStatus("failure", statuses.fit(f"pipeline invalid: {first}{more}"))
+        installation.post_status(job.repo, job.sha, status)
+        return "failure"
+
     def _run(self, job: Job, workdir: Path, installation: Installation, masker: Masker) -> str:
         try:
             loaded = pipelines.load(workdir, allow_symlinks=False)  # SPEC §10
         except PipelineInvalid as e:
-            first = str(e.problems[0])
-            more = f" (+{len(e.problems) - 1} more)" if len(e.problems) > 1 else ""
-            status = statuses.CommitStatus(
-                "failure", statuses.fit(f"pipeline invalid: {first}{more}")
-            )
-            installation.post_status(job.repo, job.sha, status)
-            return "failure"
+            return self._invalid(job, installation, e)
         if loaded is None:
             return "none"  # no pipeline: no status at all
         on = loaded.meta.on
@@ -211,11 +212,16 @@ class Builder:
             return "filtered"
         watching = job.kind is JobKind.WATCH
         running = None if watching else _post_meanwhile(installation, job, "build running")
+        run: RunResult | PipelineInvalid
         try:
             run = self._engine_run(job, loaded, workdir, installation, masker)
+        except PipelineInvalid as e:  # more stages than the operator allows
+            run = e
         finally:
             if running is not None:  # whatever comes next is posted after it
                 _settle(running, job)
+        if isinstance(run, PipelineInvalid):
+            return self._invalid(job, installation, run)
         if watching:
             return self._compare_watch(job, run)
         final = statuses.for_run(run, results_url(self.settings.public_url, job.repo, run.id))
@@ -263,6 +269,9 @@ class Builder:
         masker.add(*secrets.values())
         # A fork's build names secrets it will not get: its stages fail (restrictions), not the run.
         placeholders = {name: "" for name in loaded.meta.secrets} if job.fork else {}
+        allowed = allowance(
+            loaded, job.fork, self.settings.allowed_host_paths, self.settings.limits
+        )
         options = RunOptions(
             targets=list(job.targets),
             variables=[secrets.variables, placeholders],
@@ -275,7 +284,7 @@ class Builder:
             },
             trigger={"kind": job.kind.value, **job.trigger},
             changed=list(job.changed) if job.changed is not None else None,
-            denied=restrictions(loaded, job.fork, self.settings.allowed_host_paths),
+            denied=allowed.denied,
             remote=scope_remotes(
                 self.state,
                 loaded,
@@ -283,6 +292,8 @@ class Builder:
                 self.github.installation_id_of,
                 installation.default_branch,
             ),
+            limits=allowed.limits,
+            build_network=allowed.build_network,
         )
         plan = prepare(loaded, options)
         store = open_store(

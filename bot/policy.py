@@ -1,17 +1,65 @@
-"""What a bot build may not do, decided before anything runs (pure; SPEC §4, §5).
+"""What a bot build may have and may not do, decided before anything runs (pure; SPEC §4,
+§5, §10).
 
 A pull request from a fork gets neither secrets nor host volumes, and no bot
 build mounts a host path outside `DOCKERCISE_ALLOWED_HOST_PATHS`: the stages
-that want one fail before they start, saying why, while the rest run.
+that want one fail before they start, saying why, while the rest run.  Every
+bot build runs under the operator's limits (`allowance`), and a worker short
+of disk takes no build at all (`room_for_build`).
 """
 
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 
+from runner.limits import Limits, format_size
 from runner.model import MountKind, Pipeline
 
-__all__ = ["FORK_SECRETS", "restrictions"]
+__all__ = [
+    "BUILD_NETWORK",
+    "FORK_SECRETS",
+    "BuildAllowance",
+    "allowance",
+    "restrictions",
+    "room_for_build",
+]
+
+BUILD_NETWORK = "none"
+"""The network of a bot build's image builds: none at all (SPEC §10: none beyond its own)."""
+
+
+@dataclass(frozen=True)
+class BuildAllowance:
+    """Everything a bot build gets from the policy, for its RunOptions."""
+
+    denied: dict[str, str]
+    """Stage -> why it fails before it starts (`restrictions`)."""
+    limits: Limits
+    build_network: str
+
+
+def allowance(
+    pipeline: Pipeline, fork: bool, allowed_host_paths: tuple[str, ...], limits: Limits
+) -> BuildAllowance:
+    """What one bot build may have: its stages' restrictions, the operator's limits, and
+    no network for its image builds."""
+    return BuildAllowance(restrictions(pipeline, fork, allowed_host_paths), limits, BUILD_NETWORK)
+
+
+def room_for_build(free: int, limits: Limits) -> str | None:
+    """Why a worker with `free` bytes under its data directory takes no build now, or None.
+
+    Below DOCKERCISE_MIN_FREE a build would likely fail half-way for want of
+    disk, and fill what is left; it waits on the queue for a worker with room.
+    """
+    if limits.min_free is None or free >= limits.min_free:
+        return None
+    return (
+        f"only {format_size(free)} free under the data directory, less than"
+        f" DOCKERCISE_MIN_FREE ({format_size(limits.min_free)}): taking no build"
+    )
+
 
 FORK_SECRETS = "secrets are not available to pull requests from forks"
 

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 import socket
 import sqlite3
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -24,6 +26,7 @@ from bot.checkout import Mirrors
 from bot.github_api import GitHubApp
 from bot.jobs import Job
 from bot.outgoing import downstream_jobs, downstream_targets, send_event
+from bot.policy import room_for_build
 from bot.reaper import Reaper
 from bot.schedules import Scheduler
 from bot.sending import DeliveryRefused
@@ -59,8 +62,37 @@ class _SqliteHuey(SqliteHuey):  # type: ignore[misc]
     storage_class = _SqliteStorage
 
 
+REQUEUE_AFTER = 10
+"""Seconds a build waits on the queue when a worker has too little disk to take it."""
+WARN_EVERY = 60.0
+"""Seconds between two warnings that a worker is short of disk."""
+
+
 def worker_name() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
+
+
+class _DiskWatermark:
+    """Whether this worker has the room to take a build; warns at most once a minute."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._lock = threading.Lock()
+        self._warned = float("-inf")
+
+    def short(self) -> bool:
+        try:
+            free = shutil.disk_usage(self.settings.data_dir).free
+        except OSError:  # cannot tell: the build will say what is wrong
+            return False
+        why = room_for_build(free, self.settings.limits)
+        if why is None:
+            return False
+        with self._lock:
+            if time.monotonic() - self._warned >= WARN_EVERY:
+                self._warned = time.monotonic()
+                log.warning("%s; builds wait on the queue", why)
+        return True
 
 
 def make_queue(settings: Settings) -> BotQueue:
@@ -93,8 +125,13 @@ def make_queue(settings: Settings) -> BotQueue:
         for url in downstream_targets(own_url, downstream, settings.downstream_secret is not None):
             send(url, event, True)
 
+    watermark = _DiskWatermark(settings)
+
     @huey.task(name="build")
     def build(job_json: str) -> None:
+        if watermark.short():  # not taken: back on the queue, for this worker or another
+            build.schedule((job_json,), delay=REQUEUE_AFTER)
+            return
         Builder(settings, github, state, worker_name(), enqueue, notify).build(
             Job.from_json(job_json)
         )

@@ -8,7 +8,6 @@ with a message naming it, rather than failing on the first webhook.
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,6 +15,7 @@ from pathlib import Path
 from bot.destinations import Allowance, AllowanceInvalid, parse_allowance
 from runner.encryption import is_repository
 from runner.errors import DockerciseError
+from runner.limits import Limits, limits_from_env, parse_size
 
 __all__ = ["Settings", "SettingsInvalid", "load_settings"]
 
@@ -48,6 +48,8 @@ class Settings:
     """Seconds without a heartbeat after which a running build's worker is taken for dead."""
     keep_days: int = 30
     """Days the state remembers a finished build (and so deduplicates its delivery)."""
+    limits: Limits = field(default_factory=Limits.defaults)
+    """The operator's limits on every bot build (SPEC §10), defaults filled in."""
     environ: Mapping[str, str] = field(default_factory=dict, repr=False, compare=False)
     """The environment these settings were read from, for the libraries' own settings
     (a remote results store's spool); passed on rather than read again from the process."""
@@ -89,19 +91,17 @@ def _int(env: Mapping[str, str], name: str, problems: list[str], default: int | 
     return value
 
 
-_UNITS = {"": 1, "k": 1024, "m": 1024**2, "g": 1024**3, "t": 1024**4}
-
-
 def _size(env: Mapping[str, str], name: str, problems: list[str], default: int) -> int:
-    """`20g`, `512m`, `1048576`: bytes, the units powers of 1024 (as Docker's `--memory`)."""
-    raw = (env.get(name) or "").strip().lower()
+    """`20g`, `512m`, `1048576`: bytes, the units powers of 1024 (as Docker's `--memory`),
+    read as the limits are (`runner.limits.parse_size`)."""
+    raw = (env.get(name) or "").strip()
     if not raw:
         return default
-    match = re.fullmatch(r"(\d{1,15})([kmgt]?)b?", raw)
-    if match is None:
+    try:
+        return parse_size(raw)
+    except ValueError:
         problems.append(f"{name} must be a size like 20g, 512m or 1048576, not '{raw}'")
         return 0
-    return int(match[1]) * _UNITS[match[2]]
 
 
 def _private_key(env: Mapping[str, str], problems: list[str]) -> str:
@@ -166,6 +166,8 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
             " the events could forge GitHub's deliveries with it (unset it to send no"
             " meta.downstream events)"
         )
+    limits, wrong = limits_from_env(env, defaults=True)
+    problems += wrong
     if problems:
         raise SettingsInvalid(problems)
     return Settings(
@@ -183,6 +185,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         workers=workers,
         stale_after=float(stale_after),
         keep_days=keep_days,
+        limits=limits,
         environ=dict(env),
         mirror_max=mirror_max,
         legacy_secrets=legacy,

@@ -47,12 +47,14 @@ def for_run(run: RunResult, target_url: str | None) -> CommitStatus:
         text += "; failed: " + ", ".join(_why(r) for r in failed)
     if broken:
         text += "; error: " + ", ".join(_why(r) for r in broken)
+    if run.reason is not None:  # stopped by a limit (`build time limit`), whatever else failed
+        text += f"; cancelled ({run.reason})"
     if broken:
         state = "error"
     elif failed:
         state = "failure"
     elif run.status is Status.CANCELLED:
-        state, text = "error", text + "; cancelled"
+        state, text = "error", text if run.reason is not None else text + "; cancelled"
     else:
         state = "success"
     return CommitStatus(state, fit(text), target_url=target_url)

@@ -22,6 +22,8 @@ from cli.options import (
 )
 from runner import encryption, recovery
 from runner.engine import Engine, RunOptions, prepare
+from runner.errors import UsageError
+from runner.limits import limits_from_env
 from runner.masking import Masker
 from runner.outcome import Status
 from runner.store import ResultStore, open_store
@@ -78,10 +80,14 @@ def run(
     quiet: bool,
 ) -> None:
     """Run the pipeline (or only TARGETS and what they need), each stage in its own container."""
+    environ = dict(os.environ)
+    # Local runs have only the limits their environment sets (SPEC §10).
+    limits, wrong = limits_from_env(environ, defaults=False)
+    if wrong:
+        raise UsageError("; ".join(wrong))
     loaded = load(directory, files)
     if loaded is None:
         return
-    environ = dict(os.environ)
     secrets = encryption.decrypt_pipeline(loaded, environ.get(encryption.KEY_VARIABLE))
     from_files: dict[str, str] = {}
     for env_file in env_files:
@@ -93,6 +99,7 @@ def run(
         literals=secrets.literals,
         masker=Masker(secrets.values()),
         changed=_changed(loaded.root, changed, since),
+        limits=limits,
     )
     plan = prepare(loaded, options)
     store = open_store(results, loaded.root, environ)

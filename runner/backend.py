@@ -24,6 +24,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Protocol
 
+from runner.limits import Resources
 from runner.plan import ContainerSpec
 
 __all__ = ["ContainerBackend", "Kind", "Labelled", "Stream"]
@@ -71,17 +72,24 @@ class ContainerBackend(Protocol):
         output: Callable[[str], None],
         hidden: Sequence[str] = (),
         labels: Mapping[str, str] | None = None,
+        resources: Resources | None = None,
+        network: str | None = None,
+        timeout: float | None = None,
     ) -> None:
         """Build `context` with `dockerfile` into `tag`; `output` gets the builder's text.
 
         The image belongs to the run: `remove_run` removes it.  `hidden` paths
         of the context are never read.  The image carries `labels` (its
-        owner's, `runner.ownership`) besides the run's own.  BuildFailed with
-        the builder's message.
+        owner's, `runner.ownership`) besides the run's own.  The build's
+        containers get `resources` (memory and CPUs) and the `network` mode
+        (None: the engine's default); a build running past `timeout` seconds
+        is stopped.  BuildFailed with the builder's message (`timeout` when
+        stopped at its timeout).
         """
 
     def create(self, spec: ContainerSpec) -> str:
-        """Create the container (labelled with `spec.labels`), not started; its id.
+        """Create the container (labelled with `spec.labels`, limited by `spec.resources`),
+        not started; its id.
 
         No output written after `start` may be lost: a backend attaches here
         (Docker) or reads the logs from the very beginning.
@@ -94,6 +102,10 @@ class ContainerBackend(Protocol):
 
     def wait(self, container: str) -> int:
         """The exit code, once the container has ended (137 when killed)."""
+
+    def disk_usage(self, container: str) -> int | None:
+        """Bytes the container wrote outside its mounts (its own writable layer), or None
+        when the engine cannot tell.  Asked every few seconds under a disk limit."""
 
     def kill(self, container: str) -> None:
         """Stop the container at once (no grace period); never raises, even when it is gone."""

@@ -10,8 +10,10 @@ Podman answers the same API: point DOCKER_HOST at its socket.
 from __future__ import annotations
 
 import contextlib
+import math
 import re
 import threading
+import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from pathlib import Path
@@ -21,11 +23,19 @@ import docker
 import docker.errors
 import docker.utils
 import requests.exceptions
-from docker.types import Mount
+import urllib3.exceptions
+from docker.types import LogConfig, Mount
 from docker.utils import parse_repository_tag
 
 from runner.backend import Kind, Labelled, Stream
-from runner.errors import BuildFailed, ContainerFailed, EngineUnavailable, ImageUnavailable
+from runner.errors import (
+    BuildFailed,
+    BuildTimedOut,
+    ContainerFailed,
+    EngineUnavailable,
+    ImageUnavailable,
+)
+from runner.limits import Resources
 from runner.ownership import blank_labels
 from runner.plan import ContainerSpec
 
@@ -48,6 +58,26 @@ def _context_archive(context: Path, dockerfile: str, hidden: Sequence[str]) -> I
         exclude += [line for line in lines if line and not line.startswith("#")]
     archive = docker.utils.tar(context, exclude=exclude, dockerfile=(dockerfile, None))
     return cast("IO[bytes]", archive)  # a temporary file, since no fileobj is given
+
+
+def _host_limits(resources: Resources) -> dict[str, Any]:
+    """A stage container's limits as `create_host_config` takes them.
+
+    Swap is capped at the memory itself (no swap beyond it).  The engine's
+    own copy of the output is not kept at all when the log is limited: this
+    adapter reads the output through `attach`, which any log driver serves,
+    so a container printing without end cannot fill the engine's disk.
+    """
+    limits: dict[str, Any] = {}
+    if resources.memory is not None:
+        limits.update(mem_limit=resources.memory, memswap_limit=resources.memory)
+    if resources.cpus is not None:
+        limits["nano_cpus"] = int(resources.cpus * 1e9)
+    if resources.pids is not None:
+        limits["pids_limit"] = resources.pids
+    if resources.log is not None:
+        limits["log_config"] = LogConfig(type=LogConfig.types.NONE)
+    return limits
 
 
 def _explain(e: Exception) -> str:
@@ -85,6 +115,7 @@ class Containers:
         self._remover = ThreadPoolExecutor(max_workers=2, thread_name_prefix="remove")
         self._removals: list[Future[None]] = []
         self._built: set[str] = set()  # runs that built images
+        self._ncpu: int | None = None  # the engine's CPUs, once a build needs to know
 
     def ensure_image(self, image: str, progress: Callable[[str], None]) -> None:
         """Pull the image when the engine lacks it; ImageUnavailable when that is impossible."""
@@ -127,20 +158,35 @@ class Containers:
         output: Callable[[str], None],
         hidden: Sequence[str] = (),
         labels: Mapping[str, str] | None = None,
+        resources: Resources | None = None,
+        network: str | None = None,
+        timeout: float | None = None,
     ) -> None:
         """Build and tag an image; BuildFailed with the builder's message when a step fails.
 
         The image is labelled with the run, so remove_run() removes it; the
         layers of a failed build are removed here, since nothing tags them.
-        `hidden` paths of the context are never sent to the engine.
+        `hidden` paths of the context are never sent to the engine.  The
+        classic builder takes memory and a CPU set (not a CPU quota): a build
+        limited to N CPUs runs on the engine's first N.  Past `timeout` the
+        connection is dropped, which stops the build in the engine.
         """
         layers: list[str] = []
         archive: IO[bytes] | None = None
         with self._lock:
             self._built.add(run_id)
+        deadline = None if timeout is None else time.monotonic() + timeout
+        options: dict[str, Any] = {}
+        if resources is not None:
+            options["container_limits"] = self._build_limits(resources)
+        if network is not None:
+            options["network_mode"] = network
+        if timeout is not None:  # no answer for that long: the read ends (the build is stuck)
+            options["timeout"] = max(timeout, 1.0)
+        events = None
         try:
             archive = _context_archive(context, dockerfile, hidden)
-            for event in self.api.build(
+            events = self.api.build(
                 fileobj=archive,
                 custom_context=True,
                 dockerfile=dockerfile,
@@ -150,7 +196,11 @@ class Containers:
                 decode=True,
                 # Over the Dockerfile's own LABELs: a Dockerfile cannot pose as another owner.
                 labels={**blank_labels(), **(labels or {}), "dockercise.run": run_id},
-            ):
+                **options,
+            )
+            for event in events:
+                if deadline is not None and time.monotonic() > deadline:
+                    raise BuildTimedOut()
                 text = event.get("stream", "")
                 if text:
                     output(text)
@@ -160,14 +210,38 @@ class Containers:
         except BuildFailed:
             self._forget_layers(layers)
             raise
-        except (docker.errors.DockerException, requests.exceptions.RequestException) as e:
+        except (
+            docker.errors.DockerException,
+            requests.exceptions.RequestException,
+            urllib3.exceptions.HTTPError,
+        ) as e:
             self._forget_layers(layers)
+            if deadline is not None and time.monotonic() >= deadline:  # the read timed out
+                raise BuildTimedOut() from None
             raise BuildFailed(f"build failed: {_explain(e)}") from None
         except OSError as e:  # the context cannot be read
             raise BuildFailed(f"build failed: cannot read the build context: {e}") from None
         finally:
+            if events is not None:
+                events.close()  # dropping the connection stops a build that is cut short
             if archive is not None:
                 archive.close()
+
+    def _build_limits(self, resources: Resources) -> dict[str, Any]:
+        """`container_limits` of a build: memory and swap alike, and a CPU set."""
+        limits: dict[str, Any] = {}
+        if resources.memory is not None:
+            limits.update(memory=resources.memory, memswap=resources.memory)
+        if resources.cpus is not None:
+            wanted = max(1, math.ceil(resources.cpus))
+            if self._ncpu is None:
+                with contextlib.suppress(
+                    docker.errors.DockerException, requests.exceptions.RequestException
+                ):
+                    self._ncpu = int(self.api.info()["NCPU"])
+            if self._ncpu is None or wanted < self._ncpu:
+                limits["cpusetcpus"] = f"0-{wanted - 1}"
+        return limits
 
     def _forget_layers(self, layers: list[str]) -> None:
         if layers:  # removing the last layer removes its untagged parents too
@@ -185,6 +259,7 @@ class Containers:
                     for b in spec.binds
                 ],
                 network_mode=spec.network,
+                **_host_limits(spec.resources),
             )
             created = self.api.create_container(
                 spec.image,
@@ -231,6 +306,15 @@ class Containers:
         except (docker.errors.DockerException, requests.exceptions.RequestException) as e:
             raise ContainerFailed(f"the container failed: {_explain(e)}") from None
         return int(result.get("StatusCode", -1))
+
+    def disk_usage(self, container: str) -> int | None:
+        """The container's `SizeRw` (the engine walks its writable layer to tell)."""
+        try:
+            found = self.api.containers(all=True, size=True, filters={"id": container})
+        except (docker.errors.DockerException, requests.exceptions.RequestException):
+            return None
+        size = found[0].get("SizeRw") if found else None
+        return int(size) if isinstance(size, int) else None
 
     def kill(self, container: str) -> None:
         with contextlib.suppress(

@@ -14,7 +14,7 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
-import threading
+import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
@@ -23,8 +23,9 @@ from typing import Any, Protocol
 
 from runner import dag
 from runner.backend import ContainerBackend
-from runner.errors import StoreUnavailable
+from runner.errors import PipelineInvalid, Problem, StoreUnavailable
 from runner.execution import DEFAULT_TIMEOUT, StageExecutor, backoff
+from runner.limits import Limits, capped_timeout, too_many_stages
 from runner.masking import Masker
 from runner.model import Pipeline, Stage, When
 from runner.outcome import RunResult, StageResult, Status, new_run_id, now
@@ -33,7 +34,7 @@ from runner.plan import RunDirs, paths_match, resolve_external
 from runner.recovery import OWNER_FILE, RunRecord, write_record
 from runner.remote import RemoteWaits, RemoteWatcher
 from runner.store import ResultStore
-from runner.supervisor import Interrupt, Supervisor
+from runner.supervisor import INTERRUPTED, Interrupt, Stop, Supervisor
 
 __all__ = ["TICK", "Engine", "Reporter", "RunOptions", "RunPlan", "decide", "prepare"]
 
@@ -76,6 +77,10 @@ class RunOptions:
     """
     remote: RemoteWatcher | None = None
     """Answers `remote` stages (the bot's received events); None fails them."""
+    limits: Limits = field(default_factory=Limits)
+    """The operator's limits (SPEC §10): every bot build's, a local run's when set."""
+    build_network: str | None = None
+    """The network mode of image builds; None: the engine's default (local runs)."""
 
 
 _FAILED = {Status.FAILURE: "failed", Status.ERROR: "errored", Status.CANCELLED: "was cancelled"}
@@ -112,8 +117,14 @@ def decide(stage: Stage, deps: Mapping[str, StageResult]) -> str | None:
     return None
 
 
+BUILD_TIME_LIMIT = "build time limit"
+"""The reason of the stages a run cancels when it runs past DOCKERCISE_MAX_BUILD_TIME."""
+
+
 def _concurrency(pipeline: Pipeline, options: RunOptions) -> int:
-    return options.concurrency or pipeline.meta.concurrency or max(2, os.cpu_count() or 2)
+    wanted = options.concurrency or pipeline.meta.concurrency or max(2, os.cpu_count() or 2)
+    cap = options.limits.build_concurrency
+    return wanted if cap is None else min(wanted, cap)
 
 
 class Engine:
@@ -204,9 +215,14 @@ class RunPlan:
 def prepare(pipeline: Pipeline, options: RunOptions) -> RunPlan:
     """Select the targets' stages and resolve external variables (pure).
 
-    Raises UsageError (unknown target) or MissingVariables: exit 2, nothing started.
+    Raises UsageError (unknown target), PipelineInvalid (more stages than
+    `max_stages`) or MissingVariables: exit 2, nothing started.
     """
     selected = dag.select(pipeline.deps, options.targets)
+    too_many = too_many_stages(len(selected), options.limits)
+    if too_many is not None:
+        where = pipeline.files[0] if pipeline.files else ""
+        raise PipelineInvalid([Problem(where, 0, None, too_many)])
     external = resolve_external(pipeline, selected, options.variables)
     deps = {n: pipeline.deps[n] & selected for n in selected}
     return RunPlan(pipeline, options, deps, dag.order(deps), external)
@@ -231,13 +247,15 @@ class _Run:
         self.run = run
         self.deps = plan.deps
         self.order = plan.order
-        self.cancel = threading.Event()
+        self.cancel = Stop()
         self.interrupted = engine.interrupt
         self.saved = False
         """run.json is in the store."""
         self.remote = RemoteWaits(run.id, plan.options.remote)
         stages = [self.pipeline.stages[n] for n in plan.deps]
         self.supervisor = Supervisor(engine.backend)
+        budget = plan.options.limits.max_build_time
+        self.deadline = None if budget is None else time.monotonic() + budget
         self.executor = StageExecutor(
             pipeline=plan.pipeline,
             run_id=run.id,
@@ -255,6 +273,9 @@ class _Run:
             cancel=self.cancel,
             retry_pause=engine.retry_pause,
             labels=labels,
+            limits=plan.options.limits,
+            build_network=plan.options.build_network,
+            run_deadline=self.deadline,
         )
 
     def save_run(self) -> None:
@@ -276,7 +297,11 @@ class _Run:
             try:
                 while pending or running or self.remote:
                     if self.interrupted.requested:
-                        self.interrupt(pending, running)
+                        self.stop(INTERRUPTED, pending, running)
+                        break
+                    if self.deadline is not None and time.monotonic() >= self.deadline:
+                        self.run.reason = BUILD_TIME_LIMIT
+                        self.stop(BUILD_TIME_LIMIT, pending, running)
                         break
                     for name in self.ready(pending, limit - len(running)):
                         stage = self.pipeline.stages[name]
@@ -323,7 +348,8 @@ class _Run:
             if why is None and not paths_match(stage.paths, self.options.changed):
                 why = "no changed file matches 'paths'"
             if why is None and stage.remote is not None:
-                timeout = stage.timeout or self.pipeline.meta.timeout or DEFAULT_TIMEOUT
+                wanted = stage.timeout or self.pipeline.meta.timeout or DEFAULT_TIMEOUT
+                timeout, _ = capped_timeout(wanted, self.options.limits)
                 waiting = self.remote.add(stage, timeout)
                 self.run.stages[name] = waiting
                 self.store.write_json(self.run.id, f"{name}.json", waiting.to_json())
@@ -337,14 +363,20 @@ class _Run:
                 self.finish(skipped)
         return started
 
-    def interrupt(self, pending: list[str], running: dict[Future[StageResult], str]) -> None:
-        """Ctrl-C: stop every container, mark what never started, wait for the rest to end."""
-        self.cancel.set()
+    def stop(
+        self, reason: str, pending: list[str], running: dict[Future[StageResult], str]
+    ) -> None:
+        """Ctrl-C or a limit: stop every container, mark what never started, wait for the rest.
+
+        Every stage that had not finished ends `cancelled` with `reason`.
+        """
+        self.cancel.stop(reason)
         self.supervisor.stop_all()
-        for result in self.remote.cancel():
+        for result in self.remote.cancel(self.cancel.reason):
             self.finish(result)
         for name in pending:
-            self.finish(StageResult(name, Status.CANCELLED, "run interrupted"))
+            self.finish(StageResult(name, Status.CANCELLED, self.cancel.reason))
+        pending.clear()
         while running:
             done, _ = wait(running, timeout=0.5)
             for future in done:

@@ -12,6 +12,7 @@ from runner.wording import escape, quote
 
 __all__ = [
     "BuildFailed",
+    "BuildTimedOut",
     "ContainerFailed",
     "CycleError",
     "DockerciseError",
@@ -36,6 +37,13 @@ class ImageUnavailable(ContainerFailed):
 
 class BuildFailed(Exception):
     """A stage's Dockerfile did not build; the message is the builder's, the stage fails."""
+
+
+class BuildTimedOut(BuildFailed):
+    """A stage's image build ran past the stage's timeout and was stopped (reason `timeout`)."""
+
+    def __init__(self) -> None:
+        super().__init__("timeout")
 
 
 class DockerciseError(Exception):

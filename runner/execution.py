@@ -11,22 +11,24 @@ import contextlib
 import errno
 import os
 import shutil
-import threading
+import time
 import zipfile
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import BinaryIO, Protocol
+from typing import Protocol
 
 from runner.backend import ContainerBackend, Stream
 from runner.durations import format_duration
 from runner.errors import BuildFailed, ContainerFailed, StoreUnavailable
+from runner.guards import DISK_LIMIT, CappedLog, CappedWriter, log_cut_note, volume_size
+from runner.limits import Limits, capped_timeout, format_size
 from runner.masking import LineSplitter, Masker
 from runner.model import CODE, Pipeline, Stage
 from runner.outcome import StageResult, Status, now
 from runner.plan import HIDDEN_IN_CODE, ContainerSpec, RunDirs, build_context, container_spec
 from runner.store import ResultStore
-from runner.supervisor import OutputSink, Supervisor
+from runner.supervisor import Guard, OutputSink, Stop, Supervisor
 
 __all__ = ["DEFAULT_TIMEOUT", "StageExecutor", "StageReporter", "backoff"]
 
@@ -65,11 +67,16 @@ class StageExecutor:
     literals: Mapping[tuple[str, str], str]
     denied: Mapping[str, str]
     checks: set[str]
-    cancel: threading.Event
+    cancel: Stop
     retry_pause: Callable[[int], float] = backoff
     """Seconds to wait after a failed attempt (tests make it 0)."""
     labels: Mapping[str, str] = field(default_factory=dict)
     """The run's and its owner's, on every container and image it makes (`runner.recovery`)."""
+    limits: Limits = field(default_factory=Limits)
+    build_network: str | None = None
+    """The network mode of image builds (None: the engine's default)."""
+    run_deadline: float | None = None
+    """When (time.monotonic) the run's build time is up; the engine stops it then."""
     outputs: dict[str, str] = field(default_factory=dict)
 
     def execute(self, stage: Stage) -> StageResult:
@@ -81,17 +88,25 @@ class StageExecutor:
         result = StageResult(stage.name, Status.RUNNING, started=now(), image=stage.img)
         self.store.write_json(self.run_id, f"{stage.name}.json", result.to_json())
         self.reporter.stage_started(stage.name)
-        log = None if stage.no_log else self.store.open_log(self.run_id, stage.name)
+        log = (
+            None
+            if stage.no_log
+            else CappedLog(self.store.open_log(self.run_id, stage.name), self.limits.max_log)
+        )
         try:
             if stage.name in self.denied:
                 result.status, result.reason = Status.FAILURE, self.denied[stage.name]
                 self._note(stage, log, self.denied[stage.name])
                 return result
+            wanted = stage.timeout or self.pipeline.meta.timeout or DEFAULT_TIMEOUT
+            timeout, cut = capped_timeout(wanted, self.limits)
+            if cut is not None:
+                self._note(stage, log, cut)
             for attempt in range(1, stage.retry + 2):
                 result.attempts = attempt
                 if stage.retry:
                     self._note(stage, log, f"--- attempt {attempt} ---", bare=True)
-                self._attempt(stage, result, log)
+                self._attempt(stage, result, log, timeout)
                 if not result.status.bad or attempt > stage.retry or self.cancel.is_set():
                     break
                 pause = self.retry_pause(attempt)
@@ -109,13 +124,15 @@ class StageExecutor:
                 result.logs = f"{stage.name}.log"
             result.finished = now()
         if self.cancel.is_set() and result.status is not Status.SUCCESS:
-            result.status, result.reason = Status.CANCELLED, "run interrupted"
+            result.status, result.reason = Status.CANCELLED, self.cancel.reason
         return result
 
-    def _attempt(self, stage: Stage, result: StageResult, log: BinaryIO | None) -> None:
+    def _attempt(
+        self, stage: Stage, result: StageResult, log: CappedLog | None, timeout: float
+    ) -> None:
         result.exit_code = result.reason = None
         try:
-            self._run(stage, result, log)
+            self._run(stage, result, log, timeout)
         except BuildFailed as e:
             result.status, result.reason = Status.FAILURE, self.masker(str(e))
         except ContainerFailed as e:
@@ -133,10 +150,10 @@ class StageExecutor:
         if result.status is Status.ERROR:
             self._note(stage, log, str(result.reason))
 
-    def _note(self, stage: Stage, log: BinaryIO | None, text: str, bare: bool = False) -> None:
+    def _note(self, stage: Stage, log: CappedLog | None, text: str, bare: bool = False) -> None:
         text = self.masker(text)
         if log is not None:
-            log.write((text if bare else f"dockercise: {text}").encode() + b"\n")
+            log.note(text if bare else f"dockercise: {text}")
             log.flush()
         if not stage.no_log:
             self.reporter.stage_note(stage.name, text)
@@ -151,6 +168,7 @@ class StageExecutor:
             self.outputs,
             self.extra_env,
             self.literals,
+            self.limits.resources,
         )
         spec.labels = {**self.labels, **spec.labels}
         return spec
@@ -162,10 +180,14 @@ class StageExecutor:
         volume.chmod(0o777)  # the image's own user may not be root
         return volume
 
-    def _run(self, stage: Stage, result: StageResult, log: BinaryIO | None) -> None:
+    def _run(
+        self, stage: Stage, result: StageResult, log: CappedLog | None, timeout: float
+    ) -> None:
+        """One attempt; `timeout` covers the image build and the container together."""
+        deadline = time.monotonic() + timeout
         volume = self._fresh_volume(stage)
         if stage.build is not None:
-            self._build(stage, log)
+            self._build(stage, log, timeout)
         if stage.run is None:
             if stage.build is None:
                 self._note(stage, log, "nothing to do")
@@ -179,13 +201,13 @@ class StageExecutor:
         if not spec.built:
             self.backend.ensure_image(spec.image, lambda text: self._note(stage, log, text))
         if self.cancel.is_set():
-            result.status, result.reason = Status.CANCELLED, "run interrupted"
+            result.status, result.reason = Status.CANCELLED, self.cancel.reason
             return
         stdout_path = self.dirs.stdout(stage.name)
         with stdout_path.open("wb") as stdout:
-            sink, flush = self._sink(stage, log, stdout)
-            timeout = stage.timeout or self.pipeline.meta.timeout or DEFAULT_TIMEOUT
-            exit = self.supervisor.run(spec, sink, timeout)
+            sink, flush = self._sink(stage, log, CappedWriter(stdout, self.limits.max_log))
+            left = max(deadline - time.monotonic(), 0.0)
+            exit = self.supervisor.run(spec, sink, left, self._disk_guard(volume))
             flush()
         os.replace(stdout_path, self.dirs.out / stage.name)
         with (self.dirs.out / stage.name).open("rb") as produced:
@@ -197,8 +219,15 @@ class StageExecutor:
         result.exit_code = exit.code
         if stage.name in self.checks:
             result.check = exit.code == 0
+        over = exit.limit == DISK_LIMIT or (
+            self.limits.stage_disk is not None
+            and volume_size(volume, self.limits.stage_disk) > self.limits.stage_disk
+        )
         if exit.killed:
-            result.status, result.reason = Status.CANCELLED, "run interrupted"
+            result.status, result.reason = Status.CANCELLED, self.cancel.reason
+        elif exit.limit is not None or over:
+            result.status, result.reason = Status.FAILURE, exit.limit or DISK_LIMIT
+            self._note(stage, log, self._disk_note())
         elif exit.timed_out:
             result.status, result.reason = Status.FAILURE, "timeout"
         elif exit.code == 0:
@@ -209,15 +238,38 @@ class StageExecutor:
             result.status, result.reason = Status.SUCCESS, f"exit {exit.code} ignored (neverFail)"
         else:
             result.status, result.reason = Status.FAILURE, f"exit {exit.code}"
-        if not stage.no_log and any(volume.iterdir()):
+        if not stage.no_log and not over and any(volume.iterdir()):
             archive = self.dirs.private / f"{stage.name}.zip"
             _zip(volume, archive)
             self.store.put_file(self.run_id, f"{stage.name}.zip", archive)
             result.artefact = f"{stage.name}.zip"
 
-    def _build(self, stage: Stage, log: BinaryIO | None) -> None:
+    def _disk_guard(self, volume: Path) -> Guard | None:
+        limit = self.limits.stage_disk
+        if limit is None:
+            return None
+
+        def guard(container: str) -> str | None:
+            # What it writes outside its volume, into its own layer, counts too: it is disk.
+            layer = self.backend.disk_usage(container) or 0
+            return DISK_LIMIT if layer + volume_size(volume, limit - layer) > limit else None
+
+        return guard
+
+    def _disk_note(self) -> str:
+        assert self.limits.stage_disk is not None
+        return (
+            f"the stage wrote more than {format_size(self.limits.stage_disk)}"
+            " (DOCKERCISE_STAGE_DISK): stopped, its volume not kept"
+        )
+
+    def _build(self, stage: Stage, log: CappedLog | None, timeout: float) -> None:
         """Build the stage's image from its Dockerfile; the builder's output is the log."""
         assert stage.build is not None
+        if self.run_deadline is not None:
+            # An image build is no container the engine can kill at the build time limit:
+            # it ends itself just after it (the stage is cancelled by then, not timed out).
+            timeout = min(timeout, max(self.run_deadline - time.monotonic(), 0.0) + 1.0)
         context, dockerfile = build_context(self.dirs.project, stage.build)
         if not (context / dockerfile).is_file():
             raise BuildFailed(f"no Dockerfile at '{stage.build}' in the checkout")
@@ -233,25 +285,32 @@ class StageExecutor:
             lambda text: emit(splitter.feed(text.encode())),
             hidden=[HIDDEN_IN_CODE] if context.resolve() == self.dirs.project.resolve() else [],
             labels=self.labels,
+            resources=self.limits.resources if self.limits.resources else None,
+            network=self.build_network,
+            timeout=timeout,
         )
         emit(splitter.close())
 
-    def _emitter(self, stage: Stage, log: BinaryIO | None) -> Callable[[Iterable[str]], None]:
+    def _emitter(self, stage: Stage, log: CappedLog | None) -> Callable[[Iterable[str]], None]:
+        """Lines, masked, to the log and the console, both cut where the log is (`max_log`)."""
+
         def emit(lines: Iterable[str]) -> None:
-            if stage.no_log:
+            if stage.no_log or log is None:
                 return
             for line in lines:
+                if log.cut:
+                    break
                 masked = self.masker(line)
-                if log is not None:
-                    log.write(masked.encode() + b"\n")
-                self.reporter.stage_output(stage.name, masked)
-            if log is not None:
-                log.flush()
+                if log.output(masked.encode()):
+                    self.reporter.stage_output(stage.name, masked)
+                if log.cut and log.cap is not None:
+                    self.reporter.stage_note(stage.name, log_cut_note(log.cap))
+            log.flush()
 
         return emit
 
     def _sink(
-        self, stage: Stage, log: BinaryIO | None, stdout: BinaryIO
+        self, stage: Stage, log: CappedLog | None, stdout: CappedWriter
     ) -> tuple[OutputSink, Callable[[], None]]:
         """Where a container's output goes: stdout raw to /out, lines masked to log and console."""
         splitters = {stream: LineSplitter(self.masker) for stream in Stream}

@@ -100,9 +100,11 @@ class RunResult:
     edges: list[tuple[str, str]] = field(default_factory=list)
     outputs: dict[str, str] = field(default_factory=dict)
     """Each finished stage's trimmed stdout (not stored: a schedule's watch compares it)."""
+    reason: str | None = None
+    """Why the run was stopped before its end by a limit (`build time limit`); else None."""
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        data: dict[str, Any] = {
             "id": self.id,
             "pipeline": self.pipeline,
             "status": self.status.value,
@@ -112,3 +114,6 @@ class RunResult:
             "stages": [{"name": s.name, "status": s.status.value} for s in self.stages.values()],
             "edges": [list(e) for e in self.edges],
         }
+        if self.reason is not None:
+            data["reason"] = self.reason
+        return data

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from runner.errors import MissingVariables
+from runner.limits import Resources
 from runner.model import CODE, MountKind, Pipeline, Stage
 
 __all__ = ["Bind", "ContainerSpec", "RunDirs", "container_spec", "external_variables"]
@@ -63,6 +64,8 @@ class ContainerSpec:
     built: bool = False
     """The image is built by this run (never pulled)."""
     labels: dict[str, str] = field(default_factory=dict)
+    resources: Resources = field(default_factory=Resources)
+    """What the container may use (memory, CPUs, processes, kept log): the run's limits."""
 
 
 def external_variables(pipeline: Pipeline, selected: Iterable[str]) -> dict[str, list[str]]:
@@ -143,6 +146,7 @@ def container_spec(
     outputs: Mapping[str, str],
     extra_env: Mapping[str, str] | None = None,
     literals: Mapping[tuple[str, str], str] | None = None,
+    resources: Resources | None = None,
 ) -> ContainerSpec:
     """The container for one stage; `outputs` holds the trimmed stdout of finished stages."""
     own = f"/{stage.name}"
@@ -194,4 +198,5 @@ def container_spec(
         network=pipeline.meta.network,
         copy_from=copy_from,
         labels={"dockercise.run": run_id, "dockercise.stage": stage.name},
+        resources=resources or Resources(),
     )

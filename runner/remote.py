@@ -84,14 +84,10 @@ class RemoteWaits:
             settled.append(result)
         return settled
 
-    def cancel(self) -> list[StageResult]:
+    def cancel(self, reason: str) -> list[StageResult]:
         cancelled = []
         for _, result, _ in self.waiting.values():
-            result.status, result.reason, result.finished = (
-                Status.CANCELLED,
-                "run interrupted",
-                now(),
-            )
+            result.status, result.reason, result.finished = (Status.CANCELLED, reason, now())
             cancelled.append(result)
         self.waiting.clear()
         return cancelled

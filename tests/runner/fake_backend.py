@@ -15,6 +15,7 @@ from pathlib import Path
 
 from runner.backend import ContainerBackend, Kind, Labelled, Stream
 from runner.errors import BuildFailed, ContainerFailed, ImageUnavailable
+from runner.limits import Resources
 from runner.plan import ContainerSpec
 
 __all__ = ["FakeBackend", "FakeContainer", "Script"]
@@ -36,6 +37,10 @@ class Script:
     """Runs until killed (a timeout, an interrupted run)."""
     files: Sequence[str] = ()
     """Files it writes into its own volume (`$OUT`)."""
+    fill: int = 0
+    """Bytes of one more file (`fill`) it writes into its own volume once started."""
+    layer: int = 0
+    """Bytes it writes outside its volume, into its own writable layer."""
 
 
 @dataclass
@@ -66,6 +71,8 @@ class FakeBackend:
         """Stages whose container the engine refuses to create."""
         self.failing_builds: set[str] = set()
         """Tags whose build fails."""
+        self.builds: list[dict[str, object]] = []
+        """Each build's tag, resources, network and timeout, in order."""
         self.containers: list[FakeContainer] = []
         self.calls: list[tuple[str, str]] = []
         """(method, container id or image or run id), in order."""
@@ -121,9 +128,16 @@ class FakeBackend:
         output: Callable[[str], None],
         hidden: Sequence[str] = (),
         labels: Mapping[str, str] | None = None,
+        resources: Resources | None = None,
+        network: str | None = None,
+        timeout: float | None = None,
     ) -> None:
         self._record("build", tag)
         self.images[tag] = {**(labels or {}), "dockercise.run": run_id}
+        with self._lock:
+            self.builds.append(
+                {"tag": tag, "resources": resources, "network": network, "timeout": timeout}
+            )
         output(f"building {tag}\n")
         if tag in self.failing_builds:
             raise BuildFailed("build failed: scripted")
@@ -150,6 +164,9 @@ class FakeBackend:
         c.volume_at_start = sorted(p.name for p in own.iterdir())
         for name in c.script.files:
             (own / name).write_text(name)
+        if c.script.fill:
+            with (own / "fill").open("wb") as fill:
+                fill.write(b"x" * c.script.fill)
         with self._lock:
             c.started = True
             self._running += 1
@@ -187,6 +204,10 @@ class FakeBackend:
             raise AssertionError(f"{c.stage}: waited for, never ended")
         assert c.code is not None
         return c.code
+
+    def disk_usage(self, container: str) -> int | None:
+        self._record("disk_usage", container)
+        return self._by_id[container].script.layer
 
     def kill(self, container: str) -> None:
         self._record("kill", container)
