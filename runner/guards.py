@@ -9,7 +9,7 @@ supervisor's, and a stage whose volume grows past `stage_disk` is stopped.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+import stat
 from pathlib import Path
 from typing import BinaryIO
 
@@ -91,23 +91,6 @@ class CappedWriter:
             self.room -= len(kept)
 
 
-def _entries(top: Path) -> Iterator[os.DirEntry[str]]:
-    """Every entry under `top`, links not followed; folders that vanish meanwhile are skipped."""
-    folders = [str(top)]
-    while folders:
-        try:
-            with os.scandir(folders.pop()) as found:
-                for entry in found:
-                    yield entry
-                    try:
-                        if entry.is_dir(follow_symlinks=False):
-                            folders.append(entry.path)
-                    except OSError:
-                        continue
-        except OSError:
-            continue
-
-
 def volume_size(top: Path, limit: int | None = None) -> int:
     """Bytes a stage's volume holds, each entry counted at least ENTRY_SIZE (best effort).
 
@@ -116,12 +99,20 @@ def volume_size(top: Path, limit: int | None = None) -> int:
     past `limit`: the answer is then only known to be over it.
     """
     total = 0
-    for entry in _entries(top):
+    folders = [top]
+    while folders:
         try:
-            info = entry.stat(follow_symlinks=False)
+            with os.scandir(folders.pop()) as found:  # closed on every way out
+                for entry in found:
+                    try:
+                        info = entry.stat(follow_symlinks=False)
+                    except OSError:
+                        continue  # removed meanwhile
+                    total += max(info.st_size, info.st_blocks * 512, ENTRY_SIZE)
+                    if limit is not None and total > limit:
+                        return total
+                    if stat.S_ISDIR(info.st_mode):
+                        folders.append(Path(entry.path))
         except OSError:
-            continue  # removed meanwhile
-        total += max(info.st_size, info.st_blocks * 512, ENTRY_SIZE)
-        if limit is not None and total > limit:
-            break
+            continue  # a folder that vanished meanwhile, or that cannot be read
     return total
