@@ -37,13 +37,13 @@ def _env(**extra: str) -> dict[str, str]:
 @pytest.mark.parametrize(
     ("raw", "size"),
     [("", 20 << 30), ("20g", 20 << 30), ("512M", 512 << 20), ("1048576", 1 << 20),
-     ("2tb", 2 << 40), ("1k", 1024)],
+     ("2tb", 2 << 40), ("1k", 1024), ("1.5g", 3 << 29)],
 )  # fmt: skip
 def test_mirror_max_sizes(raw: str, size: int) -> None:
     assert load_settings(_env(DOCKERCISE_MIRROR_MAX=raw)).mirror_max == size
 
 
-@pytest.mark.parametrize("raw", ["1.5g", "g", "-1g", "10kk", "20 gigabytes", "1bb"])
+@pytest.mark.parametrize("raw", ["g", "-1g", "10kk", "20 gigabytes", "1bb"])
 def test_mirror_max_refuses_what_is_not_a_size(raw: str) -> None:
     with pytest.raises(SettingsInvalid, match="DOCKERCISE_MIRROR_MAX must be a size"):
         load_settings(_env(DOCKERCISE_MIRROR_MAX=raw))
