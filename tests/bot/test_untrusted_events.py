@@ -191,6 +191,9 @@ def test_forks_send_no_events_and_count_as_no_green_build(
     fork = pull_request_payload(github, "octo/lib", 7, fork_sha, "mallory/lib")
     assert bot.deliver("pull_request", fork, "lib-fork") == 202
     assert final_status(github, fork_sha)["state"] == "success", bot.output()
+    time.sleep(4)
+    assert _finals(github, app) == ["success"]  # no upstream build for a fork's green build
+    assert hook.received == [] and _finals(github, waiting) == []
     # A branch that is not the default one satisfies no `remote: octo/lib` either.
     feature = _push(bot, github, "octo/lib", {".dockercise.yml": lib}, branch="feature")
     assert final_status(github, feature)["state"] == "success", bot.output()
