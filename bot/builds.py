@@ -7,6 +7,7 @@ the one catch-all of the worker task is here.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import shutil
 import threading
@@ -14,6 +15,7 @@ from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass, replace
 from pathlib import Path
+from secrets import token_hex
 
 from bot import statuses
 from bot.checkout import Mirrors
@@ -25,7 +27,9 @@ from bot.settings import Settings
 from bot.state import StateStore
 from bot.triggers import unwanted
 from pages.links import results_url
+from runner import caching
 from runner import pipeline as pipelines
+from runner.cachestore import CacheStore
 from runner.encryption import Audience, Secrets, decrypt_pipeline
 from runner.engine import Engine, RunOptions, prepare
 from runner.errors import DockerciseError, PipelineInvalid
@@ -294,7 +298,13 @@ class Builder:
             ),
             limits=allowed.limits,
             build_network=allowed.build_network,
+            cache_scope=cache_scope(job),
+            layer_salt=self._layer_salt(),
         )
+        if any(stage.cache for stage in loaded.stages.values()):
+            options.cache_store = CacheStore(
+                self.settings.data_dir / "cache", self.settings.cache_max, self.settings.cache_url
+            )
         plan = prepare(loaded, options)
         store = open_store(
             f"{self.settings.results.rstrip('/')}/{job.repo}", workdir, self.settings.environ
@@ -316,3 +326,38 @@ class Builder:
         finally:
             containers.close()
             store.close()
+            if options.cache_store is not None:
+                options.cache_store.close()
+
+    def _layer_salt(self) -> str:
+        """This worker's salt in kept images' names, made once (`runner.caching.kept_image`)."""
+        path = self.settings.data_dir / "cache" / "salt"
+        try:
+            return path.read_text().strip()
+        except FileNotFoundError:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            salt = token_hex(16)
+            with contextlib.suppress(FileExistsError), path.open("x") as file:
+                file.write(salt)
+            return path.read_text().strip()
+
+
+def cache_scope(job: Job) -> caching.Scope:
+    """Whose caches a bot build reads and where it writes (SPEC §13; `caching.scope_for`)."""
+    default = job.trigger.get("default_branch")
+    if job.kind is JobKind.PULL_REQUEST:
+        return caching.scope_for(
+            job.repo,
+            branch=None,
+            default_branch=default if isinstance(default, str) else None,
+            pull_request=job.number,
+            base=job.trigger.get("base"),
+            fork=job.fork,
+        )
+    return caching.scope_for(
+        job.repo,
+        branch=job.branch,
+        default_branch=default if isinstance(default, str) else None,
+        fork=job.fork,
+    )
+

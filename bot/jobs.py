@@ -106,6 +106,12 @@ def job_for(event: Event) -> Job | None:
             delivery=event.delivery,
             fork=event.is_fork,
             number=event.number,
-            trigger={"number": event.number, "sha": event.head_sha, "sender": event.sender},
+            trigger={
+                "number": event.number,
+                "sha": event.head_sha,
+                "sender": event.sender,
+                "base": event.base_ref,
+                "default_branch": event.default_branch,
+            },
         )
     return None

@@ -14,6 +14,8 @@ from pathlib import Path
 
 from bot.destinations import Allowance, AllowanceInvalid, parse_allowance
 from runner.encryption import is_repository
+from runner.cachestore import CACHE_MAX, CACHE_URL, parse_size
+from runner.cachestore import DEFAULT_MAX as DEFAULT_CACHE_MAX
 from runner.errors import DockerciseError
 from runner.limits import Limits, limits_from_env, parse_size
 
@@ -50,6 +52,10 @@ class Settings:
     """Days the state remembers a finished build (and so deduplicates its delivery)."""
     limits: Limits = field(default_factory=Limits.defaults)
     """The operator's limits on every bot build (SPEC §10), defaults filled in."""
+    cache_max: int = DEFAULT_CACHE_MAX
+    """Bytes of `cache` archives kept on this worker (`DOCKERCISE_CACHE_MAX`), LRU past it."""
+    cache_url: str | None = None
+    """`DOCKERCISE_CACHE_URL`: the S3 place every worker shares caches through."""
     environ: Mapping[str, str] = field(default_factory=dict, repr=False, compare=False)
     """The environment these settings were read from, for the libraries' own settings
     (a remote results store's spool); passed on rather than read again from the process."""
@@ -168,6 +174,15 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         )
     limits, wrong = limits_from_env(env, defaults=True)
     problems += wrong
+    cache_max = DEFAULT_CACHE_MAX
+    try:
+        if env.get(CACHE_MAX):
+            cache_max = parse_size(env[CACHE_MAX])
+    except DockerciseError as e:
+        problems.append(str(e))
+    cache_url = env.get(CACHE_URL) or None
+    if cache_url is not None and not cache_url.startswith("s3://"):
+        problems.append(f"{CACHE_URL} must be s3://bucket/prefix, not '{cache_url}'")
     if problems:
         raise SettingsInvalid(problems)
     return Settings(
@@ -186,6 +201,8 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         stale_after=float(stale_after),
         keep_days=keep_days,
         limits=limits,
+        cache_max=cache_max,
+        cache_url=cache_url,
         environ=dict(env),
         mirror_max=mirror_max,
         legacy_secrets=legacy,

@@ -20,7 +20,8 @@ from cli.options import (
     results_option,
     stderr,
 )
-from runner import encryption, recovery
+from runner import caching, encryption, recovery
+from runner.cachestore import LOCAL_CACHE, CacheStore
 from runner.engine import Engine, RunOptions, prepare
 from runner.errors import UsageError
 from runner.limits import limits_from_env
@@ -100,6 +101,12 @@ def run(
         masker=Masker(secrets.values()),
         changed=_changed(loaded.root, changed, since),
         limits=limits,
+        cache_store=(
+            CacheStore.from_environment(loaded.root / LOCAL_CACHE, environ)
+            if any(stage.cache for stage in loaded.stages.values())
+            else None
+        ),
+        cache_scope=caching.local_scope(str(loaded.root.resolve())),
     )
     plan = prepare(loaded, options)
     store = open_store(results, loaded.root, environ)
@@ -137,6 +144,8 @@ def run(
                 stderr(f"dockercise: warning: {problem}")
         containers.close()
         store.close()
+        if options.cache_store is not None:
+            options.cache_store.close()
     click.echo(f"results: {_location(store, result.id)}")
     if result.status is Status.CANCELLED:
         sys.exit(130)

@@ -75,6 +75,7 @@ class ContainerBackend(Protocol):
         resources: Resources | None = None,
         network: str | None = None,
         timeout: float | None = None,
+        cache_from: str | None = None,
     ) -> None:
         """Build `context` with `dockerfile` into `tag`; `output` gets the builder's text.
 
@@ -84,8 +85,21 @@ class ContainerBackend(Protocol):
         containers get `resources` (memory and CPUs) and the `network` mode
         (None: the engine's default); a build running past `timeout` seconds
         is stopped.  BuildFailed with the builder's message (`timeout` when
-        stopped at its timeout).
+        stopped at its timeout).  Layers are reused
+        from `cache_from` only (a kept image, SPEC §13), never from any other
+        image the engine holds.
         """
+
+    def keep(self, tag: str, kept: str) -> None:
+        """Tag the built image `tag` as `kept`, the layer cache of its stage (SPEC §13).
+
+        The kept image outlives the run (`remove_run` and recovery only untag
+        the run's own tag of it); the image kept before under that name is
+        removed when nothing else names it.  Never raises.
+        """
+
+    def has_image(self, image: str) -> bool:
+        """Whether the engine holds the image (never pulls)."""
 
     def create(self, spec: ContainerSpec) -> str:
         """Create the container (labelled with `spec.labels`, limited by `spec.resources`),

@@ -36,6 +36,7 @@ from runner.errors import (
     ImageUnavailable,
 )
 from runner.limits import Resources
+from runner.caching import KEPT_IMAGES
 from runner.ownership import blank_labels
 from runner.plan import ContainerSpec
 
@@ -161,8 +162,14 @@ class Containers:
         resources: Resources | None = None,
         network: str | None = None,
         timeout: float | None = None,
+        cache_from: str | None = None,
     ) -> None:
         """Build and tag an image; BuildFailed with the builder's message when a step fails.
+
+        The classic builder reuses the layers of *any* image the engine holds
+        unless `cache_from` names the images it may use: so it always does (the
+        repository's kept image), or the build uses no cache at all.  Another
+        repository's layers can then neither leak into a build nor poison it.
 
         The image is labelled with the run, so remove_run() removes it; the
         layers of a failed build are removed here, since nothing tags them.
@@ -193,6 +200,8 @@ class Containers:
                 tag=tag,
                 rm=True,
                 forcerm=True,
+                cache_from=[cache_from] if cache_from else None,
+                nocache=cache_from is None,
                 decode=True,
                 # Over the Dockerfile's own LABELs: a Dockerfile cannot pose as another owner.
                 labels={**blank_labels(), **(labels or {}), "dockercise.run": run_id},
@@ -242,6 +251,39 @@ class Containers:
             if self._ncpu is None or wanted < self._ncpu:
                 limits["cpusetcpus"] = f"0-{wanted - 1}"
         return limits
+
+    def has_image(self, image: str) -> bool:
+        try:
+            self.api.inspect_image(image)  # type: ignore[no-untyped-call]
+        except (docker.errors.DockerException, requests.exceptions.RequestException):
+            return False
+        return True
+
+    def keep(self, tag: str, kept: str) -> None:
+        """Move the `kept` tag to the image `tag`; the image it leaves goes if nothing names it."""
+        repo, version = parse_repository_tag(kept)
+        with contextlib.suppress(
+            docker.errors.DockerException, requests.exceptions.RequestException
+        ):
+            try:
+                before = self.api.inspect_image(kept)["Id"]  # type: ignore[no-untyped-call]
+            except docker.errors.ImageNotFound:
+                before = None
+            self.api.tag(tag, repo, version or "latest")
+            now = self.api.inspect_image(kept)["Id"]  # type: ignore[no-untyped-call]
+            if before is not None and before != now:
+                self.api.remove_image(before)  # refused (and left) while another tag names it
+
+    def _remove_image(self, image_id: str) -> None:
+        """Remove an image of a run; one kept for its layers loses only its other tags."""
+        info = self.api.inspect_image(image_id)  # type: ignore[no-untyped-call]
+        tags = info.get("RepoTags") or []
+        if any(t.startswith(KEPT_IMAGES) for t in tags):
+            for other in tags:
+                if not other.startswith(KEPT_IMAGES):
+                    self.api.remove_image(other)
+            return
+        self.api.remove_image(image_id, force=True)
 
     def _forget_layers(self, layers: list[str]) -> None:
         if layers:  # removing the last layer removes its untagged parents too
@@ -357,6 +399,9 @@ class Containers:
             for info in self.api.networks(filters={"label": label}):
                 found.append(Labelled(Kind.NETWORK, info["Id"], info.get("Labels") or {}))
             for info in self.api.images(filters={"label": label}):
+                tags = info.get("RepoTags") or []
+                if tags and all(t.startswith(KEPT_IMAGES) for t in tags):
+                    continue  # kept for its layers (SPEC §13): no run's leftover
                 found.append(Labelled(Kind.IMAGE, info["Id"], info.get("Labels") or {}))
         except (docker.errors.DockerException, requests.exceptions.RequestException) as e:
             raise ContainerFailed(f"cannot list what runs left: {_explain(e)}") from None
@@ -371,7 +416,7 @@ class Containers:
             elif thing.kind is Kind.NETWORK:
                 self.api.remove_network(thing.id)
             else:
-                self.api.remove_image(thing.id, force=True)
+                self._remove_image(thing.id)
 
     def remove_run(self, run_id: str) -> None:
         """Remove the run's containers and built images, once pending removals are done."""
@@ -385,7 +430,11 @@ class Containers:
             with self._lock:
                 built = run_id in self._built
                 self._built.discard(run_id)
-            for image in self.api.images(filters=label) if built else ():
-                self.api.remove_image(image["Id"], force=True)
+            images = self.api.images(filters=label) if built else []
         except (docker.errors.DockerException, requests.exceptions.RequestException):
-            pass
+            return
+        for image in images:
+            with contextlib.suppress(
+                docker.errors.DockerException, requests.exceptions.RequestException
+            ):
+                self._remove_image(image["Id"])

@@ -23,6 +23,9 @@ from typing import Any, Protocol
 
 from runner import dag
 from runner.backend import ContainerBackend
+from runner.cacheio import Caches
+from runner.cachestore import CacheStore
+from runner.caching import Scope
 from runner.errors import PipelineInvalid, Problem, StoreUnavailable
 from runner.execution import DEFAULT_TIMEOUT, StageExecutor, backoff
 from runner.limits import Limits, capped_timeout, too_many_stages
@@ -81,6 +84,12 @@ class RunOptions:
     """The operator's limits (SPEC §10): every bot build's, a local run's when set."""
     build_network: str | None = None
     """The network mode of image builds; None: the engine's default (local runs)."""
+    cache_store: CacheStore | None = None
+    """Where `cache` paths are kept between runs (SPEC §13); None: not kept."""
+    cache_scope: Scope | None = None
+    """Whose caches and kept layers the run reads, and what it writes; None: nothing."""
+    layer_salt: str = ""
+    """The worker's own salt in the names of kept images (`runner.caching.kept_image`)."""
 
 
 _FAILED = {Status.FAILURE: "failed", Status.ERROR: "errored", Status.CANCELLED: "was cancelled"}
@@ -186,6 +195,13 @@ class Engine:
         return run
 
 
+def _caches(plan: RunPlan, dirs: RunDirs) -> Caches | None:
+    store, scope = plan.options.cache_store, plan.options.cache_scope
+    if store is None or scope is None:
+        return None
+    return Caches(store, scope, dirs.private, dirs.project)
+
+
 def _remove_private(private: Path, keep_record: bool) -> None:
     """Remove the run's private directory; with `keep_record`, all of it but its owner record.
 
@@ -276,6 +292,9 @@ class _Run:
             limits=plan.options.limits,
             build_network=plan.options.build_network,
             run_deadline=self.deadline,
+            caches=_caches(plan, dirs),
+            scope=plan.options.cache_scope,
+            layer_salt=plan.options.layer_salt,
         )
 
     def save_run(self) -> None:

@@ -18,7 +18,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
+from runner import caching
 from runner.backend import ContainerBackend, Stream
+from runner.cacheio import Caches
+from runner.caching import Scope
 from runner.durations import format_duration
 from runner.errors import BuildFailed, ContainerFailed, StoreUnavailable
 from runner.guards import DISK_LIMIT, CappedLog, CappedWriter, log_cut_note, volume_size
@@ -26,7 +29,7 @@ from runner.limits import Limits, capped_timeout, format_size
 from runner.masking import LineSplitter, Masker
 from runner.model import CODE, Pipeline, Stage
 from runner.outcome import StageResult, Status, now
-from runner.plan import HIDDEN_IN_CODE, ContainerSpec, RunDirs, build_context, container_spec
+from runner.plan import HIDDEN_IN_CODE, Bind, ContainerSpec, RunDirs, build_context, container_spec
 from runner.store import ResultStore
 from runner.supervisor import Guard, OutputSink, Stop, Supervisor
 
@@ -78,6 +81,11 @@ class StageExecutor:
     run_deadline: float | None = None
     """When (time.monotonic) the run's build time is up; the engine stops it then."""
     outputs: dict[str, str] = field(default_factory=dict)
+    caches: Caches | None = None
+    """The run's `cache` paths (SPEC §13); None: stages run without them."""
+    scope: Scope | None = None
+    """Whose kept layers `build` stages start from, and whether theirs are kept; None: neither."""
+    layer_salt: str = ""
 
     def execute(self, stage: Stage) -> StageResult:
         """Run the stage, again after a failure as `retry` allows.
@@ -193,9 +201,19 @@ class StageExecutor:
                 self._note(stage, log, "nothing to do")
             result.status = Status.SUCCESS
             (self.dirs.out / stage.name).write_bytes(b"")
+            self._keep_layers(stage)
             return
         spec = self.spec(stage)
         result.image = spec.image
+        refused = self._foreign_kept(spec.image)
+        if refused is not None:
+            result.status, result.reason = Status.FAILURE, refused
+            self._note(stage, log, refused)
+            return
+        if stage.cache and self.caches is not None:
+            slots = self.caches.restore(stage, lambda text: self._note(stage, log, text))
+            spec.binds += [Bind(slot.folder, slot.cache.path, False) for slot in slots]
+            result.cache = self.caches.results(stage)
         if spec.copy_from is not None:
             _copy_tree(spec.copy_from, volume, HIDDEN_IN_CODE if stage.on == CODE else None)
         if not spec.built:
@@ -238,6 +256,11 @@ class StageExecutor:
             result.status, result.reason = Status.SUCCESS, f"exit {exit.code} ignored (neverFail)"
         else:
             result.status, result.reason = Status.FAILURE, f"exit {exit.code}"
+        if result.status is Status.SUCCESS and not exit.killed:
+            if stage.cache and self.caches is not None:
+                self.caches.save(stage, lambda text: self._note(stage, log, text))
+                result.cache = self.caches.results(stage)
+            self._keep_layers(stage)
         if not stage.no_log and not over and any(volume.iterdir()):
             archive = self.dirs.private / f"{stage.name}.zip"
             _zip(volume, archive)
@@ -276,7 +299,18 @@ class StageExecutor:
         splitter = LineSplitter(self.masker)
         emit = self._emitter(stage, log)
         tag = self.spec(stage).image
+        refused = _foreign_from(context / dockerfile, self._own_kept())
+        if refused is not None:
+            raise BuildFailed(refused)
         self._note(stage, log, f"building {tag} from {stage.build}")
+        labels = dict(self.labels)
+        cache_from = None
+        if self.scope is not None:
+            labels[KEPT_LABEL] = self.scope.repo
+            kept = caching.kept_image(self.scope.repo, stage.name, self.layer_salt)
+            if self.scope.reuse_layers and self.backend.has_image(kept):
+                cache_from = kept
+                self._note(stage, log, "reusing the layers of this stage's last kept build")
         self.backend.build(
             context,
             dockerfile,
@@ -284,12 +318,32 @@ class StageExecutor:
             self.run_id,
             lambda text: emit(splitter.feed(text.encode())),
             hidden=[HIDDEN_IN_CODE] if context.resolve() == self.dirs.project.resolve() else [],
-            labels=self.labels,
+            labels=labels,
             resources=self.limits.resources if self.limits.resources else None,
             network=self.build_network,
             timeout=timeout,
+            cache_from=cache_from,
         )
         emit(splitter.close())
+
+    def _own_kept(self) -> str | None:
+        if self.scope is None:
+            return None
+        return caching.own_kept_prefix(self.scope.repo, self.layer_salt)
+
+    def _foreign_kept(self, image: str) -> str | None:
+        """Why `img` may not run this image: another repository's kept layer cache (SPEC §13)."""
+        own = self._own_kept()
+        if image.startswith(caching.KEPT_IMAGES) and not (own and image.startswith(own)):
+            return f"image {image!r} is a layer cache kept for another repository"
+        return None
+
+    def _keep_layers(self, stage: Stage) -> None:
+        """After a `build` stage passed where its layers may be kept: keep its image (SPEC §13)."""
+        if stage.build is None or self.scope is None or not self.scope.keep_layers:
+            return
+        tag = self.spec(stage).image
+        self.backend.keep(tag, caching.kept_image(self.scope.repo, stage.name, self.layer_salt))
 
     def _emitter(self, stage: Stage, log: CappedLog | None) -> Callable[[Iterable[str]], None]:
         """Lines, masked, to the log and the console, both cut where the log is (`max_log`)."""
@@ -326,6 +380,27 @@ class StageExecutor:
                 emit(splitter.close())
 
         return sink, flush
+
+
+KEPT_LABEL = "dockercise.cache.repo"
+"""The repository a built (and perhaps kept) image belongs to."""
+
+
+def _foreign_from(dockerfile: Path, own: str | None) -> str | None:
+    """A `FROM` naming another repository's kept image, as far as the Dockerfile spells it.
+
+    Best effort (an `ARG` can spell a name piecewise); kept images' names are
+    salted per worker besides, so another repository cannot guess them.
+    """
+    try:
+        text = dockerfile.read_text(errors="replace")
+    except OSError:
+        return None
+    for word in text.split():
+        word = word.strip("\"'")
+        if caching.KEPT_IMAGES in word and not (own and own in word):
+            return "the Dockerfile names a layer cache kept for another repository"
+    return None
 
 
 def _copy_tree(source: Path, target: Path, skip_top: str | None) -> None:

@@ -6,7 +6,17 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
 
-__all__ = ["EnvItem", "Meta", "Mount", "MountKind", "Pipeline", "Stage", "Triggers", "When"]
+__all__ = [
+    "CachePath",
+    "EnvItem",
+    "Meta",
+    "Mount",
+    "MountKind",
+    "Pipeline",
+    "Stage",
+    "Triggers",
+    "When",
+]
 
 CODE = "code"
 """The reserved name of the checkout (SPEC §1)."""
@@ -43,6 +53,15 @@ class EnvItem:
 
 
 @dataclass(frozen=True)
+class CachePath:
+    """A `cache` item: a container path kept between builds, keyed by `key` files' contents."""
+
+    path: str
+    key: tuple[str, ...] = ()
+    """Globs, relative to the checkout, of the files whose contents key the cache."""
+
+
+@dataclass(frozen=True)
 class Stage:
     name: str
     file: str
@@ -64,6 +83,7 @@ class Stage:
     retry: int = 0
     paths: tuple[str, ...] = ()
     remote: str | None = None
+    cache: tuple[CachePath, ...] = ()
     key_lines: dict[str, int] = field(default_factory=dict, compare=False, hash=False)
     """The line of each key, for error messages."""
 

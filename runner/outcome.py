@@ -58,6 +58,8 @@ class StageResult:
     artefact: str | None = None
     check: bool | None = None
     attempts: int = 0
+    cache: list[dict[str, Any]] | None = None
+    """Each `cache` path: key, restored (`exact`, `fallback`, None), saved, bytes, seconds."""
     failed_upstream: str | None = None
     """For a skipped stage: the failed stage that caused the skip (not stored)."""
 
@@ -83,6 +85,8 @@ class StageResult:
         }
         if self.check is not None:
             data["check"] = self.check
+        if self.cache is not None:
+            data["cache"] = self.cache
         return data
 
 

@@ -15,13 +15,24 @@ from __future__ import annotations
 
 import gc
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path, PurePosixPath
 from typing import Any
 
 from runner import dag, rules, sources, yaml12
 from runner.errors import CycleError, PipelineInvalid, Problem
-from runner.model import CODE, EnvItem, Meta, Mount, MountKind, Pipeline, Stage, Triggers, When
+from runner.model import (
+    CODE,
+    CachePath,
+    EnvItem,
+    Meta,
+    Mount,
+    MountKind,
+    Pipeline,
+    Stage,
+    Triggers,
+    When,
+)
 from runner.rules import parse_duration, schema
 from runner.sources import Source, find_files, is_pipeline_path
 from runner.wording import Suggester, describe, quote
@@ -295,7 +306,17 @@ def _build_stage(file: str, line: int, name: str, body: dict[str, Any] | None) -
         retry=body.get("retry", 0),
         paths=_as_tuple(body.get("paths")),
         remote=body.get("remote"),
+        cache=tuple(_cache_items(body.get("cache"))),
     )
+
+
+def _cache_items(value: Any) -> Iterator[CachePath]:
+    """`cache` items, already checked (`rules`): paths normalised, keys as tuples."""
+    for item in [value] if isinstance(value, str | dict) else value or ():
+        if isinstance(item, str):
+            yield CachePath(rules.cache_target(item))
+        else:
+            yield CachePath(rules.cache_target(item["path"]), _as_tuple(item.get("key")))
 
 
 def _build_meta(meta: dict[str, Any], root: Path) -> Meta:

@@ -138,6 +138,21 @@ def _concurrency(value: Any) -> bool:
     return _integer(value) and value >= 1
 
 
+def _cache(value: Any) -> bool:
+    items = [value] if isinstance(value, str | dict) else value
+    if not isinstance(items, list) or not items:
+        return False
+    for item in items:
+        if isinstance(item, dict):
+            if set(item) - {"path", "key"} or not _string(item.get("path")):
+                return False
+            if "key" in item and not (_strings(item["key"]) and item["key"]):
+                return False
+        elif not _string(item):
+            return False
+    return True
+
+
 def _secrets(value: Any) -> bool:
     return isinstance(value, dict) and all(isinstance(v, str) for v in value.values())
 
@@ -160,6 +175,7 @@ STAGE_KEYS: dict[str, Callable[[Any], bool]] = {
     "retry": _retry,
     "paths": _strings,
     "remote": _remote,
+    "cache": _cache,
 }
 META_KEYS: dict[str, Callable[[Any], bool]] = {
     "name": _string,
@@ -262,6 +278,56 @@ def _volume_problems(name: str, vol: Any) -> Problems:
             taken[target] = f"taken by {quote(item)}"
 
 
+def cache_target(path: str) -> str:
+    """A `cache` path as the engine mounts it: `//app/./.venv/` is `/app/.venv`."""
+    return _target(path)
+
+
+def _cache_problems(name: str, value: Any, vol: Any) -> Problems:
+    """Each `cache` path absolute, not `/`, not in /out or the stage's own volume, not twice."""
+    own = f"/{name}"
+    mounts = {_target(t) for t in (_mount_target(i) for i in _items(vol)) if t is not None}
+    seen: set[str] = set()
+    for item in [value] if isinstance(value, str | dict) else value:
+        raw = item if isinstance(item, str) else item["path"]
+        shown = f"'cache' path {quote(raw)}"
+        target = _target(raw)
+        if "\0" in raw or not raw.startswith("/"):
+            yield "cache", f"{shown} must be an absolute path in the container (e.g. /root/.cache)"
+        elif target == "/":
+            yield "cache", f"{shown} is / (choose a folder, e.g. /root/.cache)"
+        elif target == "/out" or target.startswith("/out/"):
+            yield "cache", f"{shown} is inside /out, where stage outputs are"
+        elif target == own or target.startswith(own + "/"):
+            yield (
+                "cache",
+                f"{shown} is inside the stage's own volume {quote(own)} (use another folder)",
+            )
+        elif target in mounts:
+            yield "cache", f"{shown} is where a 'vol' item mounts"
+        elif target in seen:
+            yield "cache", f"{shown} is given twice"
+        seen.add(target)
+        keys = item.get("key", ()) if isinstance(item, dict) else ()
+        for glob in [keys] if isinstance(keys, str) else keys:
+            if (
+                glob.startswith(("/", "~"))
+                or ".." in glob.replace("\\", "/").split("/")
+                or "\0" in glob
+            ):
+                yield (
+                    "cache",
+                    f"'cache' key {quote(glob)} must be a glob relative to the checkout"
+                    " (no leading /, no '..')",
+                )
+
+
+def _items(value: Any) -> list[str]:
+    if value is None:
+        return []
+    return [value] if isinstance(value, str) else list(value)
+
+
 def stage_problems(name: str, body: Any, suggest: Suggester) -> Problems:
     """Everything wrong in one stage taken alone (references are checked with every stage)."""
     if body is None:
@@ -289,6 +355,8 @@ def stage_problems(name: str, body: Any, suggest: Suggester) -> Problems:
                     yield "env", f"'env' item {why}"
     if "vol" in body:
         yield from _volume_problems(name, body["vol"])
+    if "cache" in body:
+        yield from _cache_problems(name, body["cache"], body.get("vol"))
 
 
 _ON_KEYS = ("push", "pull_request", "schedule", "upstream")

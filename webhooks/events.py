@@ -124,6 +124,8 @@ class PullRequestEvent:
     base_sha: str
     installation_id: int | None
     sender: str | None
+    default_branch: str | None = None
+    """The repository's default branch, whose caches a pull request reads last (SPEC §13)."""
 
 
 @dataclass(frozen=True)
@@ -293,7 +295,12 @@ def _pull_request(delivery: str, payload: Fields) -> PullRequestEvent | Ignored:
         base_sha=_sha(base, "sha"),
         installation_id=_installation_id(payload),
         sender=_sender(payload),
+        default_branch=_optional_ref(repository, "default_branch"),
     )
+
+
+def _optional_ref(fields: Fields, key: str) -> str | None:
+    return None if fields.optional_string(key) is None else _ref(fields, key)
 
 
 def _installation(delivery: str, payload: Fields) -> InstallationEvent:

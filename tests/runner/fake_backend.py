@@ -131,6 +131,7 @@ class FakeBackend:
         resources: Resources | None = None,
         network: str | None = None,
         timeout: float | None = None,
+        cache_from: str | None = None,
     ) -> None:
         self._record("build", tag)
         self.images[tag] = {**(labels or {}), "dockercise.run": run_id}
@@ -141,6 +142,13 @@ class FakeBackend:
         output(f"building {tag}\n")
         if tag in self.failing_builds:
             raise BuildFailed("build failed: scripted")
+
+    def keep(self, tag: str, kept: str) -> None:
+        self._record("keep", kept)
+        self.images[kept] = dict(self.images.get(tag, {}))
+
+    def has_image(self, image: str) -> bool:
+        return image in self.images
 
     def create(self, spec: ContainerSpec) -> str:
         stage = spec.labels["dockercise.stage"]

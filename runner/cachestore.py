@@ -1,0 +1,169 @@
+"""Where caches are kept: a folder on the worker, bounded, and S3 shared between workers.
+
+Thin on purpose: what to restore and whether to save is `runner.caching`'s
+(pure).  A `CacheStore` is a folder of `<name>.tar` files (names from
+`caching.entry_name`), least recently used first out once they pass
+`DOCKERCISE_CACHE_MAX`; with `DOCKERCISE_CACHE_URL` (`s3://bucket/prefix`)
+every save is uploaded too and a cache missing here is fetched from there,
+so that every worker finds it.  A store that fails is never a stage's
+failure: the stage runs without its cache, and says so in its log.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import re
+import tempfile
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+from runner.caching import Entry
+from runner.errors import UsageError
+
+__all__ = ["CACHE_MAX", "CACHE_URL", "LOCAL_CACHE", "CacheStore", "parse_size"]
+
+CACHE_MAX = "DOCKERCISE_CACHE_MAX"
+CACHE_URL = "DOCKERCISE_CACHE_URL"
+DEFAULT_MAX = 10 << 30
+LOCAL_CACHE = ".dockercise/cache"
+"""Where a local run keeps its caches, under the project (never shown to a stage)."""
+_SIZE = re.compile(r"\s*([0-9]+(?:\.[0-9]+)?)\s*([kmgt]?)i?b?\s*\Z", re.IGNORECASE)
+_UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
+
+
+def parse_size(text: str, name: str = CACHE_MAX) -> int:
+    """`10g`, `500m`, `2GiB`, `1048576` -> bytes; UsageError naming the variable otherwise."""
+    found = _SIZE.match(text)
+    if not found:
+        raise UsageError(f"{name}={text}: give a size such as 500m or 10g")
+    return int(float(found.group(1)) * _UNITS[found.group(2).lower()])
+
+
+class CacheStore:
+    """Cache archives in `root` (LRU within `limit` bytes), and in S3 when `url` is given."""
+
+    def __init__(
+        self, root: Path, limit: int = DEFAULT_MAX, url: str | None = None, client: Any = None
+    ) -> None:
+        self.root = root
+        self.limit = limit
+        self.root.mkdir(parents=True, exist_ok=True, mode=0o700)
+        self.bucket = self.prefix = ""
+        self.client = client
+        if url:
+            from runner.store.s3 import parse_url
+
+            self.bucket, self.prefix = parse_url(url)
+            if self.client is None:
+                import boto3
+
+                self.client = boto3.session.Session().client("s3")
+
+    @classmethod
+    def from_environment(cls, root: Path, environ: Mapping[str, str]) -> CacheStore:
+        limit = parse_size(environ[CACHE_MAX]) if environ.get(CACHE_MAX) else DEFAULT_MAX
+        return cls(root, limit, environ.get(CACHE_URL) or None)
+
+    def _path(self, name: str) -> Path:
+        return self.root / name
+
+    def _key(self, name: str) -> str:
+        return f"{self.prefix}/{name}" if self.prefix else name
+
+    @contextlib.contextmanager
+    def _locked(self) -> Iterator[None]:
+        with (self.root / ".lock").open("a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(lock, fcntl.LOCK_UN)
+
+    def listing(self, prefix: str) -> list[Entry]:
+        """Every cache whose name starts with `prefix` (here, and in S3 when shared)."""
+        found: dict[str, Entry] = {}
+        if self.client is not None:
+            pages = self.client.get_paginator("list_objects_v2").paginate(
+                Bucket=self.bucket, Prefix=self._key(prefix)
+            )
+            for page in pages:
+                for item in page.get("Contents", []):
+                    name = item["Key"][len(self.prefix) + 1 if self.prefix else 0 :]
+                    if name.endswith(".tar"):
+                        modified = item["LastModified"].timestamp()
+                        found[name] = Entry(name, int(item["Size"]), modified)
+        top = self.root / prefix.rstrip("/")
+        for path in top.rglob("*.tar") if top.is_dir() else ():
+            name = str(path.relative_to(self.root))
+            stat = path.stat()
+            # The time it was saved (its mtime), not the last read (its atime, for LRU).
+            if name not in found or found[name].modified < stat.st_mtime:
+                found[name] = Entry(name, stat.st_size, stat.st_mtime)
+        return list(found.values())
+
+    def fetch(self, name: str) -> Path | None:
+        """The archive as a local file (downloaded first when only S3 has it); None if gone."""
+        path = self._path(name)
+        if not path.is_file() and self.client is not None:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd, part = tempfile.mkstemp(dir=path.parent, suffix=".part")
+            os.close(fd)
+            try:
+                self.client.download_file(self.bucket, self._key(name), part)
+                os.replace(part, path)
+            finally:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(part)
+            self._evict()
+        if not path.is_file():
+            return None
+        os.utime(path, (_now(), path.stat().st_mtime))  # read now: last out of the LRU
+        return path
+
+    def save(self, name: str, archive: Path) -> None:
+        """Keep `archive` (moved in) under `name`; upload it when shared; evict past the limit."""
+        path = self._path(name)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if self.client is not None:
+            self.client.upload_file(str(archive), self.bucket, self._key(name))
+        os.replace(archive, path)
+        self._evict()
+
+    def _evict(self) -> None:
+        """Remove the least recently used archives until the folder holds at most `limit`."""
+        with self._locked():
+            files = []
+            for path in self.root.rglob("*.tar"):
+                with contextlib.suppress(FileNotFoundError):
+                    stat = path.stat()
+                    files.append((max(stat.st_atime, stat.st_mtime), stat.st_size, path))
+            total = sum(size for _, size, _ in files)
+            for _, size, path in sorted(files):
+                if total <= self.limit:
+                    break
+                with contextlib.suppress(FileNotFoundError):
+                    path.unlink()
+                    total -= size
+                    _prune(path.parent, self.root)
+
+    def close(self) -> None:
+        if self.client is not None:
+            self.client.close()
+
+
+def _prune(folder: Path, root: Path) -> None:
+    while folder != root and folder.is_dir():
+        try:
+            folder.rmdir()
+        except OSError:
+            return
+        folder = folder.parent
+
+
+def _now() -> float:
+    import time
+
+    return time.time()
