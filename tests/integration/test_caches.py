@@ -1,0 +1,361 @@
+"""Caches between runs and kept image layers (SPEC §13), against the real engine and S3 (moto).
+
+What a user relies on: a cache restored by its exact key, else the newest of
+its slot; saved only when new or changed; an archive that would write
+outside its path refused; caches shared by two workers through S3 and
+bounded by DOCKERCISE_CACHE_MAX; a `build` stage starting from its last
+kept layers, which no other repository may name.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import os
+import tarfile
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import docker
+import pytest
+
+from runner import caching
+from runner.cachestore import CacheStore
+from runner.containers import Containers
+from runner.engine import Engine, RunOptions, prepare
+from runner.outcome import RunResult, Status
+from runner.pipeline import load
+from runner.store.local import LocalStore
+from tests.integration.conftest import IMAGE, Outcome, S3Bucket
+from tests.runner.conftest import RecordingReporter
+
+pytestmark = pytest.mark.docker
+
+Run = Callable[..., Outcome]
+Project = Callable[..., Path]
+
+KEYED = f"""
+fill:
+  img: {IMAGE}
+  cache:
+    - path: /deps
+      key: deps.lock
+  run: |
+    echo "before: $(cat /deps/made 2>/dev/null || echo none)"
+    [ -f /deps/made ] || cat /code/deps.lock > /deps/made
+  vol: [code]
+"""
+
+
+def _runs(root: Path) -> list[Path]:
+    return sorted((root / ".dockercise" / "results" / "run").iterdir())
+
+
+def _last(root: Path, stage: str) -> tuple[dict[str, Any], str]:
+    run = _runs(root)[-1]
+    data = json.loads((run / f"{stage}.json").read_text())
+    return data, (run / f"{stage}.log").read_text()
+
+
+def test_restored_by_key_saved_when_new_and_fallen_back_when_the_key_changes(
+    project: Project, dockercise: Run
+) -> None:
+    root = project(KEYED)
+    (root / "deps.lock").write_text("v1\n")
+    assert dockercise(root, "run").code == 0
+    first, log = _last(root, "fill")
+    (cache,) = first["cache"]
+    assert cache["path"] == "/deps" and cache["restored"] is None and cache["saved"] is True
+    assert cache["bytes"] > 0 and "before: none" in log
+    assert "cache /deps: saved (key " in log
+
+    assert dockercise(root, "run").code == 0
+    second, log = _last(root, "fill")
+    assert second["cache"][0]["restored"] == "exact" and second["cache"][0]["saved"] is False
+    assert second["cache"][0]["key"] == cache["key"]
+    assert "before: v1" in log and "cache /deps: restored exact (key " in log
+
+    (root / "deps.lock").write_text("v2\n")
+    assert dockercise(root, "run").code == 0
+    third, log = _last(root, "fill")
+    assert third["cache"][0]["key"] != cache["key"]
+    assert third["cache"][0]["restored"] == "fallback" and third["cache"][0]["saved"] is True
+    assert "before: v1" in log  # the newest cache of the same stage and path
+    started, finished = third["started"], third["finished"]
+    assert started < finished
+
+
+def test_a_failed_stage_saves_nothing(project: Project, dockercise: Run) -> None:
+    root = project(
+        f"""
+        broken:
+          img: {IMAGE}
+          cache: /c
+          run: echo half > /c/file; exit 1
+        """
+    )
+    assert dockercise(root, "run").code == 1
+    data, _ = _last(root, "broken")
+    assert data["cache"][0]["saved"] is False
+    assert not list((root / ".dockercise" / "cache").rglob("*.tar"))
+
+
+def _planted(root: Path, stage: str, path: str, members: list[tarfile.TarInfo]) -> Path:
+    """Put a hand-made archive where the local run's exact key for (stage, path) is."""
+    scope = caching.local_scope(str(root.resolve()))
+    name = caching.entry_name(
+        scope.repo, caching.LOCAL, caching.slot(scope.repo, stage, path), caching.NO_KEY_FILES
+    )
+    target = root / ".dockercise" / "cache" / name
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with tarfile.open(target, "w") as tar:
+        for info in members:
+            data = b"pwned\n" if info.isreg() else b""
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data) if info.isreg() else None)
+    return target
+
+
+def _info(name: str, kind: bytes = tarfile.REGTYPE, link: str = "") -> tarfile.TarInfo:
+    info = tarfile.TarInfo(name)
+    info.type, info.linkname = kind, link
+    return info
+
+
+@pytest.mark.parametrize(
+    "members",
+    [
+        [_info("ok"), _info("../../escaped")],
+        [_info("/tmp/escaped-abs")],
+        [_info("up", tarfile.SYMTYPE, "../../.."), _info("up/escaped")],
+        [_info("out", tarfile.SYMTYPE, "/etc")],
+        [_info("null", tarfile.CHRTYPE)],
+    ],
+    ids=["dotdot", "absolute", "through-a-link", "link-out", "device"],
+)
+def test_an_archive_trying_to_write_outside_its_path_is_refused(
+    project: Project, dockercise: Run, tmp_path: Path, members: list[tarfile.TarInfo]
+) -> None:
+    root = project(
+        f"""
+        use:
+          img: {IMAGE}
+          cache: /c
+          run: ls -la /c; test ! -e /c/ok
+        """
+    )
+    _planted(root, "use", "/c", members)
+    outcome = dockercise(root, "run")
+    assert outcome.code == 0, outcome.out
+    data, log = _last(root, "use")
+    assert data["cache"][0]["restored"] is None
+    assert "archive refused" in log
+    assert not list(tmp_path.rglob("escaped*")) and not Path("/tmp/escaped-abs").exists()
+
+
+def test_a_stage_cannot_save_links_out_or_devices(project: Project, dockercise: Run) -> None:
+    root = project(
+        f"""
+        plant:
+          img: {IMAGE}
+          cache: /c
+          run: |
+            ln -s /etc/shadow /c/shadow
+            ln -s ../../../.. /c/up
+            mknod /c/null c 1 3 || true
+            mkfifo /c/fifo
+            echo fine > /c/file
+            ln -s file /c/inside
+        """
+    )
+    assert dockercise(root, "run").code == 0
+    (archive,) = (root / ".dockercise" / "cache").rglob("*.tar")
+    with tarfile.open(archive) as tar:
+        assert sorted(tar.getnames()) == ["file", "inside"]
+
+
+def test_evicted_least_recently_used_first(
+    project: Project, dockercise: Run, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DOCKERCISE_CACHE_MAX", "1500k")
+    root = project(
+        f"""
+        first:
+          img: {IMAGE}
+          cache: /a
+          run: head -c 1000000 /dev/zero > /a/blob
+        second:
+          img: {IMAGE}
+          cache: /b
+          run: head -c 1000000 /dev/zero > /b/blob
+        """
+    )
+    assert dockercise(root, "run", "first").code == 0
+    assert dockercise(root, "run", "second").code == 0
+    kept = list((root / ".dockercise" / "cache").rglob("*.tar"))
+    assert len(kept) == 1 and sum(p.stat().st_size for p in kept) <= 1500 * 1024
+    assert dockercise(root, "run", "second").code == 0
+    second, _ = _last(root, "second")
+    assert second["cache"][0]["restored"] == "exact"
+    assert dockercise(root, "run", "first").code == 0
+    first, _ = _last(root, "first")
+    assert first["cache"][0]["restored"] is None  # evicted, the least recently used
+
+
+# --- scopes and workers, through the engine --------------------------------------------------
+
+
+def _engine_run(root: Path, store: CacheStore, scope: caching.Scope) -> RunResult:
+    loaded = load(root)
+    assert loaded is not None
+    options = RunOptions(cache_store=store, cache_scope=scope, variables=[dict(os.environ)])
+    containers = Containers()
+    try:
+        return Engine(containers, LocalStore(root / "results"), RecordingReporter()).run(
+            prepare(loaded, options)
+        )
+    finally:
+        containers.close()
+
+
+APPEND = f"""
+note:
+  img: {IMAGE}
+  cache: /c
+  run: cat /c/seen 2>/dev/null; echo "$MARK" >> /c/seen
+  env: [mark]
+"""
+
+
+def test_shared_between_two_workers_through_s3(
+    project: Project, s3: S3Bucket, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root = project(APPEND)
+    url = s3.url("caches")
+    scope = caching.scope_for("octo/app", branch="main", default_branch="main")
+    monkeypatch.setenv("MARK", "worker-one")
+    one = CacheStore(tmp_path / "worker-one", url=url)
+    run = _engine_run(root, one, scope)
+    assert run.status is Status.SUCCESS
+    assert run.stages["note"].cache and run.stages["note"].cache[0]["saved"] is True
+    assert any(key.startswith("caches/") and key.endswith(".tar") for key in s3.listing())
+
+    monkeypatch.setenv("MARK", "worker-two")
+    two = CacheStore(tmp_path / "worker-two", url=url)
+    run = _engine_run(root, two, scope)
+    assert run.stages["note"].cache and run.stages["note"].cache[0]["restored"] == "exact"
+    assert run.outputs["note"] == "worker-one"
+    one.close()
+    two.close()
+
+
+def test_scoped_by_branch(
+    project: Project, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root = project(APPEND)
+    store = CacheStore(tmp_path / "cache")
+
+    def build(mark: str, **scope: Any) -> RunResult:
+        monkeypatch.setenv("MARK", mark)
+        return _engine_run(
+            root, store, caching.scope_for("octo/app", default_branch="main", **scope)
+        )
+
+    build("main-1", branch="main")
+    feature = build("feature-1", branch="feature")
+    assert feature.outputs["note"] == "main-1"  # read the default branch's
+    assert feature.stages["note"].cache and feature.stages["note"].cache[0]["saved"] is True
+    pr = build("pr-1", branch="other", pull_request=4, base="feature")
+    assert pr.outputs["note"] == "main-1\nfeature-1"  # its base branch's first
+    fork = build("fork-1", branch="main", pull_request=5, fork=True)
+    assert fork.outputs["note"] == "main-1"
+    assert fork.stages["note"].cache and fork.stages["note"].cache[0]["saved"] is False
+    main = build("main-2", branch="main")
+    assert main.outputs["note"] == "main-1"  # no branch, pull request or fork wrote main's
+    other_repo = _engine_run(
+        root, store, caching.scope_for("octo/other", branch="main", default_branch="main")
+    )
+    assert other_repo.outputs["note"] == ""
+
+
+# --- layers --------------------------------------------------------------------------------------
+
+SLOW = f"FROM {IMAGE}\nRUN sleep 4 && echo slow > /slow\n"
+
+
+@pytest.fixture
+def kept_images(docker_client: docker.DockerClient) -> Iterator[list[str]]:
+    names: list[str] = []
+    yield names
+    for name in names:
+        with contextlib.suppress(docker.errors.APIError):
+            docker_client.api.remove_image(name, force=True)
+
+
+def test_a_build_stage_reuses_its_kept_layers_and_no_other_repository_may(
+    project: Project,
+    dockercise: Run,
+    tmp_path: Path,
+    docker_client: docker.DockerClient,
+    kept_images: list[str],
+) -> None:
+    root = project(
+        """
+        image:
+          build: Dockerfile
+        use:
+          img: image
+          run: cat /slow
+        """
+    )
+    (root / "Dockerfile").write_text(SLOW)
+    kept = caching.kept_image(f"local:{root.resolve()}", "image")
+    kept_images.append(kept)
+    started = time.monotonic()
+    assert dockercise(root, "run").code == 0
+    first = time.monotonic() - started
+    info = docker_client.api.inspect_image(kept)  # type: ignore[no-untyped-call]
+    assert info["Config"]["Labels"]["dockercise.cache.repo"] == f"local:{root.resolve()}"
+    _, log = _last(root, "image")
+    assert "Using cache" not in log
+
+    started = time.monotonic()
+    outcome = dockercise(root, "run")
+    second = time.monotonic() - started
+    assert outcome.code == 0
+    _, log = _last(root, "image")
+    assert "reusing the layers" in log and "Using cache" in log
+    assert second < first - 2, (first, second)
+    # The run's clean-up and the recovery sweep leave the kept image alone.
+    docker_client.api.inspect_image(kept)  # type: ignore[no-untyped-call]
+    from runner.recovery import sweep_here
+
+    containers = Containers()
+    try:
+        sweep_here(containers, {})
+        found = containers.labelled("dockercise.run")
+    finally:
+        containers.close()
+    assert info["Id"] not in {thing.id for thing in found}
+    docker_client.api.inspect_image(kept)  # type: ignore[no-untyped-call]
+
+    other = project(
+        f"""
+        steal:
+          img: {kept}
+          run: cat /slow
+        from:
+          build: Dockerfile
+        """,
+        root=tmp_path / "other",
+    )
+    (other / "Dockerfile").write_text(f"FROM {kept}\nRUN cat /slow\n")
+    outcome = dockercise(other, "run")
+    assert outcome.code == 1
+    steal, log = _last(other, "steal")
+    assert steal["status"] == "failure" and "kept for another repository" in steal["reason"]
+    built, _ = _last(other, "from")
+    assert built["status"] == "failure" and "kept for another repository" in built["reason"]
