@@ -90,12 +90,12 @@ class ContainerBackend(Protocol):
         image the engine holds.
         """
 
-    def keep(self, tag: str, kept: str) -> None:
-        """Tag the built image `tag` as `kept`, the layer cache of its stage (SPEC §13).
+    def keep(self, tag: str, kept: str, repo: str) -> None:
+        """Keep the built image `tag` as `kept`, its stage's layer cache for `repo` (SPEC §13).
 
-        The kept image outlives the run (`remove_run` and recovery only untag
-        the run's own tag of it); the image kept before under that name is
-        removed when nothing else names it.  Never raises.
+        The kept image outlives the run and names no owner, so neither
+        `remove_run` nor any recovery sweep removes it; the image kept before
+        under that name is removed.  Never raises.
         """
 
     def has_image(self, image: str) -> bool:

@@ -42,6 +42,8 @@ LOCAL = "local"
 """The repository and the branch of a local run: one scope, read and written."""
 KEPT_IMAGES = "dockercise-cache/"
 """The repository part of every image kept for its layers (SPEC §13)."""
+KEPT_LABEL = "dockercise.cache.repo"
+"""The label naming the repository a built (and perhaps kept) image belongs to."""
 NO_KEY_FILES = "-"
 """The content key of a path without `key` files (or whose globs match nothing)."""
 

@@ -10,6 +10,8 @@ Podman answers the same API: point DOCKER_HOST at its socket.
 from __future__ import annotations
 
 import contextlib
+import io
+import json
 import math
 import re
 import threading
@@ -28,6 +30,7 @@ from docker.types import LogConfig, Mount
 from docker.utils import parse_repository_tag
 
 from runner.backend import Kind, Labelled, Stream
+from runner.caching import KEPT_IMAGES, KEPT_LABEL
 from runner.errors import (
     BuildFailed,
     BuildTimedOut,
@@ -36,7 +39,6 @@ from runner.errors import (
     ImageUnavailable,
 )
 from runner.limits import Resources
-from runner.caching import KEPT_IMAGES
 from runner.ownership import blank_labels
 from runner.plan import ContainerSpec
 
@@ -79,6 +81,11 @@ def _host_limits(resources: Resources) -> dict[str, Any]:
     if resources.log is not None:
         limits["log_config"] = LogConfig(type=LogConfig.types.NONE)
     return limits
+
+
+def _layers(image: Mapping[str, Any]) -> list[str]:
+    layers: list[str] = (image.get("RootFS") or {}).get("Layers") or []
+    return layers
 
 
 def _explain(e: Exception) -> str:
@@ -259,31 +266,50 @@ class Containers:
             return False
         return True
 
-    def keep(self, tag: str, kept: str) -> None:
-        """Move the `kept` tag to the image `tag`; the image it leaves goes if nothing names it."""
-        repo, version = parse_repository_tag(kept)
+    def keep(self, tag: str, kept: str, repo: str) -> None:
+        """Keep the image `tag` as `kept`, its stage's layer cache, owned by no process.
+
+        The kept image is a child of the built one with one more step, a
+        `LABEL` that blanks every owner label (and the run's): a thing that
+        names no owner is never any sweeper's to remove (`runner.recovery`),
+        whichever version of dockercise sweeps.  It is made again only when
+        the built image's layers differ from the kept one's; the image it
+        replaces is removed.
+        """
         with contextlib.suppress(
             docker.errors.DockerException, requests.exceptions.RequestException
         ):
+            built = self.api.inspect_image(tag)  # type: ignore[no-untyped-call]
             try:
-                before = self.api.inspect_image(kept)["Id"]  # type: ignore[no-untyped-call]
+                before = self.api.inspect_image(kept)  # type: ignore[no-untyped-call]
             except docker.errors.ImageNotFound:
                 before = None
-            self.api.tag(tag, repo, version or "latest")
-            now = self.api.inspect_image(kept)["Id"]  # type: ignore[no-untyped-call]
-            if before is not None and before != now:
-                self.api.remove_image(before)  # refused (and left) while another tag names it
+            if before is not None and _layers(before) == _layers(built):
+                return
+            blanks = {**blank_labels(), "dockercise.run": "", "dockercise.stage": ""}
+            blanks[KEPT_LABEL] = repo
+            label = " ".join(f"{k}={json.dumps(v)}" for k, v in sorted(blanks.items()))
+            dockerfile = f"FROM {built['Id']}\nLABEL {label}\n".encode()
+            for event in self.api.build(
+                fileobj=io.BytesIO(dockerfile), tag=kept, rm=True, forcerm=True, decode=True
+            ):
+                if "error" in event:
+                    return
+            if before is not None:
+                self.api.remove_image(before["Id"])  # refused (and left) while named elsewhere
 
     def _remove_image(self, image_id: str) -> None:
-        """Remove an image of a run; one kept for its layers loses only its other tags."""
+        """Remove a run's image: its tags, then itself unless a kept image descends from it."""
         info = self.api.inspect_image(image_id)  # type: ignore[no-untyped-call]
-        tags = info.get("RepoTags") or []
-        if any(t.startswith(KEPT_IMAGES) for t in tags):
-            for other in tags:
-                if not other.startswith(KEPT_IMAGES):
-                    self.api.remove_image(other)
-            return
-        self.api.remove_image(image_id, force=True)
+        tags = [t for t in info.get("RepoTags") or [] if not t.startswith(KEPT_IMAGES)]
+        for other in tags:
+            self.api.remove_image(other)
+        with contextlib.suppress(docker.errors.ImageNotFound):
+            if not any(
+                t.startswith(KEPT_IMAGES)
+                for t in self.api.inspect_image(image_id).get("RepoTags") or []  # type: ignore[no-untyped-call]
+            ):
+                self.api.remove_image(image_id, force=True)
 
     def _forget_layers(self, layers: list[str]) -> None:
         if layers:  # removing the last layer removes its untagged parents too

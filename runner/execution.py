@@ -306,7 +306,7 @@ class StageExecutor:
         labels = dict(self.labels)
         cache_from = None
         if self.scope is not None:
-            labels[KEPT_LABEL] = self.scope.repo
+            labels[caching.KEPT_LABEL] = self.scope.repo
             kept = caching.kept_image(self.scope.repo, stage.name, self.layer_salt)
             if self.scope.reuse_layers and self.backend.has_image(kept):
                 cache_from = kept
@@ -343,7 +343,8 @@ class StageExecutor:
         if stage.build is None or self.scope is None or not self.scope.keep_layers:
             return
         tag = self.spec(stage).image
-        self.backend.keep(tag, caching.kept_image(self.scope.repo, stage.name, self.layer_salt))
+        kept = caching.kept_image(self.scope.repo, stage.name, self.layer_salt)
+        self.backend.keep(tag, kept, self.scope.repo)
 
     def _emitter(self, stage: Stage, log: CappedLog | None) -> Callable[[Iterable[str]], None]:
         """Lines, masked, to the log and the console, both cut where the log is (`max_log`)."""
@@ -380,10 +381,6 @@ class StageExecutor:
                 emit(splitter.close())
 
         return sink, flush
-
-
-KEPT_LABEL = "dockercise.cache.repo"
-"""The repository a built (and perhaps kept) image belongs to."""
 
 
 def _foreign_from(dockerfile: Path, own: str | None) -> str | None:

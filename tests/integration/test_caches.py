@@ -318,7 +318,10 @@ def test_a_build_stage_reuses_its_kept_layers_and_no_other_repository_may(
     assert dockercise(root, "run").code == 0
     first = time.monotonic() - started
     info = docker_client.api.inspect_image(kept)  # type: ignore[no-untyped-call]
-    assert info["Config"]["Labels"]["dockercise.cache.repo"] == f"local:{root.resolve()}"
+    labels = info["Config"]["Labels"]
+    assert labels["dockercise.cache.repo"] == f"local:{root.resolve()}"
+    # It names no owner: no sweep (of any version) takes it for a dead run's leftover.
+    assert labels["dockercise.run"] == "" and labels["dockercise.owner.pid"] == ""
     _, log = _last(root, "image")
     assert "Using cache" not in log
 

@@ -143,7 +143,7 @@ class FakeBackend:
         if tag in self.failing_builds:
             raise BuildFailed("build failed: scripted")
 
-    def keep(self, tag: str, kept: str) -> None:
+    def keep(self, tag: str, kept: str, repo: str) -> None:
         self._record("keep", kept)
         self.images[kept] = dict(self.images.get(tag, {}))
 
