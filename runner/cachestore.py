@@ -65,7 +65,10 @@ class CacheStore:
     @classmethod
     def from_environment(cls, root: Path, environ: Mapping[str, str]) -> CacheStore:
         limit = parse_size(environ[CACHE_MAX]) if environ.get(CACHE_MAX) else DEFAULT_MAX
-        return cls(root, limit, environ.get(CACHE_URL) or None)
+        url = environ.get(CACHE_URL) or None
+        if url is not None and not url.startswith("s3://"):
+            raise UsageError(f"{CACHE_URL}={url}: use s3://bucket/prefix")
+        return cls(root, limit, url)
 
     def _path(self, name: str) -> Path:
         return self.root / name
