@@ -360,4 +360,3 @@ def cache_scope(job: Job) -> caching.Scope:
         default_branch=default if isinstance(default, str) else None,
         fork=job.fork,
     )
-

@@ -13,9 +13,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from bot.destinations import Allowance, AllowanceInvalid, parse_allowance
-from runner.encryption import is_repository
 from runner.cachestore import CACHE_MAX, CACHE_URL, parse_size
 from runner.cachestore import DEFAULT_MAX as DEFAULT_CACHE_MAX
+from runner.encryption import is_repository
 from runner.errors import DockerciseError
 from runner.limits import Limits, limits_from_env, parse_size
 
