@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import textwrap
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
@@ -39,3 +40,30 @@ def docker_client() -> Iterator[docker.DockerClient]:
     client.images.get("dockercise/busybox")
     yield client
     client.close()
+
+
+def remove_kept_images(tmp_path: Path) -> None:
+    """Remove the images a test's runs kept as layer caches (SPEC §13), and only those.
+
+    A local run keeps its images for `local:<project>` (projects live under
+    `tmp_path`); a bot build for its repository under the salt of its data
+    directory (`tmp_path/bot-data`).  Other tests' kept images, perhaps of
+    other processes sharing the engine, are left alone.
+    """
+    from runner import caching
+
+    salt_file = tmp_path / "bot-data" / "cache" / "salt"
+    salt = salt_file.read_text().strip() if salt_file.is_file() else None
+    client = docker.from_env()
+    try:
+        for image in client.api.images(filters={"label": caching.KEPT_LABEL}):
+            repo = (image.get("Labels") or {}).get(caching.KEPT_LABEL, "")
+            for tag in image.get("RepoTags") or []:
+                ours = repo.startswith(f"{caching.LOCAL}:{tmp_path.resolve()}") or (
+                    salt is not None and tag.startswith(caching.own_kept_prefix(repo, salt))
+                )
+                if ours and tag.startswith(caching.KEPT_IMAGES):
+                    with contextlib.suppress(docker.errors.APIError):
+                        client.api.remove_image(tag, force=True)
+    finally:
+        client.close()

@@ -11,6 +11,15 @@ import redis
 from bot.settings import Settings, load_settings
 from tests.bot.fake_github import FakeGitHub
 from tests.bot.running import Bot, bot_env, free_port, start_redis
+from tests.conftest import remove_kept_images
+
+
+@pytest.fixture(autouse=True)
+def no_kept_images(tmp_path: Path) -> Iterator[None]:
+    """Builds of the default branch keep images (SPEC §13): a test's own are removed after it."""
+    yield
+    if (tmp_path / "bot-data" / "cache" / "salt").is_file():
+        remove_kept_images(tmp_path)
 
 
 @pytest.fixture

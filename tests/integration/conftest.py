@@ -18,6 +18,7 @@ import docker
 import pytest
 
 from cli.main import main
+from tests.conftest import remove_kept_images
 
 IMAGE = "dockercise/busybox"
 PULL_IMAGE = "127.0.0.1:5000/dockercise/pulltest:latest"
@@ -43,6 +44,7 @@ def no_leaks(
     monkeypatch.setattr(tempfile, "tempdir", str(scratch))
     monkeypatch.setenv("TMPDIR", str(scratch))
     yield scratch
+    remove_kept_images(tmp_path)
     leaked = _containers_under(docker_client, scratch)
     assert not leaked, f"containers left behind: {leaked}"
     assert not list(scratch.glob("dockercise-*")), "a run's private directory was left behind"
