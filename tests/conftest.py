@@ -42,7 +42,7 @@ def docker_client() -> Iterator[docker.DockerClient]:
     client.close()
 
 
-def remove_kept_images(tmp_path: Path) -> None:
+def remove_kept_images(tmp_path: Path, client: docker.DockerClient | None = None) -> None:
     """Remove the images a test's runs kept as layer caches (SPEC §13), and only those.
 
     A local run keeps its images for `local:<project>` (projects live under
@@ -54,7 +54,8 @@ def remove_kept_images(tmp_path: Path) -> None:
 
     salt_file = tmp_path / "bot-data" / "cache" / "salt"
     salt = salt_file.read_text().strip() if salt_file.is_file() else None
-    client = docker.from_env()
+    own = client is None
+    client = client or docker.from_env()
     try:
         for image in client.api.images(filters={"label": caching.KEPT_LABEL}):
             repo = (image.get("Labels") or {}).get(caching.KEPT_LABEL, "")
@@ -66,4 +67,27 @@ def remove_kept_images(tmp_path: Path) -> None:
                     with contextlib.suppress(docker.errors.APIError):
                         client.api.remove_image(tag, force=True)
     finally:
-        client.close()
+        if own:
+            client.close()
+
+
+def kept_lineage(client: docker.DockerClient) -> set[str]:
+    """Ids of every image kept as a layer cache (SPEC §13) and of their ancestors.
+
+    A run's built image outlives the run only as such an ancestor: untagged,
+    the layers of its stage's kept image.
+    """
+    from runner import caching
+
+    found: set[str] = set()
+    for image in client.api.images(filters={"label": caching.KEPT_LABEL}):
+        if not any(t.startswith(caching.KEPT_IMAGES) for t in image.get("RepoTags") or []):
+            continue
+        current: str | None = image["Id"]
+        while current and current not in found:
+            found.add(current)
+            try:
+                current = client.api.inspect_image(current).get("Parent") or None  # type: ignore[no-untyped-call]
+            except docker.errors.NotFound:
+                current = None
+    return found

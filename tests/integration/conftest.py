@@ -44,7 +44,7 @@ def no_leaks(
     monkeypatch.setattr(tempfile, "tempdir", str(scratch))
     monkeypatch.setenv("TMPDIR", str(scratch))
     yield scratch
-    remove_kept_images(tmp_path)
+    remove_kept_images(tmp_path, docker_client)
     leaked = _containers_under(docker_client, scratch)
     assert not leaked, f"containers left behind: {leaked}"
     assert not list(scratch.glob("dockercise-*")), "a run's private directory was left behind"

@@ -9,6 +9,7 @@ from pathlib import Path
 import docker
 import pytest
 
+from tests.conftest import kept_lineage
 from tests.integration.conftest import IMAGE, Outcome
 
 pytestmark = pytest.mark.docker
@@ -138,7 +139,21 @@ def test_build_stage_images_are_used_and_removed(
     assert result.log("use") == "from the dockerfile\n"
     assert result.stage("use")["image"].startswith("dockercise-build:")
     assert result.log("self-built").endswith("from the dockerfile and run\n")
-    assert {i.id for i in docker_client.images.list(all=True)} == images_before
+    # Only the kept images of the `build` stages (SPEC §13) and their untagged layers remain.
+    left = {i.id for i in docker_client.images.list(all=True)} - images_before
+    assert left <= kept_lineage(docker_client)
+    assert (
+        len(
+            {
+                i.id
+                for i in docker_client.images.list(
+                    filters={"label": f"dockercise.cache.repo=local:{root.resolve()}"}
+                )
+                if any(t.startswith("dockercise-cache/") for t in i.tags)
+            }
+        )
+        == 2
+    )
 
 
 def test_a_build_from_the_checkout_never_sees_its_results_folder(

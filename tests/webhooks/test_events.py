@@ -153,6 +153,7 @@ def test_pull_request_fields() -> None:
         base_sha="f95f852bd8fca8fcc58a9a2d6c842781e32a215e",
         installation_id=1,
         sender="Codertocat",
+        default_branch="master",
     )
 
 
