@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from bot.destinations import Allowance, AllowanceInvalid, parse_allowance
-from runner.cachestore import CACHE_MAX, CACHE_URL, parse_size
+from runner.cachestore import CACHE_MAX, CACHE_URL
 from runner.cachestore import DEFAULT_MAX as DEFAULT_CACHE_MAX
 from runner.encryption import is_repository
 from runner.errors import DockerciseError
@@ -174,12 +174,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         )
     limits, wrong = limits_from_env(env, defaults=True)
     problems += wrong
-    cache_max = DEFAULT_CACHE_MAX
-    try:
-        if env.get(CACHE_MAX):
-            cache_max = parse_size(env[CACHE_MAX])
-    except DockerciseError as e:
-        problems.append(str(e))
+    cache_max = _size(env, CACHE_MAX, problems, DEFAULT_CACHE_MAX)
     cache_url = env.get(CACHE_URL) or None
     if cache_url is not None and not cache_url.startswith("s3://"):
         problems.append(f"{CACHE_URL} must be s3://bucket/prefix, not '{cache_url}'")

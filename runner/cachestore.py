@@ -14,12 +14,12 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
-import re
 import tempfile
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
+from runner import limits
 from runner.caching import Entry
 from runner.errors import UsageError
 
@@ -30,16 +30,15 @@ CACHE_URL = "DOCKERCISE_CACHE_URL"
 DEFAULT_MAX = 10 << 30
 LOCAL_CACHE = ".dockercise/cache"
 """Where a local run keeps its caches, under the project (never shown to a stage)."""
-_SIZE = re.compile(r"\s*([0-9]+(?:\.[0-9]+)?)\s*([kmgt]?)i?b?\s*\Z", re.IGNORECASE)
-_UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
 
 
 def parse_size(text: str, name: str = CACHE_MAX) -> int:
-    """`10g`, `500m`, `2GiB`, `1048576` -> bytes; UsageError naming the variable otherwise."""
-    found = _SIZE.match(text)
-    if not found:
-        raise UsageError(f"{name}={text}: give a size such as 500m or 10g")
-    return int(float(found.group(1)) * _UNITS[found.group(2).lower()])
+    """`10g`, `500m`, `1.5g`, `2GiB`, `1048576` -> bytes, as every size setting is read
+    (`runner.limits.parse_size`); UsageError naming the variable otherwise."""
+    try:
+        return limits.parse_size(text)
+    except ValueError:
+        raise UsageError(f"{name}={text}: give a size such as 500m or 10g") from None
 
 
 class CacheStore:
