@@ -3,13 +3,19 @@
 Pure: the state stores and the queue keep jobs as `Job.to_json()` text, so
 nothing here imports a store, and a module that only needs a job's fields
 does not load sqlite3 or redis through it.
+
+A job carries the trust it was given when it was recorded (`fork`, SPEC
+§10): decided once, from the delivery, and read back from the stored build
+by every later step; nothing re-derives it from a payload. Every place that
+makes a job says it (`fork` has no default), and a stored job that does not
+say it is a fork's: an origin nobody recorded is not trusted.
 """
 
 from __future__ import annotations
 
 import json
 import secrets
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from enum import StrEnum
 from typing import Any
 
@@ -44,7 +50,10 @@ class Job:
     branch: str | None = None
     installation_id: int | None = None
     delivery: str | None = None
-    fork: bool = False
+    fork: bool = field(kw_only=True)
+    """Built as an untrusted commit (a fork's pull request, or an origin nobody knows): no
+    secrets, no host paths, no trusted settings, no events out (SPEC §10). No default, so
+    that no new way of making a job forgets to decide."""
     number: int | None = None
     changed: tuple[str, ...] | None = None
     trigger: dict[str, Any] = field(default_factory=dict)
@@ -65,7 +74,14 @@ class Job:
         if data.get("changed") is not None:
             data["changed"] = tuple(data["changed"])
         data["targets"] = tuple(data.get("targets") or ())
+        fork = data.get("fork")
+        data["fork"] = fork is not False  # missing (or not a boolean): unknown origin, a fork's
         return cls(**data)
+
+    def rerun(self) -> Job:
+        """A new build of the same commit, exactly as trusted as this one (SPEC §10: a re-run
+        keeps the trust of the build it repeats); not tied to the delivery."""
+        return replace(self, id=new_build_id(), delivery=None)
 
 
 def new_build_id() -> str:
@@ -85,6 +101,7 @@ def job_for(event: Event) -> Job | None:
             branch=event.branch,
             installation_id=event.installation_id,
             delivery=event.delivery,
+            fork=False,  # a push is to the repository itself: its writers pushed it
             changed=event.changed_files if event.changed_files_complete else None,
             trigger={
                 "ref": event.ref,

@@ -88,6 +88,7 @@ def downstream_jobs(state: StateStore, github: GitHubApp, event: dict[str, str])
                 sha=sha,
                 branch=branch,
                 installation_id=known.installation_id,
+                fork=False,  # the subscriber's own default branch, whoever built upstream
                 trigger={
                     "pipeline": event["pipeline"],
                     "run_id": event["run_id"],

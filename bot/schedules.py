@@ -38,6 +38,7 @@ class Scheduler:
                 ref="HEAD",
                 sha="HEAD",
                 installation_id=known.installation_id,
+                fork=False,  # the repository's own default branch
                 targets=(known.watch,) if known.watch else (),
                 trigger={"cron": known.cron},
             )

@@ -32,6 +32,7 @@ def test_every_kind_round_trips_through_text_as_its_plain_string(kind: JobKind) 
         sha="a" * 40,
         changed=("README",),
         targets=("version",),
+        fork=False,
     )
     text = job.to_json()
     assert json.loads(text)["kind"] == kind.value
@@ -71,3 +72,65 @@ def test_an_installation_event_builds_nothing() -> None:
 
 def test_build_ids_are_new_each_time() -> None:
     assert len({new_build_id() for _ in range(100)}) == 100
+
+
+def _stored(**changes: object) -> str:
+    data = json.loads(WRITTEN_BEFORE) | {"kind": "push", "ref": "refs/heads/main"}
+    data.update(changes)
+    return json.dumps({k: v for k, v in data.items() if v is not _GONE})
+
+
+_GONE = object()
+
+
+@pytest.mark.parametrize("fork", [_GONE, None, "false", 0, True])
+def test_a_stored_job_that_does_not_say_it_is_trusted_is_a_fork_s(fork: object) -> None:
+    """SPEC §10: a commit whose origin is unknown is a fork's, whatever its kind."""
+    assert Job.from_json(_stored(fork=fork)).fork is True
+
+
+def test_a_stored_trusted_job_stays_trusted() -> None:
+    assert Job.from_json(_stored(fork=False)).fork is False
+
+
+def test_every_job_says_how_far_it_is_trusted() -> None:
+    with pytest.raises(TypeError, match="fork"):
+        Job(id="b", kind=JobKind.PUSH, repo="o/r", clone_url="http://x", ref="r", sha="s")  # type: ignore[call-arg]
+
+
+@pytest.mark.parametrize("fork", [True, False])
+def test_a_rerun_is_as_trusted_as_the_build_it_repeats(fork: bool) -> None:
+    job = Job.from_json(_stored(fork=fork))
+    again = job.rerun()
+    assert again.fork is fork
+    assert again.id != job.id and again.delivery is None
+    assert (again.repo, again.sha, again.ref, again.kind) == (job.repo, job.sha, job.ref, job.kind)
+
+
+@pytest.mark.parametrize(
+    ("head", "fork"),
+    [("octo/app", False), ("OCTO/App", False), ("mallory/app", True), (None, True)],
+)
+def test_a_pull_request_is_a_fork_s_unless_its_head_is_the_repository_itself(
+    head: str | None, fork: bool
+) -> None:
+    payload = json.loads((PAYLOADS / "pull_request.opened.payload.json").read_bytes())
+    payload["repository"]["full_name"] = "octo/app"
+    payload["pull_request"]["base"]["repo"]["full_name"] = "octo/app"
+    if head is None:  # the head repository was deleted
+        payload["pull_request"]["head"]["repo"] = None
+    else:
+        payload["pull_request"]["head"]["repo"]["full_name"] = head
+    event = parse_github("pull_request", "d-1", payload)
+    assert isinstance(event, PullRequestEvent)
+    job = job_for(event)
+    assert job is not None and job.fork is fork
+    assert Job.from_json(job.to_json()).fork is fork
+
+
+def test_a_push_is_trusted() -> None:
+    payload = json.loads((PAYLOADS / "push.with-new-branch.payload.json").read_bytes())
+    event = parse_github("push", "d-1", payload)
+    assert isinstance(event, PushEvent)
+    job = job_for(event)
+    assert job is not None and job.fork is False

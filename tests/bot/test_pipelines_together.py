@@ -130,6 +130,7 @@ build: {img: dockercise/busybox, after: version, run: echo building}
         sha=first,
         branch="main",
         installation_id=github.installation_id,
+        fork=False,
         trigger={"default_branch": "main"},
     )
     enqueue(push)

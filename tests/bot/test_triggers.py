@@ -16,7 +16,16 @@ from runner.model import Triggers
 
 def _job(kind: str, branch: str = "main") -> Job:
     how = JobKind(kind)
-    return Job(id="b", kind=how, repo="o/r", clone_url="http://x", ref="r", sha="s", branch=branch)
+    return Job(
+        id="b",
+        kind=how,
+        repo="o/r",
+        clone_url="http://x",
+        ref="r",
+        sha="s",
+        branch=branch,
+        fork=False,
+    )
 
 
 @pytest.mark.parametrize(

@@ -29,6 +29,7 @@ def job(build_id: str, sha: str) -> Job:
         clone_url=f"http://127.0.0.1:1/git/{REPO}.git",
         ref="refs/heads/main",
         sha=sha,
+        fork=False,
     )
 
 
