@@ -9,6 +9,14 @@ pipeline files through the API, and only when the commit has a pipeline that
 wants the build does it post `pending` -- then, and only then, it puts the
 build on the queue, so no final status can ever be overtaken by this one.
 A build whose announcer died is claimed again after the state's lease.
+
+Nothing a commit holds may keep its build from ending (SPEC §10): a pipeline
+that crashes the loader, or any other surprise while announcing, ends the
+build as `error` with a one-line reason, at once; and a build whose
+announcers keep dying on it (each claim is counted) is given up as `error`
+at its MAX_TRIES-th claim without being read again. Only what the worker
+can do better (GitHub could not answer, the pipeline is invalid: the worker
+says so with the checkout in hand) is queued unannounced.
 """
 
 from __future__ import annotations
@@ -22,14 +30,18 @@ from bot import statuses
 from bot.checkout import Mirrors
 from bot.github_api import GitHubApp
 from bot.jobs import Job
-from bot.state import StateStore
+from bot.reasons import Redactor, Step, crashed
+from bot.state import ANNOUNCE_LEASE, Claim, StateStore
 from bot.triggers import unwanted
 from runner import pipeline as pipelines
 from runner.errors import DockerciseError
 
-__all__ = ["Announcer", "announce"]
+__all__ = ["MAX_TRIES", "Announcer", "announce", "give_up"]
 
 log = logging.getLogger("dockercise.bot")
+
+MAX_TRIES = 3
+"""Claims of one build after which it is ended as `error` rather than read again."""
 
 
 def announce(
@@ -67,9 +79,32 @@ def announce(
     except DockerciseError as e:
         log.info("build %s of %s queued unannounced: %s", job.id, job.repo, e)
         outcome = "queued"
+    except Exception as e:  # a bug, or a commit that breaks the loader: end it, never again
+        log.exception("build %s of %s broke its announcer", job.id, job.repo)
+        return _end(github, state, job, crashed(Step.ANNOUNCE, e))
     enqueue(job)
     state.handed_over(job.id)
     return outcome
+
+
+def give_up(github: GitHubApp, state: StateStore, claim: Claim) -> str:
+    """End a build whose announcers have died on it MAX_TRIES times, without reading it."""
+    job = claim.job
+    log.warning(
+        "build %s of %s: %d announcers gave out on it; ended", job.id, job.repo, claim.tries
+    )
+    return _end(github, state, job, f"could not be announced ({claim.tries - 1} tries)")
+
+
+def _end(github: GitHubApp, state: StateStore, job: Job, why: str) -> str:
+    """Finish the build as `error` first (so it is never claimed again), then tell the commit."""
+    state.finish(job.id, "error")
+    try:
+        installation = github.installation(job.repo, job.installation_id)
+        installation.post_status(job.repo, job.sha, statuses.errored(Redactor()(why)))
+    except Exception:  # the state says `error`; GitHub is told when it can be
+        log.exception("cannot post the error status of %s", job.id)
+    return "error"
 
 
 class Announcer:
@@ -83,6 +118,8 @@ class Announcer:
     BACKOFF = 5.0
     """Seconds between tries while the state cannot be read (Redis down, say)."""
     THREADS = 4
+    LEASE = ANNOUNCE_LEASE
+    """Seconds a claimed build is this announcer's before another may take it."""
 
     def __init__(
         self,
@@ -114,7 +151,7 @@ class Announcer:
         while not self._stop.is_set():
             self._free.acquire()  # a thread is free: only then claim, so none waits claimed
             try:
-                jobs = self.state.claim_unannounced(1)
+                claims = self.state.claim_unannounced(1, self.LEASE)
             except Exception:  # the state is unreachable for now: try again, not at once
                 log.exception(
                     "cannot look for builds to announce; trying again in %gs", self.BACKOFF
@@ -122,15 +159,19 @@ class Announcer:
                 self._free.release()
                 self._stop.wait(self.BACKOFF)
                 continue
-            if not jobs:
+            if not claims:
                 self._free.release()
                 self._stop.wait(self.POLL)
                 continue
-            self._pool.submit(self._announce, jobs[0])
+            self._pool.submit(self._announce, claims[0])
 
-    def _announce(self, job: Job) -> None:
+    def _announce(self, claim: Claim) -> None:
+        job = claim.job
         try:
-            announce(self.github, self.state, self.enqueue, job, self.mirrors)
+            if claim.tries > MAX_TRIES:
+                give_up(self.github, self.state, claim)
+            else:
+                announce(self.github, self.state, self.enqueue, job, self.mirrors)
         except Exception:  # the thread's one catch-all: the lease offers it again later
             log.exception("cannot announce build %s of %s", job.id, job.repo)
         finally:

@@ -2,7 +2,14 @@
 
 Runs in a queue worker.  It always ends with a final commit status (or none
 at all when the commit has no pipeline), and always deletes its checkout;
-the one catch-all of the worker task is here.
+the one catch-all of the worker task is here: whatever breaks, in whichever
+step, ends the build as `error` with a one-line reason that `bot.reasons`
+has masked and cleared of the worker's paths (SPEC §10), and the worker
+goes on with the next build.
+
+The build is the stored one: the worker reads the job back from the state
+after claiming it, so its trust (`Job.fork`) is what was recorded from the
+delivery, whatever the queue's copy says.
 """
 
 from __future__ import annotations
@@ -10,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import shutil
+import tempfile
 import threading
 from collections.abc import Callable
 from concurrent.futures import Future
@@ -20,8 +28,9 @@ from secrets import token_hex
 from bot import statuses
 from bot.checkout import Mirrors
 from bot.github_api import GitHubApp, Installation
-from bot.jobs import Job, JobKind, new_build_id
+from bot.jobs import Job, JobKind
 from bot.policy import allowance
+from bot.reasons import Redactor, Step, crashed
 from bot.remotes import scope_remotes
 from bot.settings import Settings
 from bot.state import StateStore
@@ -110,8 +119,17 @@ def _post_meanwhile(installation: Installation, job: Job, what: str) -> Future[N
 def _settle(posted: Future[None], job: Job) -> None:
     try:
         posted.result()
-    except DockerciseError as e:  # the final status says what matters
-        log.warning("build %s of %s: %s", job.id, job.repo, e)
+    except Exception as e:  # the final status says what matters
+        log.warning("build %s of %s: cannot say it is running: %r", job.id, job.repo, e)
+
+
+@dataclass
+class _Progress:
+    """Where a build is: the step a failure is blamed on, and whether its final word is out."""
+
+    step: Step = Step.CHECKOUT
+    reported: str | None = None
+    """The final status's state once posted: nothing after it may contradict it."""
 
 
 class Builder:
@@ -137,6 +155,9 @@ class Builder:
         if not self.state.start(job.id, self.worker):
             log.info("build %s of %s is taken or done; skipping", job.id, job.repo)
             return
+        stored = self.state.get(job.id)
+        # The stored build is the one to do; were it forgotten meanwhile, trust nothing.
+        job = stored.job if stored is not None else replace(job, fork=True)
         alive = threading.Event()
         beating = threading.Thread(target=self._beat, args=(job.id, alive), daemon=True)
         beating.start()
@@ -161,8 +182,17 @@ class Builder:
         while not done.wait(self.settings.stale_after / 3):
             self.state.beat(build_id)
 
+    def _redactor(self, masker: Masker, workdir: Path) -> Redactor:
+        places = [(str(workdir), "<checkout>"), (str(self.settings.data_dir), "<data>")]
+        results = self.settings.results
+        if "://" not in results or results.startswith("file://"):
+            places.append((results.removeprefix("file://"), "<results>"))
+        return Redactor.of(masker, places, tempfile.gettempdir())
+
     def _build(self, job: Job, workdir: Path) -> str:
         masker = Masker(self.settings.tokens)
+        redact = self._redactor(masker, workdir)
+        progress = _Progress()
         installation: Installation | None = None
         try:
             installation = self.github.installation(job.repo, job.installation_id)
@@ -175,38 +205,61 @@ class Builder:
             token = installation.token
             masker.add(token)
             self.mirrors.checkout(job.repo, job.clone_url, job.ref, job.sha, workdir, token)
-            return self._run(job, workdir, installation, masker)
-        except DockerciseError as e:
-            return self._errored(job, installation, masker(str(e).splitlines()[0]))
+            progress.step = Step.LOAD
+            return self._run(job, workdir, installation, masker, redact, progress)
         except Exception as e:  # the worker task's one catch-all: never leave `pending`
-            log.exception("build %s of %s failed", job.id, job.repo)
-            return self._errored(job, installation, masker(f"internal error ({type(e).__name__})"))
+            if isinstance(e, DockerciseError):
+                log.warning("build %s of %s: %s", job.id, job.repo, e)
+                why = redact(str(e)) or crashed(progress.step, e)
+            else:
+                log.exception("build %s of %s failed while %s", job.id, job.repo, progress.step)
+                why = crashed(progress.step, e)
+            if progress.reported is not None:  # the commit has its final word: keep it
+                return progress.reported
+            return self._errored(job, installation, why)
 
     def _errored(self, job: Job, installation: Installation | None, why: str) -> str:
         # A watch check posts nothing.
         if installation is not None and job.kind is not JobKind.WATCH:
             try:
                 installation.post_status(job.repo, job.sha, statuses.errored(why))
-            except DockerciseError:
+            except Exception:  # GitHub cannot be told; the state still says `error`
                 log.exception("cannot post the error status of %s", job.id)
         return "error"
 
-    def _invalid(self, job: Job, installation: Installation, e: PipelineInvalid) -> str:
-        first = str(e.problems[0])
+    def _invalid(
+        self,
+        job: Job,
+        installation: Installation,
+        e: PipelineInvalid,
+        redact: Redactor,
+        progress: _Progress,
+    ) -> str:
+        first = redact(str(e.problems[0]))
         more = f" (+{len(e.problems) - 1} more)" if len(e.problems) > 1 else ""
         status = statuses.CommitStatus("failure", statuses.fit(f"pipeline invalid: {first}{more}"))
+        progress.step = Step.REPORT
         installation.post_status(job.repo, job.sha, status)
         return "failure"
 
-    def _run(self, job: Job, workdir: Path, installation: Installation, masker: Masker) -> str:
+    def _run(
+        self,
+        job: Job,
+        workdir: Path,
+        installation: Installation,
+        masker: Masker,
+        redact: Redactor,
+        progress: _Progress,
+    ) -> str:
         try:
             loaded = pipelines.load(workdir, allow_symlinks=False)  # SPEC §10
         except PipelineInvalid as e:
-            return self._invalid(job, installation, e)
+            return self._invalid(job, installation, e, redact, progress)
         if loaded is None:
             return "none"  # no pipeline: no status at all
         on = loaded.meta.on
-        if job.kind is not JobKind.PULL_REQUEST and job.branch == job.trigger.get("default_branch"):
+        default = job.branch == job.trigger.get("default_branch")
+        if not job.fork and job.kind is not JobKind.PULL_REQUEST and default:
             self.state.remember(
                 job.repo, job.clone_url, job.installation_id, on.upstream, on.cron, on.watch
             )
@@ -215,23 +268,30 @@ class Builder:
             log.info("not building %s@%s: %s", job.repo, job.sha[:12], why)
             return "filtered"
         watching = job.kind is JobKind.WATCH
+        progress.step = Step.RUN
         running = None if watching else _post_meanwhile(installation, job, "build running")
         run: RunResult | PipelineInvalid
         try:
-            run = self._engine_run(job, loaded, workdir, installation, masker)
+            run = self._engine_run(job, loaded, workdir, installation, masker, redact)
         except PipelineInvalid as e:  # more stages than the operator allows
             run = e
         finally:
             if running is not None:  # whatever comes next is posted after it
                 _settle(running, job)
         if isinstance(run, PipelineInvalid):
-            return self._invalid(job, installation, run)
+            return self._invalid(job, installation, run, redact, progress)
+        progress.step = Step.REPORT
         if watching:
             return self._compare_watch(job, run)
         final = statuses.for_run(run, results_url(self.settings.public_url, job.repo, run.id))
+        final = replace(final, description=statuses.fit(redact.scrub(final.description)))
         installation.post_status(job.repo, job.sha, final)
+        progress.reported = final.state
         if self.notify is not None and not job.fork:  # a fork's result counts nowhere (§10)
-            self.notify(self._event(job, run, final.target_url or ""), loaded.meta.downstream)
+            try:
+                self.notify(self._event(job, run, final.target_url or ""), loaded.meta.downstream)
+            except Exception:  # the build is reported; its events are lost, and said so
+                log.exception("build %s of %s: cannot send its events", job.id, job.repo)
         return final.state
 
     def _event(self, job: Job, run: RunResult, url: str) -> dict[str, str]:
@@ -257,14 +317,20 @@ class Builder:
         previous = self.state.watched(job.repo, output)
         if previous is not None and previous != output and self.enqueue is not None:
             log.info("watch %s of %s changed: building", watch, job.repo)
-            whole = replace(job, id=new_build_id(), kind=JobKind.SCHEDULE, targets=(),
-                            delivery=None, trigger={**job.trigger, "watch": watch})  # fmt: skip
+            whole = replace(job.rerun(), kind=JobKind.SCHEDULE, targets=(),
+                            trigger={**job.trigger, "watch": watch})  # fmt: skip
             self.enqueue(whole)
             return "changed"
         return "unchanged"
 
     def _engine_run(
-        self, job: Job, loaded: Pipeline, workdir: Path, installation: Installation, masker: Masker
+        self,
+        job: Job,
+        loaded: Pipeline,
+        workdir: Path,
+        installation: Installation,
+        masker: Masker,
+        redact: Redactor,
     ) -> RunResult:
         audience = Audience(job.repo, unbound=self.settings.accepts_unbound_secrets(job.repo))
         secrets = (
@@ -314,7 +380,8 @@ class Builder:
             return results_url(self.settings.public_url, job.repo, run_id)
 
         def post(status: statuses.CommitStatus) -> None:
-            installation.post_status(job.repo, job.sha, status)
+            text = statuses.fit(redact.scrub(status.description))
+            installation.post_status(job.repo, job.sha, replace(status, description=text))
 
         per_stage = loaded.meta.statuses == "stages" and job.kind is not JobKind.WATCH
         reporter = _Reporter(self.state, job, post if per_stage else None, url)

@@ -11,6 +11,7 @@ import threading
 from dataclasses import dataclass
 
 from github import Auth, Github, GithubException, GithubIntegration
+from github.GithubObject import NotSet
 
 from bot.statuses import CommitStatus
 from runner.errors import DockerciseError
@@ -50,7 +51,8 @@ class Installation:
             commit = self.client.get_repo(full_name).get_commit(sha)
             commit.create_status(
                 state=status.state,
-                target_url=status.target_url or "",
+                # No URL, no field: an empty `target_url` is a link to nowhere.
+                target_url=status.target_url if status.target_url else NotSet,
                 description=status.description,
                 context=status.context,
             )

@@ -3,6 +3,11 @@
 Runs when a worker starts and every minute.  A build is dead when its worker
 has not beaten its heartbeat for STALE seconds; what its run left behind
 (containers, built images, the checkout) is removed.
+
+The state moves first and GitHub is told after, so a GitHub that cannot be
+reached (or anything else that breaks while settling) never leaves a dead
+build to be found dead again every minute. The build queued again is the
+stored one, with the trust it was recorded with (SPEC §10).
 """
 
 from __future__ import annotations
@@ -13,7 +18,7 @@ from collections.abc import Callable
 
 from bot import statuses
 from bot.github_api import GitHubApp
-from bot.jobs import Job
+from bot.jobs import Job, JobKind
 from bot.settings import Settings
 from bot.state import Build, StateStore
 from pages.links import results_url
@@ -45,11 +50,13 @@ class Reaper:
         for build in self.state.stale(self.settings.stale_after):
             if not self.state.take_stale(build.job.id, self.settings.stale_after):
                 continue  # another worker's reaper has it
-            self._clean(build)
             try:
+                self._clean(build)
                 self._settle(build)
-            except DockerciseError:
+            except Exception:  # one dead build must not keep the others from being settled
                 log.exception("cannot settle dead build %s", build.job.id)
+                self.state.finish(build.job.id, "error")
+                self._tell(build.job, statuses.errored("the worker building it died"))
             handled.append(build.job.id)
         return handled
 
@@ -70,20 +77,25 @@ class Reaper:
 
     def _settle(self, build: Build) -> None:
         job = build.job
-        installation = self.github.installation(job.repo, job.installation_id)
         url = (
             results_url(self.settings.public_url, job.repo, build.run_id) if build.run_id else None
         )
         if build.attempts < MAX_ATTEMPTS:
             log.warning("build %s of %s lost its worker; queued again", job.id, job.repo)
             self.state.requeue(job.id)
-            installation.post_status(
-                job.repo, job.sha, statuses.pending(url, "worker died; build queued again")
-            )
+            # Said before it is queued, so that it never overtakes the new worker's statuses.
+            self._tell(job, statuses.pending(url, "worker died; build queued again"))
             self.enqueue(job)
         else:
             log.warning("build %s of %s lost its worker again; giving up", job.id, job.repo)
             self.state.finish(job.id, "error")
-            installation.post_status(
-                job.repo, job.sha, statuses.errored("the worker building it died", url)
-            )
+            self._tell(job, statuses.errored("the worker building it died", url))
+
+    def _tell(self, job: Job, status: statuses.CommitStatus) -> None:
+        if job.kind is JobKind.WATCH or job.sha == "HEAD":  # a watch check posts nothing;
+            return  # a schedule's commit was never stored, so there is none to post on
+        try:
+            installation = self.github.installation(job.repo, job.installation_id)
+            installation.post_status(job.repo, job.sha, status)
+        except Exception:
+            log.exception("cannot tell GitHub about dead build %s", job.id)

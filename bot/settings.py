@@ -76,8 +76,14 @@ class Settings:
 
     @property
     def tokens(self) -> list[str]:
-        """The bot's own secrets, masked in everything a build prints or stores."""
-        return [v for v in (self.webhook_secret, self.events_secret, self.secret_key) if v]
+        """The bot's own secrets, masked in everything a build prints or stores: the private
+        key too, each of its lines but the PEM's `-----BEGIN/END ...-----` armour (the masker
+        takes a value's lines one by one, and the armour is the same in every key)."""
+        key_lines = [
+            line for line in self.private_key.splitlines() if line and not line.startswith("-----")
+        ]
+        values = (self.webhook_secret, self.events_secret, self.secret_key, *key_lines)
+        return [v for v in values if v]
 
 
 def _int(env: Mapping[str, str], name: str, problems: list[str], default: int | None) -> int:

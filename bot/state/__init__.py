@@ -8,12 +8,13 @@ needs only the contract (or a `Job`) loads a store's client library.
 from __future__ import annotations
 
 from bot.settings import Settings
-from bot.state.base import ANNOUNCE_LEASE, PRUNE_BATCH, Build, Known, Phase, StateStore
+from bot.state.base import ANNOUNCE_LEASE, PRUNE_BATCH, Build, Claim, Known, Phase, StateStore
 
 __all__ = [
     "ANNOUNCE_LEASE",
     "PRUNE_BATCH",
     "Build",
+    "Claim",
     "Known",
     "Phase",
     "StateStore",

@@ -16,7 +16,7 @@ from typing import Protocol
 
 from bot.jobs import Job
 
-__all__ = ["ANNOUNCE_LEASE", "PRUNE_BATCH", "Build", "Known", "Phase", "StateStore"]
+__all__ = ["ANNOUNCE_LEASE", "PRUNE_BATCH", "Build", "Claim", "Known", "Phase", "StateStore"]
 
 ANNOUNCE_LEASE = 60.0
 """Seconds an announcer has to queue a build it claimed before another may claim it."""
@@ -44,6 +44,19 @@ class Known:
     watch: str | None
     scheduled: float | None
     watched: str | None
+
+
+@dataclass(frozen=True)
+class Claim:
+    """A recorded build an announcer has taken, and how many times one has (this one too).
+
+    An announcer that dies on a build (a hostile repository that brings its
+    process down, say) leaves it to the next one after the lease; the count
+    lets the next one give up on it rather than die in turn, forever.
+    """
+
+    job: Job
+    tries: int
 
 
 @dataclass(frozen=True)
@@ -77,12 +90,13 @@ class StateStore(Protocol):
         """
         ...
 
-    def claim_unannounced(self, limit: int, lease: float = ANNOUNCE_LEASE) -> list[Job]:
+    def claim_unannounced(self, limit: int, lease: float = ANNOUNCE_LEASE) -> list[Claim]:
         """Take up to `limit` recorded builds that are not on the queue yet, oldest first.
 
-        Each is offered again `lease` seconds later unless handed over by then
-        (its announcer died). Polled often: when there is nothing to claim, this
-        costs one small read and no write.
+        Each is offered again `lease` seconds later unless handed over (or
+        finished) by then: its announcer died. Each claim is counted. Polled
+        often: when there is nothing to claim, this costs one small read and no
+        write.
         """
         ...
 

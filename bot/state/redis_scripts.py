@@ -157,10 +157,11 @@ CLAIM = (
 local jobs = {}
 local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, tonumber(ARGV[1]))
 for _, id in ipairs(ids) do
-  local fields = redis.call('HMGET', ARGV[3] .. 'build:' .. id, 'status', 'job')
+  local build = ARGV[3] .. 'build:' .. id
+  local fields = redis.call('HMGET', build, 'status', 'job')
   if fields[1] == 'queued' then
     redis.call('ZADD', KEYS[1], tonumber(now) + tonumber(ARGV[2]), id)
-    table.insert(jobs, fields[2])
+    table.insert(jobs, {fields[2], redis.call('HINCRBY', build, 'announces', 1)})
   else
     redis.call('ZREM', KEYS[1], id)
   end

@@ -30,7 +30,7 @@ import redis
 
 import bot.state.redis_scripts as lua
 from bot.jobs import Job
-from bot.state.base import ANNOUNCE_LEASE, PRUNE_BATCH, Build, Known, Phase, StateStore
+from bot.state.base import ANNOUNCE_LEASE, PRUNE_BATCH, Build, Claim, Known, Phase, StateStore
 
 __all__ = ["PREFIX", "RedisState"]
 
@@ -83,9 +83,9 @@ class RedisState(StateStore):
     def handed_over(self, build_id: str) -> None:
         self.redis.zrem(self._key("unhanded"), build_id)
 
-    def claim_unannounced(self, limit: int, lease: float = ANNOUNCE_LEASE) -> list[Job]:
-        texts = self._claim(keys=[self._key("unhanded")], args=[limit, lease, self.prefix])
-        return [Job.from_json(str(t)) for t in texts]
+    def claim_unannounced(self, limit: int, lease: float = ANNOUNCE_LEASE) -> list[Claim]:
+        found = self._claim(keys=[self._key("unhanded")], args=[limit, lease, self.prefix])
+        return [Claim(Job.from_json(str(text)), int(tries)) for text, tries in found]
 
     def start(self, build_id: str, worker: str) -> bool:
         claimed = self._start(

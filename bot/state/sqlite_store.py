@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from bot.jobs import Job
-from bot.state.base import ANNOUNCE_LEASE, PRUNE_BATCH, Build, Known, Phase, StateStore
+from bot.state.base import ANNOUNCE_LEASE, PRUNE_BATCH, Build, Claim, Known, Phase, StateStore
 
 __all__ = ["SqliteState"]
 
@@ -39,7 +39,8 @@ create table if not exists builds (
     handed integer not null default 0,
     created real not null,
     state text,
-    claimable real
+    claimable real,
+    announces integer not null default 0
 );
 create unique index if not exists builds_delivery on builds(delivery) where delivery is not null;
 create index if not exists builds_unannounced on builds(created)
@@ -96,6 +97,8 @@ class SqliteState(StateStore):
             columns = {row[1] for row in db.execute("pragma table_info(builds)")}
             if columns and "claimable" not in columns:  # a data directory of an earlier version
                 db.execute("alter table builds add column claimable real")
+            if columns and "announces" not in columns:
+                db.execute("alter table builds add column announces integer not null default 0")
             db.executescript(_SCHEMA)
         finally:
             db.close()
@@ -167,7 +170,7 @@ class SqliteState(StateStore):
         with self._db() as db:
             db.execute("update builds set handed = 1 where id = ?", (build_id,))
 
-    def claim_unannounced(self, limit: int, lease: float = ANNOUNCE_LEASE) -> list[Job]:
+    def claim_unannounced(self, limit: int, lease: float = ANNOUNCE_LEASE) -> list[Claim]:
         now = time.time()
         # Nothing to claim (most polls) costs one read on a small index, and no write.
         claimable = self._connection().execute(
@@ -179,12 +182,14 @@ class SqliteState(StateStore):
             return []
         with self._db() as db:
             rows = db.execute(
-                "update builds set claimable = ? where id in (select id from builds"
-                " where handed = 0 and status = 'queued' and coalesce(claimable, 0) <= ?"
-                " order by created limit ?) returning job",
+                "update builds set claimable = ?, announces = announces + 1 where id in"
+                " (select id from builds where handed = 0 and status = 'queued'"
+                " and coalesce(claimable, 0) <= ? order by created limit ?)"
+                " returning job, announces, created",
                 (now + lease, now, limit),
             ).fetchall()
-        return [Job.from_json(r[0]) for r in rows]
+        rows.sort(key=lambda r: r[2])  # `returning` keeps no order
+        return [Claim(Job.from_json(r[0]), r[1]) for r in rows]
 
     def start(self, build_id: str, worker: str) -> bool:
         with self._db() as db:

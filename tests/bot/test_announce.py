@@ -12,7 +12,7 @@ from bot.checkout import Mirrors
 from bot.github_api import GitHubApp
 from bot.jobs import Job, JobKind
 from bot.settings import Settings
-from bot.state import ANNOUNCE_LEASE
+from bot.state import ANNOUNCE_LEASE, Claim
 from bot.state.sqlite_store import SqliteState
 from tests.bot.fake_github import FakeGitHub
 from tests.bot.running import wait_for
@@ -31,6 +31,7 @@ def _job(github: FakeGitHub, repo: str, sha: str, build_id: str) -> Job:
         branch="main",
         installation_id=github.installation_id,
         delivery=f"d-{build_id}",
+        fork=False,
         trigger={"default_branch": "main"},
     )
 
@@ -85,7 +86,7 @@ def test_an_unreadable_state_is_retried_after_a_pause(
     tries: list[float] = []
 
     class Unreachable(SqliteState):
-        def claim_unannounced(self, limit: int, lease: float = ANNOUNCE_LEASE) -> list[Job]:
+        def claim_unannounced(self, limit: int, lease: float = ANNOUNCE_LEASE) -> list[Claim]:
             tries.append(time.monotonic())
             raise ConnectionError("state unreachable")
 

@@ -39,6 +39,7 @@ def _build(settings: Settings, github: FakeGitHub, repo: str, sha: str) -> None:
         branch="main",
         installation_id=github.installation_id,
         delivery=f"d-{sha[:8]}",
+        fork=False,
     )
     state = SqliteState(settings.data_dir / "state.db")
     try:

@@ -51,6 +51,7 @@ def job(build_id: str, delivery: str | None = None, repo: str = "octo/app") -> J
         branch="main",
         installation_id=77,
         delivery=delivery,
+        fork=False,
         changed=("README",),
         trigger={"sender": "octocat"},
     )
@@ -160,7 +161,7 @@ def test_every_job_kind_round_trips_and_is_stored_as_its_string(
     assert json.loads(_stored_job(store, "b1"))["kind"] == kind.value  # as before JobKind
     build = store.get("b1")
     assert build is not None and build.job == recorded and build.job.kind is kind
-    assert store.claim_unannounced(1) == [recorded]
+    assert [c.job for c in store.claim_unannounced(1)] == [recorded]
 
 
 def test_updates_of_unknown_builds_create_nothing(store: StateStore) -> None:
@@ -340,20 +341,20 @@ def test_recorded_builds_are_claimed_for_announcing_once_until_the_lease_ends(
     for build_id in ("b1", "b2", "b3"):
         store.record(job(build_id))
         time.sleep(0.002)  # distinct creation times: claimed oldest first
-    assert [j.id for j in store.claim_unannounced(2, lease=0.3)] == ["b1", "b2"]
-    assert [j.id for j in store.claim_unannounced(4, lease=0.3)] == ["b3"]
+    assert [c.job.id for c in store.claim_unannounced(2, lease=0.3)] == ["b1", "b2"]
+    assert [c.job.id for c in store.claim_unannounced(4, lease=0.3)] == ["b3"]
     assert store.claim_unannounced(4, lease=0.3) == []  # all three are in an announcer's hands
     store.handed_over("b1")  # queued
     store.finish("b2", "none")  # no pipeline: nothing to queue
     time.sleep(0.4)  # b3's announcer died: its lease ends
-    assert [j.id for j in store.claim_unannounced(4)] == ["b3"]
+    assert [c.job.id for c in store.claim_unannounced(4)] == ["b3"]
     assert store.claim_unannounced(4) == []
 
 
 def test_a_claimed_build_comes_back_whole(store: StateStore) -> None:
     recorded = job("b1", delivery="d-9")
     store.record(recorded)
-    assert store.claim_unannounced(1) == [recorded]
+    assert [c.job for c in store.claim_unannounced(1)] == [recorded]
 
 
 def test_a_data_directory_of_the_previous_version_is_upgraded(tmp_path: Path) -> None:
@@ -371,4 +372,5 @@ def test_a_data_directory_of_the_previous_version_is_upgraded(tmp_path: Path) ->
     )
     old.commit()
     old.close()
-    assert SqliteState(tmp_path / "state.db").claim_unannounced(4) == [job("b1")]
+    (claim,) = SqliteState(tmp_path / "state.db").claim_unannounced(4)
+    assert (claim.job, claim.tries) == (job("b1"), 1)
