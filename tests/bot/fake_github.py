@@ -250,6 +250,8 @@ class FakeGitHub:
                 "description": body.get("description"),
                 "target_url": body.get("target_url") or None,
                 "context": body.get("context", "default"),
+                # The fields the bot sent: a status without a URL sends no `target_url`.
+                "sent": sorted(body),
             }
             with self._lock:
                 self.statuses.append(entry)

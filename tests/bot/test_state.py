@@ -351,6 +351,17 @@ def test_recorded_builds_are_claimed_for_announcing_once_until_the_lease_ends(
     assert store.claim_unannounced(4) == []
 
 
+def test_each_claim_of_a_build_is_counted(store: StateStore) -> None:
+    store.record(job("b1"))
+    for tries in (1, 2, 3):
+        (claim,) = store.claim_unannounced(1, lease=0.05)
+        assert (claim.job.id, claim.tries) == ("b1", tries)
+        time.sleep(0.1)  # its announcer died: the lease ends
+    store.finish("b1", "error")
+    time.sleep(0.1)
+    assert store.claim_unannounced(1) == []  # ended: never offered again
+
+
 def test_a_claimed_build_comes_back_whole(store: StateStore) -> None:
     recorded = job("b1", delivery="d-9")
     store.record(recorded)
