@@ -30,7 +30,7 @@ from bot.checkout import Mirrors
 from bot.github_api import GitHubApp, Installation
 from bot.jobs import Job, JobKind
 from bot.policy import allowance
-from bot.reasons import Redactor, Step, crashed
+from bot.reasons import PlaceMasker, Redactor, Step, crashed
 from bot.remotes import scope_remotes
 from bot.settings import Settings
 from bot.state import StateStore
@@ -190,7 +190,9 @@ class Builder:
         return Redactor.of(masker, places, tempfile.gettempdir())
 
     def _build(self, job: Job, workdir: Path) -> str:
-        masker = Masker(self.settings.tokens)
+        masker = PlaceMasker(self.settings.tokens)
+        own = Redactor.of(Masker(), [(str(workdir), "<checkout>")], tempfile.gettempdir())
+        masker.hide = own.hide_places
         redact = self._redactor(masker, workdir)
         progress = _Progress()
         installation: Installation | None = None

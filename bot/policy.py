@@ -11,6 +11,7 @@ of disk takes no build at all (`room_for_build`).
 from __future__ import annotations
 
 import os
+from collections.abc import Collection
 from dataclasses import dataclass
 
 from runner.limits import Limits, format_size
@@ -23,6 +24,7 @@ __all__ = [
     "allowance",
     "restrictions",
     "room_for_build",
+    "trusted_repository",
 ]
 
 BUILD_NETWORK = "none"
@@ -86,6 +88,16 @@ def restrictions(
         if fork and wants_secret:
             denied[stage.name] = FORK_SECRETS
     return denied
+
+
+def trusted_repository(fork: bool, repo: str, trusted: Collection[str]) -> bool:
+    """Whether the operator's trusted settings (`DOCKERCISE_TRUSTED_REPOS`) apply to a build.
+
+    Never to a fork's (SPEC §10: forks get no trusted settings), even when the
+    repository it asks to be built in is listed: the code is the fork's.
+    GitHub's names ignore case, and so does the list.
+    """
+    return not fork and repo.lower() in {name.lower() for name in trusted}
 
 
 def _under(path: str, top: str) -> bool:

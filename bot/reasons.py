@@ -20,13 +20,13 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from enum import StrEnum
 
 from runner.masking import Masker
 
-__all__ = ["Redactor", "Step", "crashed"]
+__all__ = ["PlaceMasker", "Redactor", "Step", "crashed"]
 
 _CONTROLS = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 _AFTER_NAME = r"(?![\w.-])"
@@ -43,6 +43,22 @@ class Step(StrEnum):
     REPORT = "reporting"
 
 
+class PlaceMasker(Masker):
+    """A build's masker: secrets out, and the places only this build has (its checkout,
+    dockercise's temp folders) replaced, in everything its run writes (logs, JSON).
+
+    Only places no stage's output can name by chance: a data directory such as
+    `/data` is replaced in statuses (`Redactor`), never in a stage's log.
+    """
+
+    def __init__(self, values: Iterable[str] = ()) -> None:
+        super().__init__(values)
+        self.hide: Callable[[str], str] = str
+
+    def __call__(self, text: str) -> str:
+        return self.hide(super().__call__(text))
+
+
 def crashed(step: Step, error: BaseException) -> str:
     """The reason of an unexpected exception: its type and the step, never its text."""
     return f"internal error while {step} ({type(error).__name__})"
@@ -53,10 +69,8 @@ class Redactor:
     """Text -> one line fit for a commit status: masked, worker places replaced."""
 
     masker: Masker = field(default_factory=Masker)
-    places: tuple[tuple[str, str], ...] = ()
-    """(absolute path, word), longest path first; `temp` places match their children."""
-    temp: str | None = None
-    """The temp directory: only dockercise's own folders in it (`dockercise-*`) are replaced."""
+    rules: tuple[tuple[re.Pattern[str], str], ...] = ()
+    """What each place looks like in text, longest first, and the word that replaces it."""
 
     @classmethod
     def of(
@@ -65,13 +79,18 @@ class Redactor:
         places: Iterable[tuple[str, str]],
         temp: str | None = None,
     ) -> Redactor:
-        """Places with their resolved spellings too (a data dir given through a link)."""
+        """Places (absolute path, word) as given and resolved (a data dir given through a
+        link), each matched only as whole path components; with `temp`, the temp directory's
+        `dockercise-*` folders (dockercise's own: runs, spools) become `<temp>`."""
         found: dict[str, str] = {}
         for path, word in places:
             for spelling in _spellings(path):
                 found.setdefault(spelling, word)
         ordered = sorted(found.items(), key=lambda item: len(item[0]), reverse=True)
-        return cls(masker, tuple(ordered), temp)
+        rules = [(re.compile(re.escape(path) + _AFTER_NAME), word) for path, word in ordered]
+        for spelling in _spellings(temp) if temp else []:
+            rules.append((re.compile(re.escape(spelling) + r"/dockercise-[^/\s'\"]*"), "<temp>"))
+        return cls(masker, tuple(rules))
 
     def __call__(self, text: str) -> str:
         lines = [line for line in str(text).splitlines() if line.strip()]
@@ -80,14 +99,12 @@ class Redactor:
 
     def scrub(self, text: str) -> str:
         """`text` masked, with every worker place replaced by its word; its lines kept."""
-        return self._hide_places(self.masker(text))
+        return self.hide_places(self.masker(text))
 
-    def _hide_places(self, text: str) -> str:
-        for path, word in self.places:
-            text = re.sub(re.escape(path) + _AFTER_NAME, word, text)
-        if self.temp:
-            for spelling in _spellings(self.temp):
-                text = re.sub(re.escape(spelling) + r"/dockercise-[^/\s'\"]*", "<temp>", text)
+    def hide_places(self, text: str) -> str:
+        """`text` with every worker place replaced by its word (secrets are not touched)."""
+        for pattern, word in self.rules:
+            text = pattern.sub(word, text)
         return text
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.reasons import Redactor, Step, crashed
+from bot.reasons import PlaceMasker, Redactor, Step, crashed
 from runner.masking import Masker
 from tests.bot.fake_github import make_private_key
 
@@ -51,3 +51,12 @@ def test_one_line_masked_without_controls(tmp_path: Path) -> None:
 def test_an_unexpected_error_says_its_type_and_step_and_nothing_of_its_text(step: Step) -> None:
     why = crashed(step, RuntimeError("/srv/secret/path holds hunter2"))
     assert why == f"internal error while {step.value} (RuntimeError)"
+
+
+def test_a_build_s_masker_hides_only_the_places_no_output_names_by_chance(tmp_path: Path) -> None:
+    checkout = tmp_path / "bot-data" / "checkouts" / "b1"
+    masker = PlaceMasker(["hunter2-secret"])
+    masker.hide = Redactor.of(Masker(), [(str(checkout), "<checkout>")], "/tmp").hide_places
+    masker.add("later-secret")
+    line = f"{checkout}/a.txt /tmp/dockercise-1-x/vol /tmp/mine hunter2-secret later-secret /data"
+    assert masker(line) == "<checkout>/a.txt <temp>/vol /tmp/mine *** *** /data"
