@@ -103,7 +103,7 @@ def test_a_fork_s_build_queued_again_by_the_reaper_is_still_a_fork_s(
     bot: Bot, github: FakeGitHub, docker_client: docker.DockerClient
 ) -> None:
     server = bot.serve()
-    slow = PIPELINE + "slow: {img: dockercise/busybox, run: sleep 4; echo done}\n"
+    slow = PIPELINE + "slow-fork-trust: {img: dockercise/busybox, run: sleep 4; echo done}\n"
     github.push("octo/app", {".dockercise.yml": slow}, branch="from-fork")
     sha = github.open_pull_request("octo/app", 4, "from-fork")
     payload = pull_request_payload(github, "octo/app", 4, sha, "mallory/app")
@@ -111,7 +111,7 @@ def test_a_fork_s_build_queued_again_by_the_reaper_is_still_a_fork_s(
 
     def running() -> list[Any]:
         found: list[Any] = docker_client.containers.list(
-            filters={"label": "dockercise.stage=slow", "status": "running"}
+            filters={"label": "dockercise.stage=slow-fork-trust", "status": "running"}
         )
         return found
 
