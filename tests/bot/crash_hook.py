@@ -76,14 +76,14 @@ def install() -> None:
     setattr(bot.announce, "pipelines", _Loader(Step.ANNOUNCE))  # noqa: B010
     setattr(bot.builds, "pipelines", _Loader(Step.LOAD))  # noqa: B010
 
-    real_checkout = bot.checkout.checkout
+    real_checkout = bot.checkout.Mirrors.checkout
 
-    def checkout(url: str, ref: str, sha: str, into: Path, token: str | None) -> Path:
+    def checkout(self: bot.checkout.Mirrors, repo: str, url: str, *args: Any) -> Any:
         if _hostile(url, Step.CHECKOUT):
-            raise _crash(f"checkout into {into} with token {token}")
-        return real_checkout(url, ref, sha, into, token)
+            raise _crash(f"checkout of {args} with token {args[-1]}")
+        return real_checkout(self, repo, url, *args)
 
-    setattr(bot.builds, "checkout", checkout)  # noqa: B010
+    bot.checkout.Mirrors.checkout = checkout  # type: ignore[method-assign,assignment]
 
     real_run = bot.builds.Builder._engine_run
 
