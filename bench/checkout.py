@@ -268,7 +268,7 @@ def main() -> None:
                 sha = _push_change(bare, 100 + rep)
                 job = Job(id=f"bench-{rep}", kind=JobKind.PUSH, repo=REPO, clone_url=url,
                           ref=ref, sha=sha, branch="main", installation_id=fake.installation_id,
-                          delivery=f"bench-{rep}")  # fmt: skip
+                          delivery=f"bench-{rep}", fork=False)  # fmt: skip
                 took = _first_container(settings, job)
                 if rep >= 0:
                     in_bot.ours.append(took)

@@ -50,6 +50,7 @@ def _job(github: FakeGitHub, repo: str, sha: str, **extra: object) -> Job:
         "branch": "main",
         "installation_id": github.installation_id,
         "delivery": f"d-{sha[:8]}",
+        "fork": False,
     }
     fields.update(extra)
     return Job(**fields)  # type: ignore[arg-type]
