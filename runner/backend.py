@@ -101,9 +101,19 @@ class ContainerBackend(Protocol):
     def has_image(self, image: str) -> bool:
         """Whether the engine holds the image (never pulls)."""
 
+    def create_network(self, name: str, run_id: str) -> None:
+        """Make a network for the run's containers, labelled with the run; `remove_run` removes it.
+
+        Containers on it reach each other by their aliases (`spec.aliases`),
+        and no container of another run is on it.  ContainerFailed when the
+        engine refuses.
+        """
+
     def create(self, spec: ContainerSpec) -> str:
         """Create the container (labelled with `spec.labels`, limited by `spec.resources`),
         not started; its id.
+
+        It joins `spec.network` under `spec.aliases`.
 
         No output written after `start` may be lost: a backend attaches here
         (Docker) or reads the logs from the very beginning.
@@ -134,8 +144,9 @@ class ContainerBackend(Protocol):
     def remove_run(self, run_id: str) -> None:
         """Remove everything labelled with the run, left by this process or a dead one.
 
-        Waits for pending removals first; images are removed when this process
-        built them.  Never raises: the run's result is settled already.
+        Waits for pending removals first; its networks go after its containers;
+        images are removed when this process built them.  Never raises: the
+        run's result is settled already.
         """
 
     def labelled(self, label: str) -> list[Labelled]:

@@ -318,6 +318,15 @@ class Containers:
             ):
                 self.api.remove_image(layers[-1], force=True)
 
+    def create_network(self, name: str, run_id: str) -> None:
+        """A bridge network of the run's own (DNS between its containers), labelled with it."""
+        try:
+            self.api.create_network(
+                name, driver="bridge", labels={"dockercise.run": run_id}, check_duplicate=True
+            )
+        except (docker.errors.DockerException, requests.exceptions.RequestException) as e:
+            raise ContainerFailed(f"cannot create the network {name}: {_explain(e)}") from None
+
     def create(self, spec: ContainerSpec) -> str:
         """Create and attach to a container, ready to start; ContainerFailed if Docker says no."""
         try:
@@ -329,12 +338,19 @@ class Containers:
                 network_mode=spec.network,
                 **_host_limits(spec.resources),
             )
+            networking = None
+            if spec.network is not None and spec.aliases:
+                endpoint = self.api.create_endpoint_config(aliases=list(spec.aliases))
+                # The SDK's hint says one EndpointConfig; the API takes them by network.
+                networks = {spec.network: endpoint}
+                networking = self.api.create_networking_config(networks)  # type: ignore[arg-type]
             created = self.api.create_container(
                 spec.image,
                 command=spec.command,
                 environment=spec.env,
                 working_dir=spec.workdir,
                 host_config=host_config,
+                networking_config=networking,
                 labels={**blank_labels(), **spec.labels},  # the image's never stand for ours
             )
         except (docker.errors.DockerException, requests.exceptions.RequestException) as e:
@@ -412,6 +428,12 @@ class Containers:
         ):
             self.api.remove_container(cid, force=True, v=True)
 
+    def _remove_network(self, network: str) -> None:
+        with contextlib.suppress(
+            docker.errors.DockerException, requests.exceptions.RequestException
+        ):
+            self.api.remove_network(network)
+
     def close(self) -> None:
         self._remover.shutdown(wait=True)
         self.client.close()
@@ -445,7 +467,8 @@ class Containers:
                 self._remove_image(thing.id)
 
     def remove_run(self, run_id: str) -> None:
-        """Remove the run's containers and built images, once pending removals are done."""
+        """Remove the run's containers, then its networks and built images, once pending
+        removals are done."""
         with self._lock:
             pending, self._removals = self._removals, []
         wait(pending)
@@ -453,6 +476,8 @@ class Containers:
             label = {"label": f"dockercise.run={run_id}"}
             for info in self.api.containers(all=True, filters=label):
                 self._remove(info["Id"])
+            for network in self.api.networks(filters=label):
+                self._remove_network(network["Id"])
             with self._lock:
                 built = run_id in self._built
                 self._built.discard(run_id)

@@ -26,11 +26,12 @@ from runner.backend import ContainerBackend
 from runner.cacheio import Caches
 from runner.cachestore import CacheStore
 from runner.caching import Scope
-from runner.errors import PipelineInvalid, Problem, StoreUnavailable
+from runner.errors import ContainerFailed, NetworkFailed, PipelineInvalid, Problem, StoreUnavailable
 from runner.execution import DEFAULT_TIMEOUT, StageExecutor, backoff
 from runner.limits import Limits, capped_timeout, too_many_stages
 from runner.masking import Masker
 from runner.model import Pipeline, Stage, When
+from runner.networks import NONE, Networking, dns_alias, network_name
 from runner.outcome import RunResult, StageResult, Status, new_run_id, now
 from runner.ownership import Owner, this_process
 from runner.plan import RunDirs, paths_match, resolve_external
@@ -90,6 +91,15 @@ class RunOptions:
     """Whose caches and kept layers the run reads, and what it writes; None: nothing."""
     layer_salt: str = ""
     """The worker's own salt in the names of kept images (`runner.caching.kept_image`)."""
+    networking: Networking = Networking.AS_WRITTEN
+    """A bot build's stages join a network of the run's own (`OWN`) or none (SPEC §10)."""
+    host_paths: tuple[str, ...] | None = None
+    """The folders a host path must lie under, with no symbolic link on its way, checked as
+    each container is created (a bot build's); None mounts host paths as written (local
+    runs, trusted repositories)."""
+    no_links: bool = False
+    """No symbolic link on the way to a build context, its Dockerfile or `.dockerignore`
+    (bot builds); otherwise they must only resolve inside the project."""
 
 
 _FAILED = {Status.FAILURE: "failed", Status.ERROR: "errored", Status.CANCELLED: "was cancelled"}
@@ -182,9 +192,10 @@ class Engine:
         scheduler = None
         try:
             write_record(private, record)  # first: a process killed from now on is recovered
+            network = self._network(options.networking, pipeline, run.id)
             for sub in (dirs.out, dirs.empty, dirs.private / "stdout", dirs.private / "vol"):
                 sub.mkdir()
-            scheduler = _Run(self, plan, run, dirs, record.labels())
+            scheduler = _Run(self, plan, run, dirs, record.labels(), network)
             scheduler.go()
         except StoreUnavailable:
             unfinished = scheduler is not None and scheduler.saved  # run.json says `running`
@@ -193,6 +204,23 @@ class Engine:
             self.backend.remove_run(run.id)
             _remove_private(private, keep_record=unfinished)
         return run
+
+    def _network(self, networking: Networking, pipeline: Pipeline, run_id: str) -> str | None:
+        """The network mode of the run's containers; the run's own network is made here.
+
+        Made before any stage starts and removed with the run (`remove_run`),
+        whatever the outcome.  NetworkFailed when the engine will not make it.
+        """
+        if networking is Networking.AS_WRITTEN:
+            return pipeline.meta.network
+        if networking is Networking.NONE:
+            return NONE
+        name = network_name(run_id)
+        try:
+            self.backend.create_network(name, run_id)
+        except ContainerFailed as e:
+            raise NetworkFailed(str(e)) from None
+        return name
 
 
 def _caches(plan: RunPlan, dirs: RunDirs) -> Caches | None:
@@ -244,6 +272,12 @@ def prepare(pipeline: Pipeline, options: RunOptions) -> RunPlan:
     return RunPlan(pipeline, options, deps, dag.order(deps), external)
 
 
+def _aliases(plan: RunPlan) -> dict[str, str]:
+    """Stage -> the name it is reached by on the run's own network (not every stage has one)."""
+    aliases = {n: dns_alias(n, plan.pipeline.stages) for n in plan.deps}
+    return {n: alias for n, alias in aliases.items() if alias is not None}
+
+
 class _Run:
     """One run's mutable state; only the main thread schedules, workers execute stages."""
 
@@ -254,6 +288,7 @@ class _Run:
         run: RunResult,
         dirs: RunDirs,
         labels: Mapping[str, str],
+        network: str | None,
     ) -> None:
         self.engine = engine
         self.store = engine.store
@@ -285,6 +320,10 @@ class _Run:
             extra_env=plan.options.extra_env,
             literals=plan.options.literals,
             denied=plan.options.denied,
+            network=network,
+            aliases=_aliases(plan) if plan.options.networking is Networking.OWN else {},
+            host_paths=plan.options.host_paths,
+            no_links=plan.options.no_links,
             checks={c for s in stages for c in (s.if_, s.unless) if c is not None},
             cancel=self.cancel,
             retry_pause=engine.retry_pause,

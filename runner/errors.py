@@ -19,8 +19,10 @@ __all__ = [
     "EngineUnavailable",
     "ImageUnavailable",
     "MissingVariables",
+    "NetworkFailed",
     "PipelineInvalid",
     "Problem",
+    "Refused",
     "SecretInvalid",
     "StoreUnavailable",
     "UsageError",
@@ -44,6 +46,14 @@ class BuildTimedOut(BuildFailed):
 
     def __init__(self) -> None:
         super().__init__("timeout")
+
+
+class Refused(Exception):
+    """A run's policy refuses what a stage asks for (a host path, a build context); it fails.
+
+    Raised where the path is used, right before the engine would follow it
+    (`runner.confine`); the message is the stage's one-line reason.
+    """
 
 
 class DockerciseError(Exception):
@@ -131,6 +141,12 @@ class UsageError(DockerciseError):
 
 class EngineUnavailable(DockerciseError):
     """The Docker engine cannot be reached at all; nothing can run."""
+
+    exit_code = 3
+
+
+class NetworkFailed(DockerciseError):
+    """The engine would not make a run's own network; nothing of the run can start."""
 
     exit_code = 3
 

@@ -14,7 +14,7 @@ import shutil
 import time
 import zipfile
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Protocol
 
@@ -22,8 +22,9 @@ from runner import caching
 from runner.backend import ContainerBackend, Stream
 from runner.cacheio import Caches
 from runner.caching import Scope
+from runner.confine import build_paths, host_path
 from runner.durations import format_duration
-from runner.errors import BuildFailed, ContainerFailed, StoreUnavailable
+from runner.errors import BuildFailed, ContainerFailed, Refused, StoreUnavailable
 from runner.guards import DISK_LIMIT, CappedLog, CappedWriter, log_cut_note, volume_size
 from runner.limits import Limits, capped_timeout, format_size
 from runner.masking import LineSplitter, Masker
@@ -69,6 +70,14 @@ class StageExecutor:
     extra_env: dict[str, str]
     literals: Mapping[tuple[str, str], str]
     denied: Mapping[str, str]
+    network: str | None
+    """The network mode of every container (the run's own network in a bot build)."""
+    aliases: Mapping[str, str]
+    """Stage -> the name it answers to on the run's own network."""
+    host_paths: tuple[str, ...] | None
+    """Where host paths may lie, checked at creation (`runner.confine`); None: anywhere."""
+    no_links: bool
+    """No symbolic link on the way to a build context, Dockerfile or `.dockerignore`."""
     checks: set[str]
     cancel: Stop
     retry_pause: Callable[[int], float] = backoff
@@ -141,7 +150,7 @@ class StageExecutor:
         result.exit_code = result.reason = None
         try:
             self._run(stage, result, log, timeout)
-        except BuildFailed as e:
+        except (BuildFailed, Refused) as e:
             result.status, result.reason = Status.FAILURE, self.masker(str(e))
         except ContainerFailed as e:
             result.status, result.reason = Status.ERROR, self.masker(str(e))
@@ -179,7 +188,22 @@ class StageExecutor:
             self.limits.resources,
         )
         spec.labels = {**self.labels, **spec.labels}
-        return spec
+        alias = self.aliases.get(stage.name)
+        return replace(spec, network=self.network, aliases=(alias,) if alias else ())
+
+    def _confined(self, spec: ContainerSpec) -> ContainerSpec:
+        """The spec with its host paths checked now, right before the container is created.
+
+        An earlier stage may have planted a link in an allowed folder since the
+        run started: it is refused here (Refused: the stage fails).
+        """
+        if self.host_paths is None:
+            return spec
+        binds = [
+            replace(b, source=host_path(b.source, self.host_paths)) if b.host else b
+            for b in spec.binds
+        ]
+        return replace(spec, binds=binds)
 
     def _fresh_volume(self, stage: Stage) -> Path:
         volume = self.dirs.volume(stage.name)
@@ -221,6 +245,7 @@ class StageExecutor:
         if self.cancel.is_set():
             result.status, result.reason = Status.CANCELLED, self.cancel.reason
             return
+        spec = self._confined(spec)  # after the pull, which may take long: nothing in between
         stdout_path = self.dirs.stdout(stage.name)
         with stdout_path.open("wb") as stdout:
             sink, flush = self._sink(stage, log, CappedWriter(stdout, self.limits.max_log))
@@ -294,6 +319,7 @@ class StageExecutor:
             # it ends itself just after it (the stage is cancelled by then, not timed out).
             timeout = min(timeout, max(self.run_deadline - time.monotonic(), 0.0) + 1.0)
         context, dockerfile = build_context(self.dirs.project, stage.build)
+        build_paths(self.dirs.project, context, dockerfile, strict=self.no_links)
         if not (context / dockerfile).is_file():
             raise BuildFailed(f"no Dockerfile at '{stage.build}' in the checkout")
         splitter = LineSplitter(self.masker)

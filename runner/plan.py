@@ -7,6 +7,7 @@ milliseconds; the engine only fills in stage outputs as stages finish.
 from __future__ import annotations
 
 import hashlib
+import os
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -49,6 +50,8 @@ class Bind:
     source: Path
     target: str
     read_only: bool
+    host: bool = False
+    """A host path the pipeline names (`vol: /host:/path`), checked before it is mounted."""
 
 
 @dataclass
@@ -66,6 +69,8 @@ class ContainerSpec:
     labels: dict[str, str] = field(default_factory=dict)
     resources: Resources = field(default_factory=Resources)
     """What the container may use (memory, CPUs, processes, kept log): the run's limits."""
+    aliases: tuple[str, ...] = ()
+    """The names the container answers to on `network` (a run's own network)."""
 
 
 def external_variables(pipeline: Pipeline, selected: Iterable[str]) -> dict[str, list[str]]:
@@ -133,8 +138,9 @@ def shell_name(name: str) -> str:
 
 
 def _host_path(path: str, project: Path) -> Path:
+    """Absolute and normalised, never resolved: where links lead is checked at mount time."""
     expanded = Path(path).expanduser()
-    return expanded if expanded.is_absolute() else (project / expanded).resolve()
+    return Path(os.path.normpath(expanded if expanded.is_absolute() else project / expanded))
 
 
 def container_spec(
@@ -173,9 +179,8 @@ def container_spec(
             if hide:
                 binds.append(Bind(dirs.empty, f"{mount.target.rstrip('/')}/{HIDDEN_IN_CODE}", True))
         else:
-            binds.append(
-                Bind(_host_path(mount.source, dirs.project), mount.target, mount.read_only)
-            )
+            source = _host_path(mount.source, dirs.project)
+            binds.append(Bind(source, mount.target, mount.read_only, host=True))
 
     image, built = stage.img or "", False
     builder = stage.name if stage.build is not None else stage.img

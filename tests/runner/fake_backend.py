@@ -82,6 +82,10 @@ class FakeBackend:
         """Built images (by tag) and their labels, until removed."""
         self.leftovers: list[Labelled] = []
         """What other processes left on the engine, for `labelled` (tests of recovery)."""
+        self.networks: dict[str, str] = {}
+        """Network name -> the run it was made for, while it exists."""
+        self.refuse_networks = False
+        """The engine refuses to make networks."""
         self.max_running = 0
         self.on_call: Callable[[int], None] | None = None
         """Called with the number of calls so far, at each call (a test's Ctrl-C moment)."""
@@ -149,9 +153,18 @@ class FakeBackend:
 
     def has_image(self, image: str) -> bool:
         return image in self.images
+    def create_network(self, name: str, run_id: str) -> None:
+        self._record("create_network", name)
+        if self.refuse_networks:
+            raise ContainerFailed(f"cannot create the network {name}: scripted refusal")
+        with self._lock:
+            assert name not in self.networks, f"network {name} made twice"
+            self.networks[name] = run_id
 
     def create(self, spec: ContainerSpec) -> str:
         stage = spec.labels["dockercise.stage"]
+        if spec.network is not None and spec.network not in ("none", "host", "bridge"):
+            assert spec.network in self.networks, f"{stage}: joins missing network {spec.network}"
         self._record("create", stage)
         if stage in self.refused:
             raise ContainerFailed("cannot create the container: scripted refusal")
@@ -231,6 +244,9 @@ class FakeBackend:
 
     def remove_run(self, run_id: str) -> None:
         self._record("remove_run", run_id)
+        with self._lock:
+            for name in [n for n, run in self.networks.items() if run == run_id]:
+                del self.networks[name]
 
     def labelled(self, label: str) -> list[Labelled]:
         self._record("labelled", label)

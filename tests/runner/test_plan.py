@@ -212,10 +212,10 @@ def test_vol_items(write_pipeline: WritePipeline, dirs: RunDirs) -> None:
         Bind(dirs.volume("a"), "/a", True),
         Bind(dirs.volume("b"), "/data/b", True),
         Bind(project, "/code", True),
-        Bind(Path("/etc/hosts"), "/hosts", True),
-        Bind(Path("/tmp/cache"), "/cache", False),
-        Bind(project / "rel" / "dir", "/rel", True),
-        Bind(project.parent / "sibling", "/sib", False),
+        Bind(Path("/etc/hosts"), "/hosts", True, host=True),
+        Bind(Path("/tmp/cache"), "/cache", False, host=True),
+        Bind(project / "rel" / "dir", "/rel", True, host=True),
+        Bind(project.parent / "sibling", "/sib", False, host=True),
     ]
 
 

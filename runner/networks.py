@@ -1,0 +1,66 @@
+"""Which network a run's containers join, and the names they are reached by (pure; SPEC §10).
+
+A bot build gets a network of its own: its stages reach each other by stage
+name, and no other build's containers are on it, so no other build's stage
+answers to a name here.  Names that reach the engine are spelled from run ids
+and stage names, which come from outside (a run id read back from a store, a
+stage name from a pipeline anyone wrote), so each is sanitized here rather
+than trusted to be spellable.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from enum import StrEnum
+
+__all__ = ["NONE", "Networking", "dns_alias", "network_name"]
+
+NONE = "none"
+"""The network mode of a container with no network at all (loopback only)."""
+
+_LABEL = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?$")
+"""A DNS label (RFC 1123): letters, digits and inner hyphens, 1 to 63 characters."""
+
+_UNSPELLABLE = re.compile(r"[^A-Za-z0-9_.-]")
+"""What a Docker network name may not hold ([a-zA-Z0-9][a-zA-Z0-9_.-]*)."""
+
+_MAX_NAME = 128
+
+
+class Networking(StrEnum):
+    """How a run's containers are networked."""
+
+    AS_WRITTEN = "as-written"
+    """`meta.network` is passed to the engine as written (local runs; default: the engine's)."""
+    OWN = "own"
+    """A network made for the run, removed with it; each stage joins it under its name."""
+    NONE = "none"
+    """No network at all (`meta.network: none` in a bot build)."""
+
+
+def network_name(run_id: str, stage: str | None = None) -> str:
+    """The engine's name of a run's network (or of one stage's, for its services).
+
+    Anything Docker does not allow in a network name becomes `_`, and the
+    name is cut to a length every engine takes; the run id keeps it unique.
+    """
+    parts = ["dockercise", run_id] + ([stage] if stage is not None else [])
+    name = _UNSPELLABLE.sub("_", "-".join(parts))
+    return name[:_MAX_NAME]
+
+
+def dns_alias(stage: str, stages: Iterable[str]) -> str | None:
+    """The name a stage is reached by on its run's network, or None when it has none.
+
+    Only a stage name that is a valid DNS label is an alias (`build`, `db-1`;
+    not `test[py=3.12]` nor `a.b`, which a resolver would read as a domain).
+    DNS ignores case, so two stages whose names differ only in case get
+    none: a name must never answer for the wrong stage.
+    """
+    if not _LABEL.match(stage):
+        return None
+    folded = stage.casefold()
+    if sum(1 for other in stages if other.casefold() == folded) > 1:
+        return None
+    return stage
