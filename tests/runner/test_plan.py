@@ -225,7 +225,7 @@ def test_home_in_host_path(
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
     pipe = _load(write_pipeline, "x:\n  img: x\n  vol: '~/cache:/cache'\n")
     spec = plan.container_spec(pipe, pipe.stages["x"], dirs, RUN_ID, {}, {})
-    assert spec.binds[-1] == Bind(tmp_path / "home" / "cache", "/cache", True)
+    assert spec.binds[-1] == Bind(tmp_path / "home" / "cache", "/cache", True, host=True)
 
 
 @pytest.mark.parametrize(
