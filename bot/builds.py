@@ -29,7 +29,7 @@ from bot import statuses
 from bot.checkout import Mirrors
 from bot.github_api import GitHubApp, Installation
 from bot.jobs import Job, JobKind
-from bot.policy import allowance
+from bot.policy import allowance, host_paths, networking, trusted_repository
 from bot.reasons import PlaceMasker, Redactor, Step, crashed
 from bot.remotes import scope_remotes
 from bot.settings import Settings
@@ -269,6 +269,7 @@ class Builder:
         if why is not None:
             log.info("not building %s@%s: %s", job.repo, job.sha[:12], why)
             return "filtered"
+        networking(loaded.meta.network)  # NetworkRefused: the build ends `error`, nothing ran
         watching = job.kind is JobKind.WATCH
         progress.step = Step.RUN
         running = None if watching else _post_meanwhile(installation, job, "build running")
@@ -341,8 +342,9 @@ class Builder:
         masker.add(*secrets.values())
         # A fork's build names secrets it will not get: its stages fail (restrictions), not the run.
         placeholders = {name: "" for name in loaded.meta.secrets} if job.fork else {}
+        trusted = trusted_repository(job.fork, job.repo, self.settings.trusted_repos)
         allowed = allowance(
-            loaded, job.fork, self.settings.allowed_host_paths, self.settings.limits
+            loaded, job.fork, self.settings.allowed_host_paths, self.settings.limits, trusted
         )
         options = RunOptions(
             targets=list(job.targets),
@@ -368,6 +370,9 @@ class Builder:
             build_network=allowed.build_network,
             cache_scope=cache_scope(job),
             layer_salt=self._layer_salt(),
+            networking=networking(loaded.meta.network),
+            host_paths=host_paths(job.fork, trusted, self.settings.allowed_host_paths),
+            no_links=True,
         )
         if any(stage.cache for stage in loaded.stages.values()):
             options.cache_store = CacheStore(

@@ -2,10 +2,14 @@
 §5, §10).
 
 A pull request from a fork gets neither secrets nor host volumes, and no bot
-build mounts a host path outside `DOCKERCISE_ALLOWED_HOST_PATHS`: the stages
-that want one fail before they start, saying why, while the rest run.  Every
-bot build runs under the operator's limits (`allowance`), and a worker short
-of disk takes no build at all (`room_for_build`).
+build mounts a host path outside `DOCKERCISE_ALLOWED_HOST_PATHS` unless its
+repository is trusted (`DOCKERCISE_TRUSTED_REPOS`): the stages that want one
+fail before they start, saying why, while the rest run.  The paths are
+checked again, links resolved, as each container is made (`runner.confine`);
+here they are compared as written.  A build gets a network of its own, or
+none: a `meta.network` asking for anything else refuses the whole build.
+Every bot build runs under the operator's limits (`allowance`), and a worker
+short of disk takes no build at all (`room_for_build`).
 """
 
 from __future__ import annotations
@@ -14,14 +18,19 @@ import os
 from collections.abc import Collection
 from dataclasses import dataclass
 
+from runner.errors import DockerciseError
 from runner.limits import Limits, format_size
 from runner.model import MountKind, Pipeline
+from runner.networks import NONE, Networking
 
 __all__ = [
     "BUILD_NETWORK",
     "FORK_SECRETS",
     "BuildAllowance",
+    "NetworkRefused",
     "allowance",
+    "host_paths",
+    "networking",
     "restrictions",
     "room_for_build",
     "trusted_repository",
@@ -42,11 +51,16 @@ class BuildAllowance:
 
 
 def allowance(
-    pipeline: Pipeline, fork: bool, allowed_host_paths: tuple[str, ...], limits: Limits
+    pipeline: Pipeline,
+    fork: bool,
+    allowed_host_paths: tuple[str, ...],
+    limits: Limits,
+    trusted: bool = False,
 ) -> BuildAllowance:
     """What one bot build may have: its stages' restrictions, the operator's limits, and
     no network for its image builds."""
-    return BuildAllowance(restrictions(pipeline, fork, allowed_host_paths), limits, BUILD_NETWORK)
+    denied = restrictions(pipeline, fork, allowed_host_paths, trusted)
+    return BuildAllowance(denied, limits, BUILD_NETWORK)
 
 
 def room_for_build(free: int, limits: Limits) -> str | None:
@@ -63,18 +77,65 @@ def room_for_build(free: int, limits: Limits) -> str | None:
     )
 
 
+class NetworkRefused(DockerciseError):
+    """`meta.network` asks a bot build for a network other than its own or none."""
+
+
+def networking(network: str | None) -> Networking:
+    """How a bot build's stages are networked: their own network, or none at all (SPEC §10).
+
+    `host` would give the worker's own services, `bridge` or `container:...`
+    other builds' containers: NetworkRefused, naming `meta.network`, ends the
+    build before anything runs.
+    """
+    if network is None:
+        return Networking.OWN
+    if network == NONE:
+        return Networking.NONE
+    shown = ascii(network[:60] + ("..." if len(network) > 60 else ""))
+    raise NetworkRefused(
+        f"meta.network {shown} is not allowed in bot builds: only 'none'"
+        " (each build gets a network of its own without it)"
+    )
+
+
+def trusted_repository(fork: bool, repo: str, trusted: Collection[str]) -> bool:
+    """Whether the operator's trusted settings (`DOCKERCISE_TRUSTED_REPOS`) apply to a build.
+
+    Never to a fork's (SPEC §10: forks get no trusted settings), even when the
+    repository it asks to be built in is listed: the code is the fork's.
+    GitHub's names ignore case, and so does the list.
+    """
+    return not fork and repo.lower() in {name.lower() for name in trusted}
+
+
+def host_paths(fork: bool, trusted: bool, allowed: tuple[str, ...]) -> tuple[str, ...] | None:
+    """Where a build's host paths must lie when its containers are made; None: anywhere.
+
+    A trusted repository's build mounts them as a local run does; a fork's
+    none at all (its stages are refused before they start anyway).
+    """
+    if trusted and not fork:
+        return None
+    return () if fork else allowed
+
+
 FORK_SECRETS = "secrets are not available to pull requests from forks"
 
 
 def restrictions(
-    pipeline: Pipeline, fork: bool, allowed_host_paths: tuple[str, ...]
+    pipeline: Pipeline, fork: bool, allowed_host_paths: tuple[str, ...], trusted: bool = False
 ) -> dict[str, str]:
-    """Stages that must fail before they start in a bot build, with the reason (SPEC §4, §5)."""
+    """Stages that must fail before they start in a bot build, with the reason (SPEC §4, §5).
+
+    `trusted`: the repository is in DOCKERCISE_TRUSTED_REPOS (its host paths
+    are not restricted, unless the build is a fork's).
+    """
     denied: dict[str, str] = {}
     for stage in pipeline.stages.values():
         for mount in stage.vol:
             if mount.kind is MountKind.HOST and (
-                fork or not any(_under(mount.source, p) for p in allowed_host_paths)
+                fork or not (trusted or any(_under(mount.source, p) for p in allowed_host_paths))
             ):
                 denied[stage.name] = (
                     f"host volume {mount.source} is not allowed in bot builds"
@@ -88,16 +149,6 @@ def restrictions(
         if fork and wants_secret:
             denied[stage.name] = FORK_SECRETS
     return denied
-
-
-def trusted_repository(fork: bool, repo: str, trusted: Collection[str]) -> bool:
-    """Whether the operator's trusted settings (`DOCKERCISE_TRUSTED_REPOS`) apply to a build.
-
-    Never to a fork's (SPEC §10: forks get no trusted settings), even when the
-    repository it asks to be built in is listed: the code is the fork's.
-    GitHub's names ignore case, and so does the list.
-    """
-    return not fork and repo.lower() in {name.lower() for name in trusted}
 
 
 def _under(path: str, top: str) -> bool:

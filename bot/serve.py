@@ -77,10 +77,12 @@ def serve(settings: Settings, host: str, port: int, ready: Callable[[str], None]
 
     `ready` is called with the app's URL once it listens (port 0 picks a free one).
     """
+    from bot.egress import start_metadata_check
     from bot.queue import make_queue
     from bot.web import create_bot_app
     from webhooks.server import Server
 
+    start_metadata_check(settings)
     queue = make_queue(settings)
     app = create_bot_app(settings=settings, queue=queue)
     server = Server(app, host, port)  # waitress: idle and slow clients hold no thread
@@ -94,8 +96,10 @@ def serve(settings: Settings, host: str, port: int, ready: Callable[[str], None]
 
 def worker(settings: Settings) -> None:
     """Run a queue consumer alone until SIGINT or SIGTERM."""
+    from bot.egress import start_metadata_check
     from bot.queue import make_queue
 
+    start_metadata_check(settings)
     _consume(make_queue(settings), settings)
 
 

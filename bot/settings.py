@@ -8,6 +8,7 @@ with a message naming it, rather than failing on the first webhook.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -45,6 +46,12 @@ class Settings:
     redis_url: str | None = None
     secret_key: str | None = field(default=None, repr=False)
     allowed_host_paths: tuple[str, ...] = ()
+    trusted_repos: frozenset[str] = frozenset()
+    """`owner/repo` (lower case) whose builds (never a fork's) mount host paths as local runs do."""
+    metadata_probe: tuple[str, int] | None = None
+    """(host, port) a worker checks at start-up that builds cannot reach; None: no check."""
+    probe_image: str = "busybox"
+    """The image of that check's container (it runs `timeout` and `nc`)."""
     workers: int = 2
     stale_after: float = 30.0
     """Seconds without a heartbeat after which a running build's worker is taken for dead."""
@@ -141,6 +148,26 @@ def _repositories(env: Mapping[str, str], name: str, problems: list[str]) -> fro
     return frozenset(r.lower() for r in found)
 
 
+_HOST = re.compile(r"^[A-Za-z0-9.-]+$|^\[[0-9A-Fa-f:.]+\]$")
+
+DEFAULT_METADATA_PROBE = "169.254.169.254:80"
+"""The cloud metadata address (AWS, GCP, Azure, OpenStack...) that builds must not reach."""
+
+
+def _probe(env: Mapping[str, str], problems: list[str]) -> tuple[str, int] | None:
+    raw = env.get("DOCKERCISE_METADATA_PROBE", DEFAULT_METADATA_PROBE).strip()
+    if not raw:
+        return None
+    host, _, port = raw.rpartition(":")
+    if not _HOST.match(host) or not port.isdigit() or not 0 < int(port) < 65536:
+        problems.append(
+            f"DOCKERCISE_METADATA_PROBE must be HOST:PORT (e.g. {DEFAULT_METADATA_PROBE}),"
+            f" or empty to check nothing, not {raw!r}"
+        )
+        return None
+    return host.strip("[]"), int(port)
+
+
 def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     """Settings from `env` (default: os.environ); SettingsInvalid names every bad one."""
     env = os.environ if env is None else env
@@ -161,6 +188,8 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     allowed = tuple(
         p for p in env.get("DOCKERCISE_ALLOWED_HOST_PATHS", "").split(":") if p.startswith("/")
     )
+    trusted = _repositories(env, "DOCKERCISE_TRUSTED_REPOS", problems)
+    probe = _probe(env, problems)
     workers = _int(env, "DOCKERCISE_WORKERS", problems, 2)
     stale_after = _int(env, "DOCKERCISE_STALE_AFTER", problems, 30)
     keep_days = _int(env, "DOCKERCISE_KEEP_DAYS", problems, 30)
@@ -198,6 +227,9 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         redis_url=redis_url,
         secret_key=env.get("DOCKERCISE_SECRET_KEY") or None,
         allowed_host_paths=allowed,
+        trusted_repos=trusted,
+        metadata_probe=probe,
+        probe_image=env.get("DOCKERCISE_PROBE_IMAGE") or "busybox",
         workers=workers,
         stale_after=float(stale_after),
         keep_days=keep_days,

@@ -34,6 +34,9 @@ def bot_env(github: FakeGitHub, tmp_path: Path, port: int = 8080) -> dict[str, s
         "DOCKERCISE_PUBLIC_URL": f"http://127.0.0.1:{port}",
         "DOCKERCISE_DATA_DIR": str(tmp_path / "bot-data"),
         "DOCKERCISE_RESULTS": str(tmp_path / "results"),
+        # Tests send nothing to 169.254.169.254: the start-up check is off unless a test
+        # points it at a container of its own.
+        "DOCKERCISE_METADATA_PROBE": "",
     }
 
 
