@@ -148,7 +148,8 @@ def _repositories(env: Mapping[str, str], name: str, problems: list[str]) -> fro
     return frozenset(r.lower() for r in found)
 
 
-_HOST = re.compile(r"^[A-Za-z0-9.-]+$|^\[[0-9A-Fa-f:.]+\]$")
+_HOST = re.compile(r"^[A-Za-z0-9][A-Za-z0-9.-]*$|^\[[0-9A-Fa-f:.]+\]$")
+"""A host name or address; never an option (`-e`) of the probe's `nc`."""
 
 DEFAULT_METADATA_PROBE = "169.254.169.254:80"
 """The cloud metadata address (AWS, GCP, Azure, OpenStack...) that builds must not reach."""
