@@ -120,8 +120,15 @@ class FakeGitHub:
     def clone_url(self, full_name: str) -> str:
         return f"{self.url}/git/{full_name}.git"
 
-    def push(self, full_name: str, files: dict[str, str], branch: str = "main") -> str:
-        """Commit `files` on top of `branch` (creating the repository) and return the sha."""
+    def push(
+        self,
+        full_name: str,
+        files: dict[str, str],
+        branch: str = "main",
+        links: dict[str, str] | None = None,
+    ) -> str:
+        """Commit `files` (and `links`: path -> where the symbolic link points) on top of
+        `branch` (creating the repository) and return the sha."""
         bare = self.repos / f"{full_name}.git"
         work = self.root / "work" / full_name
         if not bare.exists():
@@ -137,6 +144,10 @@ class FakeGitHub:
             path = work / name
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(text)
+        for name, target in (links or {}).items():
+            path = work / name
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.symlink_to(target)
         _git("add", "-A", cwd=work)
         _git("commit", "-q", "--allow-empty", "-m", f"change {time.time()}", cwd=work)
         _git("push", "-q", "origin", f"HEAD:refs/heads/{branch}", cwd=work)
