@@ -39,6 +39,7 @@ from runner.errors import (
     ImageUnavailable,
 )
 from runner.limits import Resources
+from runner.networks import bridge_name
 from runner.ownership import blank_labels
 from runner.plan import ContainerSpec
 
@@ -319,10 +320,18 @@ class Containers:
                 self.api.remove_image(layers[-1], force=True)
 
     def create_network(self, name: str, run_id: str) -> None:
-        """A bridge network of the run's own (DNS between its containers), labelled with it."""
+        """A bridge network of the run's own (DNS between its containers), labelled with it.
+
+        Its host interface is `bridge_name(name)` (`dcx-...`), which the
+        operators' egress policy matches.
+        """
         try:
             self.api.create_network(
-                name, driver="bridge", labels={"dockercise.run": run_id}, check_duplicate=True
+                name,
+                driver="bridge",
+                options={"com.docker.network.bridge.name": bridge_name(name)},
+                labels={"dockercise.run": run_id},
+                check_duplicate=True,
             )
         except (docker.errors.DockerException, requests.exceptions.RequestException) as e:
             raise ContainerFailed(f"cannot create the network {name}: {_explain(e)}") from None

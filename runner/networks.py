@@ -10,11 +10,12 @@ than trusted to be spellable.
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Iterable
 from enum import StrEnum
 
-__all__ = ["NONE", "Networking", "dns_alias", "network_name"]
+__all__ = ["BRIDGE_PREFIX", "NONE", "Networking", "bridge_name", "dns_alias", "network_name"]
 
 NONE = "none"
 """The network mode of a container with no network at all (loopback only)."""
@@ -26,6 +27,9 @@ _UNSPELLABLE = re.compile(r"[^A-Za-z0-9_.-]")
 """What a Docker network name may not hold ([a-zA-Z0-9][a-zA-Z0-9_.-]*)."""
 
 _MAX_NAME = 128
+
+BRIDGE_PREFIX = "dcx-"
+"""Every build network's host interface starts so: the egress policy matches `dcx+`."""
 
 
 class Networking(StrEnum):
@@ -48,6 +52,17 @@ def network_name(run_id: str, stage: str | None = None) -> str:
     parts = ["dockercise", run_id] + ([stage] if stage is not None else [])
     name = _UNSPELLABLE.sub("_", "-".join(parts))
     return name[:_MAX_NAME]
+
+
+def bridge_name(network: str) -> str:
+    """The host interface of a run's network: `dcx-` and 11 hex digits (Linux allows 15).
+
+    Docker would name it `br-<id>`, which no firewall rule can tell from any
+    other network's; with one prefix for every build network, the operators'
+    egress policy (docs/reference.md) matches build traffic alone.
+    """
+    digest = hashlib.sha256(network.encode()).hexdigest()
+    return BRIDGE_PREFIX + digest[: 15 - len(BRIDGE_PREFIX)]
 
 
 def dns_alias(stage: str, stages: Iterable[str]) -> str | None:

@@ -25,6 +25,7 @@ from bot.github_api import GitHubApp
 from bot.jobs import Job, JobKind
 from bot.settings import Settings
 from bot.state.sqlite_store import SqliteState
+from runner.networks import bridge_name
 from tests.bot.fake_github import FakeGitHub
 from tests.bot.running import BIN, Bot, wait_for
 
@@ -154,11 +155,12 @@ def test_each_build_has_a_network_of_its_own_reached_by_stage_name(
         (own,) = networks.values()
         assert "np-svc" in own["Aliases"]
         address_a = own["IPAddress"]
-        assert [n.name for n in _networks_of(docker_client, run_a)] == [f"dockercise-{run_a}"]
+        (network_a,) = _networks_of(docker_client, run_a)
+        assert network_a.name == f"dockercise-{run_a}"
+        bridge = network_a.attrs["Options"]["com.docker.network.bridge.name"]
+        assert bridge == bridge_name(network_a.name)  # `dcx-...`: what the egress policy matches
 
-        talking_sha = github.push(
-            "octo/b", {".dockercise.yml": TALKING.format(signals=signals)}
-        )
+        talking_sha = github.push("octo/b", {".dockercise.yml": TALKING.format(signals=signals)})
         _build(settings, _job(github, "octo/b", talking_sha))
         status = _final(github, talking_sha)
         assert status["state"] == "success", status

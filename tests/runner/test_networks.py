@@ -8,7 +8,7 @@ import re
 import pytest
 
 from runner.errors import NetworkFailed
-from runner.networks import Networking, dns_alias, network_name
+from runner.networks import Networking, bridge_name, dns_alias, network_name
 from runner.outcome import Status
 from tests.runner.conftest import MakeRun
 from tests.runner.fake_backend import Script
@@ -60,6 +60,12 @@ def test_network_names_are_spelled_as_docker_allows(run_id: str, stage: str | No
     name = network_name(run_id, stage)
     assert DOCKER_NAME.match(name), name
     assert name.startswith("dockercise-") and len(name) <= 128
+
+
+def test_bridge_interfaces_have_one_prefix_and_fit_linux() -> None:
+    names = {bridge_name(network_name(f"run-{i}")) for i in range(1000)}
+    assert len(names) == 1000
+    assert all(re.fullmatch(r"dcx-[0-9a-f]{11}", n) for n in names)
 
 
 PIPELINE = f"""
