@@ -108,6 +108,7 @@ def test_a_killed_worker_still_ends_with_a_final_status(
     (container,) = wait_for(running, 60)
     run_id = container.labels["dockercise.run"]
     image = container.image.id
+    assert list(container.attrs["NetworkSettings"]["Networks"]) == [f"dockercise-{run_id}"]
     server.send_signal(signal.SIGKILL)
     server.wait()
     assert [s["state"] for s in github.statuses_for(sha)] == ["pending", "pending"]
@@ -136,6 +137,7 @@ def test_a_killed_worker_still_ends_with_a_final_status(
     assert (run["status"], run["reason"]) == ("error", "interrupted")
     # The build that settled it deletes its own checkout just after posting the final status.
     wait_for(lambda: not list((tmp_path / "bot-data" / "checkouts").glob("*")), 30)
+    assert docker_client.networks.list(filters={"label": f"dockercise.run={run_id}"}) == []
 
 
 def test_idle_and_slow_clients_do_not_stop_serve(bot: Bot) -> None:
