@@ -31,7 +31,7 @@ from runner.execution import DEFAULT_TIMEOUT, StageExecutor, backoff
 from runner.limits import Limits, capped_timeout, too_many_stages
 from runner.masking import Masker
 from runner.model import Pipeline, Stage, When
-from runner.networks import NONE, Networking, dns_alias, network_name
+from runner.networks import NONE, Networking, dns_aliases, network_name
 from runner.outcome import RunResult, StageResult, Status, new_run_id, now
 from runner.ownership import Owner, this_process
 from runner.plan import RunDirs, paths_match, resolve_external
@@ -272,12 +272,6 @@ def prepare(pipeline: Pipeline, options: RunOptions) -> RunPlan:
     return RunPlan(pipeline, options, deps, dag.order(deps), external)
 
 
-def _aliases(plan: RunPlan) -> dict[str, str]:
-    """Stage -> the name it is reached by on the run's own network (not every stage has one)."""
-    aliases = {n: dns_alias(n, plan.pipeline.stages) for n in plan.deps}
-    return {n: alias for n, alias in aliases.items() if alias is not None}
-
-
 class _Run:
     """One run's mutable state; only the main thread schedules, workers execute stages."""
 
@@ -321,7 +315,7 @@ class _Run:
             literals=plan.options.literals,
             denied=plan.options.denied,
             network=network,
-            aliases=_aliases(plan) if plan.options.networking is Networking.OWN else {},
+            aliases=dns_aliases(plan.deps) if plan.options.networking is Networking.OWN else {},
             host_paths=plan.options.host_paths,
             no_links=plan.options.no_links,
             checks={c for s in stages for c in (s.if_, s.unless) if c is not None},

@@ -12,10 +12,11 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections import Counter
 from collections.abc import Iterable
 from enum import StrEnum
 
-__all__ = ["BRIDGE_PREFIX", "NONE", "Networking", "bridge_name", "dns_alias", "network_name"]
+__all__ = ["BRIDGE_PREFIX", "NONE", "Networking", "bridge_name", "dns_aliases", "network_name"]
 
 NONE = "none"
 """The network mode of a container with no network at all (loopback only)."""
@@ -65,17 +66,14 @@ def bridge_name(network: str) -> str:
     return BRIDGE_PREFIX + digest[: 15 - len(BRIDGE_PREFIX)]
 
 
-def dns_alias(stage: str, stages: Iterable[str]) -> str | None:
-    """The name a stage is reached by on its run's network, or None when it has none.
+def dns_aliases(stages: Iterable[str]) -> dict[str, str]:
+    """Stage -> the name it is reached by on its run's network; not every stage has one.
 
     Only a stage name that is a valid DNS label is an alias (`build`, `db-1`;
     not `test[py=3.12]` nor `a.b`, which a resolver would read as a domain).
     DNS ignores case, so two stages whose names differ only in case get
     none: a name must never answer for the wrong stage.
     """
-    if not _LABEL.match(stage):
-        return None
-    folded = stage.casefold()
-    if sum(1 for other in stages if other.casefold() == folded) > 1:
-        return None
-    return stage
+    names = list(stages)
+    folded = Counter(name.casefold() for name in names)
+    return {n: n for n in names if _LABEL.match(n) and folded[n.casefold()] == 1}

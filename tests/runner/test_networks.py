@@ -4,11 +4,12 @@ it under its name when that is a DNS label, removed with the run; and the names 
 from __future__ import annotations
 
 import re
+import time
 
 import pytest
 
 from runner.errors import NetworkFailed
-from runner.networks import Networking, bridge_name, dns_alias, network_name
+from runner.networks import Networking, bridge_name, dns_aliases, network_name
 from runner.outcome import Status
 from tests.runner.conftest import MakeRun
 from tests.runner.fake_backend import Script
@@ -36,14 +37,18 @@ DOCKER_NAME = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]*$")
     ],
 )
 def test_only_a_dns_label_is_an_alias(stage: str, alias: str | None) -> None:
-    assert dns_alias(stage, [stage, "other"]) == alias
+    assert dns_aliases([stage, "other"]).get(stage) == alias
 
 
 def test_names_differing_only_in_case_get_no_alias() -> None:
-    stages = ["Build", "build", "test"]
-    assert dns_alias("Build", stages) is None
-    assert dns_alias("build", stages) is None
-    assert dns_alias("test", stages) == "test"
+    assert dns_aliases(["Build", "build", "test", "Other"]) == {"test": "test", "Other": "Other"}
+
+
+def test_aliases_of_many_stages_in_linear_time() -> None:
+    names = [f"stage-{i}" for i in range(100_000)]
+    started = time.perf_counter()
+    assert len(dns_aliases(names)) == len(names)
+    assert time.perf_counter() - started < 2
 
 
 @pytest.mark.parametrize(
