@@ -22,6 +22,7 @@ from runner.errors import DockerciseError
 from runner.limits import Limits, format_size
 from runner.model import MountKind, Pipeline
 from runner.networks import NONE, Networking
+from runner.wording import quote
 
 __all__ = [
     "BUILD_NETWORK",
@@ -92,9 +93,8 @@ def networking(network: str | None) -> Networking:
         return Networking.OWN
     if network == NONE:
         return Networking.NONE
-    shown = ascii(network[:60] + ("..." if len(network) > 60 else ""))
     raise NetworkRefused(
-        f"meta.network {shown} is not allowed in bot builds: only 'none'"
+        f"meta.network {quote(network, 60)} is not allowed in bot builds: only 'none'"
         " (each build gets a network of its own without it)"
     )
 

@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from runner.errors import Refused
+from runner.wording import escape, quote
 
 __all__ = ["build_paths", "host_path"]
 
@@ -39,12 +40,13 @@ def host_path(source: Path, allowed: Sequence[str]) -> Path:
     real = os.path.realpath(written)
     if real != written:
         raise Refused(
-            f"host volume {written} is or passes through a symbolic link (to {real}):"
-            " not allowed in bot builds"
+            f"host volume {escape(written)} is or passes through a symbolic link"
+            f" (to {escape(real)}): not allowed in bot builds"
         )
     if not any(_under(written, top) for top in allowed):
         raise Refused(
-            f"host volume {written} is not allowed in bot builds (DOCKERCISE_ALLOWED_HOST_PATHS)"
+            f"host volume {escape(written)} is not allowed in bot builds"
+            " (DOCKERCISE_ALLOWED_HOST_PATHS)"
         )
     return Path(written)
 
@@ -63,18 +65,18 @@ def build_paths(project: Path, context: Path, dockerfile: str, strict: bool) -> 
     if os.path.lexists(ignore):
         targets.append((ignore, ".dockerignore"))
     for path, what in targets:
-        shown = _shown(path, project)
+        shown = quote(_shown(path, project))
         if not _under(os.path.normpath(path), os.path.normpath(project)):
-            raise Refused(f"{what} '{shown}' is outside the checkout")
+            raise Refused(f"{what} {shown} is outside the checkout")
         if strict:
             link = _first_link(project, path)
             if link is not None:
                 raise Refused(
-                    f"{what} '{shown}' passes through a symbolic link ('{_shown(link, project)}'):"
-                    " not allowed in bot builds"
+                    f"{what} {shown} passes through a symbolic link"
+                    f" ({quote(_shown(link, project))}): not allowed in bot builds"
                 )
         elif not _under(os.path.realpath(path), root):
-            raise Refused(f"{what} '{shown}' resolves outside the project")
+            raise Refused(f"{what} {shown} resolves outside the project")
 
 
 def _first_link(project: Path, path: Path) -> Path | None:

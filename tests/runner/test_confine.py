@@ -41,13 +41,14 @@ def test_a_real_path_under_an_allowed_folder_is_mounted_as_it_is(allowed: Path) 
         ("link", "../outside", "link/secret"),  # it passes through one
         ("data/link", "deep", "data/link"),  # a link that stays inside is refused too
         ("data/link", "/etc", "data/link"),
+        ("data/li\nnk\x1b[2J", "/etc", "data/li\nnk\x1b[2J"),  # still one line
     ],
 )
 def test_a_link_on_the_way_is_refused(allowed: Path, link: str, target: str, mounted: str) -> None:
     (allowed / link).symlink_to(target)
     with pytest.raises(Refused, match="is or passes through a symbolic link") as caught:
         host_path(allowed / mounted, [str(allowed)])
-    assert "\n" not in str(caught.value)
+    assert "\n" not in str(caught.value) and "\x1b" not in str(caught.value)
 
 
 def test_a_path_outside_every_allowed_folder_is_refused(allowed: Path, tmp_path: Path) -> None:
