@@ -20,6 +20,7 @@ from runner.backend import ContainerBackend
 from runner.errors import DockerciseError
 from runner.networks import network_name
 from runner.outcome import new_run_id
+from runner.ownership import this_process
 from runner.plan import ContainerSpec
 from runner.supervisor import Supervisor
 
@@ -50,10 +51,12 @@ def metadata_reachable(backend: ContainerBackend, host: str, port: int, image: s
     check cannot be made; the network and container are removed either way.
     """
     run_id = new_run_id()
+    # The owner's labels, as a run's: what a worker killed meanwhile leaves is swept.
+    labels = {"dockercise.run": run_id, **this_process().labels()}
     try:
         backend.ensure_image(image, lambda _: None)
         network = network_name(run_id)
-        backend.create_network(network, run_id)
+        backend.create_network(network, labels)
         spec = ContainerSpec(
             image=image,
             command=probe_command(host, port),
@@ -61,7 +64,7 @@ def metadata_reachable(backend: ContainerBackend, host: str, port: int, image: s
             binds=[],
             workdir=None,
             network=network,
-            labels={"dockercise.run": run_id, "dockercise.stage": STAGE},
+            labels={**labels, "dockercise.stage": STAGE},
         )
         exit = Supervisor(backend).run(spec, lambda stream, chunk: None, BOUND_SECONDS)
         return exit.code == 0 and not exit.timed_out

@@ -101,8 +101,9 @@ class ContainerBackend(Protocol):
     def has_image(self, image: str) -> bool:
         """Whether the engine holds the image (never pulls)."""
 
-    def create_network(self, name: str, run_id: str) -> None:
-        """Make a network for the run's containers, labelled with the run; `remove_run` removes it.
+    def create_network(self, name: str, labels: Mapping[str, str]) -> None:
+        """Make a network for a run's containers, with `labels` (its run's, `dockercise.run`
+        among them: `remove_run` removes it, and the sweep when its owner died).
 
         Containers on it reach each other by their aliases (`spec.aliases`),
         and no container of another run is on it.  ContainerFailed when the

@@ -319,7 +319,7 @@ class Containers:
             ):
                 self.api.remove_image(layers[-1], force=True)
 
-    def create_network(self, name: str, run_id: str) -> None:
+    def create_network(self, name: str, labels: Mapping[str, str]) -> None:
         """A bridge network of the run's own (DNS between its containers), labelled with it.
 
         Its host interface is `bridge_name(name)` (`dcx-...`), which the
@@ -330,7 +330,7 @@ class Containers:
                 name,
                 driver="bridge",
                 options={"com.docker.network.bridge.name": bridge_name(name)},
-                labels={"dockercise.run": run_id},
+                labels=dict(labels),
                 check_duplicate=True,
             )
         except (docker.errors.DockerException, requests.exceptions.RequestException) as e:

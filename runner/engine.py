@@ -192,7 +192,7 @@ class Engine:
         scheduler = None
         try:
             write_record(private, record)  # first: a process killed from now on is recovered
-            network = self._network(options.networking, pipeline, run.id)
+            network = self._network(options.networking, pipeline, run.id, record.labels())
             for sub in (dirs.out, dirs.empty, dirs.private / "stdout", dirs.private / "vol"):
                 sub.mkdir()
             scheduler = _Run(self, plan, run, dirs, record.labels(), network)
@@ -205,8 +205,11 @@ class Engine:
             _remove_private(private, keep_record=unfinished)
         return run
 
-    def _network(self, networking: Networking, pipeline: Pipeline, run_id: str) -> str | None:
-        """The network mode of the run's containers; the run's own network is made here.
+    def _network(
+        self, networking: Networking, pipeline: Pipeline, run_id: str, labels: Mapping[str, str]
+    ) -> str | None:
+        """The network mode of the run's containers; the run's own network is made here,
+        labelled as everything the run makes is (`labels`: the run, its store, its owner).
 
         Made before any stage starts and removed with the run (`remove_run`),
         whatever the outcome.  NetworkFailed when the engine will not make it.
@@ -217,7 +220,7 @@ class Engine:
             return NONE
         name = network_name(run_id)
         try:
-            self.backend.create_network(name, run_id)
+            self.backend.create_network(name, labels)
         except ContainerFailed as e:
             raise NetworkFailed(str(e)) from None
         return name

@@ -82,8 +82,8 @@ class FakeBackend:
         """Built images (by tag) and their labels, until removed."""
         self.leftovers: list[Labelled] = []
         """What other processes left on the engine, for `labelled` (tests of recovery)."""
-        self.networks: dict[str, str] = {}
-        """Network name -> the run it was made for, while it exists."""
+        self.networks: dict[str, dict[str, str]] = {}
+        """Network name -> its labels, while it exists."""
         self.refuse_networks = False
         """The engine refuses to make networks."""
         self.max_running = 0
@@ -153,13 +153,14 @@ class FakeBackend:
 
     def has_image(self, image: str) -> bool:
         return image in self.images
-    def create_network(self, name: str, run_id: str) -> None:
+
+    def create_network(self, name: str, labels: Mapping[str, str]) -> None:
         self._record("create_network", name)
         if self.refuse_networks:
             raise ContainerFailed(f"cannot create the network {name}: scripted refusal")
         with self._lock:
             assert name not in self.networks, f"network {name} made twice"
-            self.networks[name] = run_id
+            self.networks[name] = dict(labels)
 
     def create(self, spec: ContainerSpec) -> str:
         stage = spec.labels["dockercise.stage"]
@@ -245,7 +246,7 @@ class FakeBackend:
     def remove_run(self, run_id: str) -> None:
         self._record("remove_run", run_id)
         with self._lock:
-            for name in [n for n, run in self.networks.items() if run == run_id]:
+            for name in [n for n, x in self.networks.items() if x["dockercise.run"] == run_id]:
                 del self.networks[name]
 
     def labelled(self, label: str) -> list[Labelled]:

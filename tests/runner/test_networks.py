@@ -3,6 +3,7 @@ it under its name when that is a DNS label, removed with the run; and the names 
 
 from __future__ import annotations
 
+import os
 import re
 import time
 
@@ -82,6 +83,8 @@ client: {{{IMG}, after: server, run: x}}
 
 def test_a_run_of_its_own_network_joins_every_stage_by_name(fake_run: MakeRun) -> None:
     run = fake_run({"server": Script(seconds=0.05)})
+    made: dict[str, dict[str, str]] = {}
+    run.backend.on_call = lambda _: made.update(run.backend.networks)
     result = run.run(PIPELINE, networking=Networking.OWN)
     assert result.status is Status.SUCCESS
     name = network_name(result.id)
@@ -94,6 +97,8 @@ def test_a_run_of_its_own_network_joins_every_stage_by_name(fake_run: MakeRun) -
     assert specs["client"].aliases == ("client",)
     assert specs["matrix[a=1]"].aliases == ()  # not a DNS label: reached by no name
     assert run.backend.networks == {}  # removed with the run
+    assert made[name]["dockercise.run"] == result.id
+    assert made[name]["dockercise.owner.pid"] == str(os.getpid())  # swept if this process dies
 
 
 def test_a_failed_run_removes_its_network_too(fake_run: MakeRun) -> None:
