@@ -72,7 +72,9 @@ def ours(tmp_path: Path) -> list[Any]:
     parallel test's)."""
     client = docker.from_env()
     try:
-        found = client.containers.list(all=True, filters={"label": "dockercise.run"})
+        # Sparse: the list's own summary (mounts included), not one inspect per container,
+        # which fails when a parallel test's container goes between the list and it.
+        found = client.containers.list(all=True, sparse=True, filters={"label": "dockercise.run"})
         return [
             c
             for c in found
