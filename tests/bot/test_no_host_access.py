@@ -282,7 +282,10 @@ def test_a_trusted_repository_mounts_host_paths_as_written(
 ) -> None:
     pipeline = f'linked: {{img: {IMG}, vol: ["{host}/link:/x"], run: cat /x/secret}}\n'
     sha = github.push("octo/trusted", {".dockercise.yml": pipeline})
-    _build(replace(settings, trusted_repos=("octo/trusted",)), _job(github, "octo/trusted", sha))
+    _build(
+        replace(settings, trusted_repos=frozenset({"octo/trusted"})),
+        _job(github, "octo/trusted", sha),
+    )
     status = _final(github, sha)
     assert status["state"] == "success"
     assert "host secret" in _log(settings, "octo/trusted", status, "linked")
