@@ -104,4 +104,5 @@ def complete_stage(ctx: click.Context, param: click.Parameter, incomplete: str) 
         loaded = pipeline.load(Path(ctx.params.get("directory") or "."))
     except DockerciseError:
         return []
-    return [n for n in (loaded.stages if loaded else ()) if n.startswith(incomplete)]
+    names = [*loaded.matrices, *loaded.stages] if loaded else []
+    return [n for n in names if n.startswith(incomplete)]

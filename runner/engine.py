@@ -265,7 +265,9 @@ def prepare(pipeline: Pipeline, options: RunOptions) -> RunPlan:
     Raises UsageError (unknown target), PipelineInvalid (more stages than
     `max_stages`) or MissingVariables: exit 2, nothing started.
     """
-    selected = dag.select(pipeline.deps, options.targets)
+    # A matrix stage named as a target stands for all of its expansions.
+    targets = [t for target in options.targets for t in pipeline.matrices.get(target, (target,))]
+    selected = dag.select(pipeline.deps, targets)
     too_many = too_many_stages(len(selected), options.limits)
     if too_many is not None:
         where = pipeline.files[0] if pipeline.files else ""

@@ -84,6 +84,14 @@ class Stage:
     paths: tuple[str, ...] = ()
     remote: str | None = None
     cache: tuple[CachePath, ...] = ()
+    matrix: dict[str, list[str | int | float | bool]] | None = field(
+        default=None, compare=False, hash=False
+    )
+    """`matrix` as written; only until the loader expands the stage (runner.matrix)."""
+    origin: str | None = None
+    """The matrix stage this stage is one expansion of."""
+    variables: tuple[tuple[str, str], ...] = ()
+    """An expansion's matrix variables and values, in matrix order (also in `env`)."""
     key_lines: dict[str, int] = field(default_factory=dict, compare=False, hash=False)
     """The line of each key, for error messages."""
 
@@ -123,3 +131,5 @@ class Pipeline:
     meta: Meta
     deps: dict[str, set[str]]
     """stage -> the stages it depends on (every edge of SPEC §2)."""
+    matrices: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    """matrix stage as written -> the names of its expansions (which are in `stages`)."""

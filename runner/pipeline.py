@@ -16,10 +16,11 @@ from __future__ import annotations
 import gc
 import re
 from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import replace
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from runner import dag, rules, sources, yaml12
+from runner import dag, matrix, rules, sources, yaml12
 from runner.errors import CycleError, PipelineInvalid, Problem
 from runner.model import (
     CODE,
@@ -195,17 +196,26 @@ def _check(root: Path, found: list[Source]) -> Pipeline:
     for source in found:
         loading.read(source)
     first_file = found[0].relpath if found else ""
+    problems = loading.problems
+    stages, matrices = _expand(loading.stages, problems)
     pipeline = Pipeline(
         root=root,
         files=[s.relpath for s in found],
-        stages=loading.stages,
+        stages=stages,
         meta=_build_meta(loading.meta, root),
         deps={},
+        matrices=matrices,
     )
-    problems = loading.problems
     problems.extend(_reference_problems(pipeline, loading.suggest))
     watch = pipeline.meta.on.watch
-    if watch is not None and watch not in pipeline.stages:
+    if watch is not None and watch in matrices:
+        file, line = loading.meta_at.get("on", (first_file, 0))
+        what = (
+            f"meta.on.schedule.watch names matrix stage {quote(watch)}"
+            " (only 'after' may name a matrix stage)"
+        )
+        problems.append(Problem(file, line, None, what))
+    elif watch is not None and watch not in pipeline.stages:
         file, line = loading.meta_at.get("on", (first_file, 0))
         hint = loading.suggest(watch, list(pipeline.stages))
         what = f"meta.on.schedule.watch names unknown stage {quote(watch)}{hint}"
@@ -221,6 +231,61 @@ def _check(root: Path, found: list[Source]) -> Pipeline:
     if problems:
         raise PipelineInvalid(problems)
     return pipeline
+
+
+def _expand(
+    stages: dict[str, Stage], problems: list[Problem]
+) -> tuple[dict[str, Stage], dict[str, tuple[str, ...]]]:
+    """Every matrix stage replaced by its expansions, where it stood (runner.matrix).
+
+    An expansion's name must obey the stage-name rules like any other (at most
+    100 characters) and must not be taken; the matrix stage's name stays known
+    (in `matrices`) so references to it are checked, not taken for unknown.
+    """
+    if not any(stage.matrix for stage in stages.values()):
+        return stages, {}
+    expanded: dict[str, Stage] = {}
+    matrices: dict[str, tuple[str, ...]] = {}
+    total = 0
+    for name, stage in stages.items():
+        if not stage.matrix:
+            expanded[name] = stage
+            continue
+        line = stage.key_lines.get("matrix", stage.line)
+        combos = matrix.combinations(stage.matrix)
+        total += len(combos)
+        if total > matrix.MAX_EXPANDED:
+            what = f"the pipeline's matrices make more than {matrix.MAX_EXPANDED} stages"
+            problems.append(Problem(stage.file, line, name, what))
+            matrices[name] = ()
+            continue
+        names = []
+        for combo in combos:
+            new = matrix.expanded_name(name, combo)
+            why = None
+            if len(new) > rules.MAX_NAME:
+                why = (
+                    f"'matrix' makes the stage name {quote(new)}, longer than {rules.MAX_NAME}"
+                    " characters (shorten the stage name, variables or values)"
+                )
+            elif new in stages or new in expanded:
+                why = f"'matrix' makes the stage name {quote(new)}, which is taken (rename one)"
+            if why is not None:
+                problems.append(Problem(stage.file, line, name, why))
+                break
+            env = tuple(EnvItem(variable, value) for variable, value in combo)
+            img = matrix.substitute(stage.img, combo) if stage.img else stage.img
+            if img != stage.img and (not img or not img.isprintable() or " " in img):
+                what = f"'img' becomes {quote(img)} in {quote(new)}, which is no image name"
+                problems.append(Problem(stage.file, stage.key_lines.get("img", line), name, what))
+                break
+            expanded[new] = replace(
+                stage, name=new, env=env + stage.env, img=img, matrix=None, origin=name,
+                variables=combo,
+            )  # fmt: skip
+            names.append(new)
+        matrices[name] = tuple(names)
+    return expanded, matrices
 
 
 def _as_tuple(value: Any) -> tuple[str, ...]:
@@ -307,6 +372,7 @@ def _build_stage(file: str, line: int, name: str, body: dict[str, Any] | None) -
         paths=_as_tuple(body.get("paths")),
         remote=body.get("remote"),
         cache=tuple(_cache_items(body.get("cache"))),
+        matrix=body.get("matrix"),
     )
 
 
@@ -365,6 +431,23 @@ def _reference_problems(pipeline: Pipeline, suggest: Suggester) -> list[Problem]
     choices = list(names)
     builds = {n for n, s in names.items() if s.build is not None}
 
+    matrices = pipeline.matrices
+    if matrices:
+        choices = [*choices, *matrices]
+
+    def matrix_problem(key: str, ref: str) -> str | None:
+        """Why `key` may not name `ref`: only `after` names a matrix stage, nothing an expansion."""
+        named = f"'run' reads {quote('out/' + ref)} of" if key == "run" else f"'{key}' names"
+        if ref in matrices:
+            return f"{named} matrix stage {quote(ref)} (only 'after' may name a matrix stage)"
+        origin = names[ref].origin if ref in names else None
+        if origin is not None:
+            return (
+                f"{named} {quote(ref)}, one expansion of matrix stage {quote(origin)}"
+                f" (name {quote(origin)} in 'after' to wait for all of them)"
+            )
+        return None
+
     for stage in names.values():
         deps: set[str] = set()
         found: list[tuple[str | None, str]] = []
@@ -374,6 +457,14 @@ def _reference_problems(pipeline: Pipeline, suggest: Suggester) -> list[Problem]
         if stage.on is not None and stage.on != CODE:
             refs.append(("on", stage.on))
         for key, ref in refs:
+            if matrices:
+                if key == "after" and ref in matrices:
+                    deps.update(matrices[ref])
+                    continue
+                why = matrix_problem(key, ref)
+                if why is not None:
+                    found.append((key, why))
+                    continue
             if ref in names:
                 deps.add(ref)
                 continue
@@ -382,7 +473,9 @@ def _reference_problems(pipeline: Pipeline, suggest: Suggester) -> list[Problem]
         for item in stage.env:
             if item.value is not None:
                 continue
-            if item.name in names:
+            if matrices and (why := matrix_problem("env", item.name)) is not None:
+                found.append(("env", why))
+            elif item.name in names:
                 deps.add(item.name)
                 if "=" in item.name:
                     found.append(
@@ -393,12 +486,18 @@ def _reference_problems(pipeline: Pipeline, suggest: Suggester) -> list[Problem]
                     "is neither a stage nor a variable name (letters, digits and _, no digit first)"
                 )
                 found.append(("env", f"'env' item {quote(item.name)} {why}"))
-        if stage.img in builds:
+        if matrices and stage.img and (why := matrix_problem("img", stage.img)) is not None:
+            found.append(("img", why))
+        elif stage.img in builds:
             deps.add(stage.img)
         if stage.run:
-            deps.update(
-                m for m in _OUT_MENTION.findall(stage.run) if m in names and m != stage.name
-            )
+            mentions = set(_OUT_MENTION.findall(stage.run))
+            mentions.discard(stage.name)
+            for mention in mentions if matrices else ():
+                why = matrix_problem("run", mention)
+                if why is not None:
+                    found.append(("run", why))
+            deps.update(m for m in mentions if m in names)
         if stage.build is not None and not _inside(stage.build):
             why = f"'build' must be a path inside the checkout, not {quote(stage.build)}"
             found.append(("build", why))

@@ -18,11 +18,13 @@ from functools import cache
 from importlib import resources
 from typing import Any
 
+from runner import matrix
 from runner.downstream import count_problem, url_problem
 from runner.model import CODE
 from runner.wording import Suggester, describe, quote
 
 __all__ = [
+    "MAX_NAME",
     "MAX_RETRY",
     "MAX_TIMEOUT",
     "META_KEYS",
@@ -39,6 +41,8 @@ __all__ = [
 MAX_TIMEOUT = 24 * 3600.0
 """Seconds of the longest `timeout` (SPEC §10)."""
 MAX_RETRY = 5
+MAX_NAME = 100
+"""Characters of the longest stage name, a matrix stage's expansions' too (SPEC §1, §14)."""
 RESERVED = {CODE: "the checkout", "out": "the stages' outputs (/out)", "meta": "pipeline settings"}
 """Names no stage may have, and what they stand for."""
 
@@ -72,8 +76,8 @@ def name_problem(name: Any, what: str = "stage name") -> str | None:
         return f"{what} {shown} must be a string (quote it: '{shown}')"
     if not name:
         return f"a {what} must not be empty"
-    if len(name) > 100:
-        return f"a {what} must be at most 100 characters"
+    if len(name) > MAX_NAME:
+        return f"a {what} must be at most {MAX_NAME} characters"
     if "/" in name or "\\" in name or "\0" in name:
         return f"{what} {quote(name)} must not contain '/', '\\' or NUL"
     if name.startswith("."):
@@ -176,6 +180,7 @@ STAGE_KEYS: dict[str, Callable[[Any], bool]] = {
     "paths": _strings,
     "remote": _remote,
     "cache": _cache,
+    "matrix": lambda value: isinstance(value, dict),  # the values: matrix.problems
 }
 META_KEYS: dict[str, Callable[[Any], bool]] = {
     "name": _string,
@@ -357,6 +362,30 @@ def stage_problems(name: str, body: Any, suggest: Suggester) -> Problems:
         yield from _volume_problems(name, body["vol"])
     if "cache" in body:
         yield from _cache_problems(name, body["cache"], body.get("vol"))
+    if "matrix" in body:
+        for why in matrix.problems(body["matrix"]):
+            yield "matrix", why
+        if "remote" in body:
+            yield "matrix", "a 'remote' stage cannot have a 'matrix' (it runs no container)"
+        yield from _matrix_env_problems(body["matrix"], env)
+    if "img" in body:
+        variables = [v for v in body.get("matrix") or () if isinstance(v, str)]
+        why = matrix.image_problem(body["img"], variables)
+        if why:
+            yield "img", why
+
+
+def _matrix_env_problems(variables: Any, env: Any) -> Problems:
+    """A matrix variable that `env` sets too: which value the stage gets would be a guess."""
+    if not isinstance(variables, dict):
+        return
+    items = [env] if isinstance(env, str) else env if isinstance(env, list) else []
+    named: set[str] = set()
+    for item in items:
+        named.update(item if isinstance(item, dict) else [item.upper()])
+    for variable in variables:
+        if variable in named:
+            yield "matrix", f"'matrix' variable {quote(variable)} is also set by 'env'"
 
 
 _ON_KEYS = ("push", "pull_request", "schedule", "upstream")

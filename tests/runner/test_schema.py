@@ -15,7 +15,7 @@ REPO = Path(__file__).resolve().parents[2]
 SCHEMA_FILE = REPO / "runner" / "schema.json"
 STAGE_KEYS = {
     "img", "build", "run", "after", "env", "vol", "on", "dir", "noLog", "neverFail",
-    "when", "if", "unless", "timeout", "retry", "paths", "remote", "cache",
+    "when", "if", "unless", "timeout", "retry", "paths", "remote", "cache", "matrix",
 }  # fmt: skip
 META_KEYS = {
     "name", "concurrency", "timeout", "network", "secrets", "statuses", "on", "downstream",
