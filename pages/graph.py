@@ -124,8 +124,26 @@ def _text_width(text: str) -> float:
     return (len(text) - wide) * FONT_SIZE * 0.6 + wide * FONT_SIZE * 1.1
 
 
+def _expansion_label(name: str) -> str:
+    """`integration[python=3.12,db=pg]` as `integration[3.12,pg]`, its stage name cut first:
+    the values are what tells a matrix expansion from its siblings."""
+    base, _, inner = name[:-1].partition("[")
+    values = "[" + ",".join(part.partition("=")[2] for part in inner.split(",")) + "]"
+    room = MAX_LABEL - len(values)
+    if len(base) <= room:
+        return base + values
+    if room >= 2:
+        return base[: room - 1] + "…" + values
+    return (base[:1] + "…" + values)[: MAX_LABEL - 1] + "…"
+
+
 def _label(name: str, status: str) -> str:
-    short = name if len(name) <= MAX_LABEL else name[: MAX_LABEL - 1] + "…"
+    if len(name) <= MAX_LABEL:
+        short = name
+    elif name.endswith("]") and "[" in name:
+        short = _expansion_label(name)
+    else:
+        short = name[: MAX_LABEL - 1] + "…"
     return f"{GLYPHS.get(status, GLYPHS[Status.WAITING])} {short}"
 
 

@@ -126,3 +126,26 @@ def test_an_empty_graph_is_a_small_empty_drawing() -> None:
     drawn = graph.layout([], [], {})
     assert drawn.nodes == () and drawn.edges == () and drawn.width > 0
     ET.fromstring(graph.render_svg(drawn))
+
+
+def test_matrix_expansions_are_drawn_each_with_its_values() -> None:
+    """`test` with `matrix: {python: [...], database: [...]}` and a stage after it."""
+    expansions = [
+        f"integration[python={p},database={d}]"
+        for p, d in itertools.product(["3.11", "3.12"], ["postgres", "mysql%2C8"])
+    ]
+    names = ["build", *expansions, "report"]
+    edges = [("build", e) for e in expansions] + [(e, "report") for e in expansions]
+    rendered = graph.svg(names, edges, {expansions[1]: "failure"}, href=lambda n: f"#{n}")
+    root = ET.fromstring(rendered)
+    assert [g.get("data-stage") for g in root.iter(f"{SVG}g")] == names
+    labels = [t.text or "" for t in root.iter(f"{SVG}text")][1:-1]
+    assert len(set(labels)) == len(expansions)  # cut in the middle: the values stay apart
+    assert all(len(label) <= graph.MAX_LABEL + 2 for label in labels)
+    assert labels[:2] == ["○ integration[3.11,postgres]", "✗ integration[3.11,mysql%2C8]"]
+    long = graph.svg(["a-much-longer-stage-name-here[v=1,w=x]", f"s[v={'x' * 40}]"], [], {})
+    cut = [t.text for t in ET.fromstring(long).iter(f"{SVG}text")]
+    assert cut == ["○ a-much-longer-stage-name…[1,x]", "○ s…[" + "x" * 26 + "…"]
+    drawn = graph.layout(names, edges, {})
+    layer = {n.name: n.layer for n in drawn.nodes}
+    assert {layer[e] for e in expansions} == {1} and layer["report"] == 2

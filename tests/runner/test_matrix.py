@@ -9,15 +9,19 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from urllib.parse import unquote
 
+import click
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from cli.options import complete_stage
+from cli.run import run as run_command
 from runner import matrix, pipeline
 from runner.engine import RunOptions, prepare
 from runner.errors import PipelineInvalid, UsageError
 from runner.model import EnvItem, Pipeline
 from runner.outcome import Status
+from tests.cli.test_cli import run_cli
 from tests.runner.conftest import MakeRun
 from tests.runner.fake_backend import Script
 
@@ -370,3 +374,65 @@ def test_a_target_naming_the_matrix_stage_runs_all_its_expansions(fake_run: Make
     )
     assert set(result.stages) == {"base", "test[v=1]", "test[v=2]"}
     assert set(run.backend.started()) == {"base", "test[v=1]", "test[v=2]"}
+
+
+# --- the command line: graph, validate, completion ---------------------------------------------
+
+GRID = 'test: {img: x, run: x, matrix: {v: [1, "a b,c"]}}\nreport: {img: x, after: test, run: x}\n'
+
+
+@pytest.mark.parametrize(
+    ("fmt", "lines"),
+    [
+        (
+            "text",
+            [
+                "test[v=1]",
+                "test[v=a b%2Cc]",
+                "report           <- test[v=1], test[v=a b%2Cc]",
+            ],
+        ),
+        (
+            "dot",
+            [
+                "digraph pipeline {",
+                "  rankdir=LR;",
+                '  "test[v=1]";',
+                '  "test[v=a b%2Cc]";',
+                '  "report";',
+                '  "test[v=1]" -> "report";',
+                '  "test[v=a b%2Cc]" -> "report";',
+                "}",
+            ],
+        ),
+        (
+            "mermaid",
+            [
+                "graph LR",
+                '  s0["test[v=1]"]',
+                '  s1["test[v=a b%2Cc]"]',
+                '  s2["report"]',
+                "  s0 --> s2",
+                "  s1 --> s2",
+            ],
+        ),
+    ],
+)
+def test_graph_shows_every_expansion(
+    write_pipeline: WritePipeline, capsys: pytest.CaptureFixture[str], fmt: str, lines: list[str]
+) -> None:
+    root = write_pipeline({".dockercise.yml": GRID})
+    code, out, _ = run_cli(capsys, "graph", "-C", str(root), "--format", fmt)
+    assert code == 0 and out.splitlines() == lines
+
+
+def test_validate_counts_expansions_and_completion_offers_the_matrix_stage(
+    write_pipeline: WritePipeline, capsys: pytest.CaptureFixture[str]
+) -> None:
+    root = write_pipeline({".dockercise.yml": GRID})
+    code, out, _ = run_cli(capsys, "validate", "-C", str(root))
+    assert (code, out) == (0, "ok: 3 stage(s) in .dockercise.yml\n")
+    context = click.Context(run_command)
+    context.params["directory"] = str(root)
+    offered = complete_stage(context, run_command.params[0], "te")
+    assert offered == ["test", "test[v=1]", "test[v=a b%2Cc]"]
