@@ -1,11 +1,12 @@
 """Pipeline files -> validated model (SPEC §1-§2, §6, §10).
 
 Pure apart from reading the files (runner.sources): parse them as bounded
-YAML 1.2 (runner.yaml12), check every key's value (runner.rules), then what
-needs every stage at once (names, references, duplicates across files,
-cycles).  Every problem found is collected, so the user fixes them all in one
-go; each is one line, and the work is linear in the size of the input, so
-20,000 bad stages are reported as fast as 20,000 good ones are loaded.
+YAML 1.2 (runner.yaml12), check every key's value (runner.rules), expand
+matrix stages (runner.matrix), then what needs every stage at once (names,
+references, duplicates across files, cycles).  Every problem found is
+collected, so the user fixes them all in one go; each is one line, and the
+work is linear in the size of the input, so 20,000 bad stages are reported
+as fast as 20,000 good ones are loaded.
 
 `load` never raises anything but PipelineInvalid: whatever the files hold,
 the verdict is a pipeline, None (no pipeline file), or that one error.
@@ -280,9 +281,14 @@ def _expand(
                 problems.append(Problem(stage.file, stage.key_lines.get("img", line), name, what))
                 break
             expanded[new] = replace(
-                stage, name=new, env=env + stage.env, img=img, matrix=None, origin=name,
+                stage,
+                name=new,
+                env=env + stage.env,
+                img=img,
+                matrix=None,
+                origin=name,
                 variables=combo,
-            )  # fmt: skip
+            )
             names.append(new)
         matrices[name] = tuple(names)
     return expanded, matrices
