@@ -19,6 +19,7 @@ from cli.run import run as run_command
 from runner import matrix, pipeline
 from runner.engine import RunOptions, prepare
 from runner.errors import PipelineInvalid, UsageError
+from runner.limits import Limits
 from runner.model import EnvItem, Pipeline
 from runner.outcome import Status
 from tests.cli.test_cli import run_cli
@@ -199,6 +200,9 @@ def test_the_count_after_expansion_is_what_the_build_has() -> None:
         "b: {img: b, run: x}\n"
     )
     assert len(loaded.stages) == 65 == len(prepare(loaded, RunOptions()).deps)
+    assert len(prepare(loaded, RunOptions(limits=Limits(max_stages=65))).deps) == 65
+    with pytest.raises(PipelineInvalid, match="the build has 65 stages, more than DOCKERCISE_MAX"):
+        prepare(loaded, RunOptions(limits=Limits(max_stages=64)))
 
 
 BAD = [
