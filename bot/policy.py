@@ -38,7 +38,9 @@ __all__ = [
 ]
 
 BUILD_NETWORK = "none"
-"""The network of a bot build's image builds: none at all (SPEC §10: none beyond its own)."""
+"""The network of a bot build's image builds when the build has no network of its own
+(`meta.network: none`); otherwise the engine gives them the build's own (SPEC §10: none
+beyond its own), so `RUN pip install` works where the stages' own downloads would."""
 
 
 @dataclass(frozen=True)

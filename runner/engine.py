@@ -328,7 +328,10 @@ class _Run:
             retry_pause=engine.retry_pause,
             labels=labels,
             limits=plan.options.limits,
-            build_network=plan.options.build_network,
+            # A build's image builds reach what its stages reach, never more (SPEC §10).
+            build_network=network
+            if plan.options.networking is Networking.OWN
+            else plan.options.build_network,
             run_deadline=self.deadline,
             caches=_caches(plan, dirs),
             scope=plan.options.cache_scope,

@@ -9,6 +9,7 @@ import pytest
 from runner import supervisor
 from runner.errors import PipelineInvalid
 from runner.limits import Limits, Resources
+from runner.networks import Networking, network_name
 from runner.outcome import Status
 from tests.runner.conftest import MakeRun
 from tests.runner.fake_backend import Script
@@ -212,3 +213,19 @@ def test_an_image_build_ends_soon_after_the_build_time_limit(fake_run: MakeRun) 
     run.run("image: {build: ., timeout: 1h}\n", limits=Limits(max_build_time=5.0))
     (build,) = run.backend.builds
     assert isinstance(build["timeout"], float) and build["timeout"] <= 6.0
+
+
+def test_a_builds_image_builds_join_its_own_network(fake_run: MakeRun) -> None:
+    """SPEC §10: no network beyond the build's own -- which they do get, as its stages do."""
+    run = fake_run()
+    run.write({"Dockerfile": "FROM scratch\n"})
+    result = run.run(
+        "image: {build: .}\nuse: {img: image, run: x}\n",
+        networking=Networking.OWN,
+        build_network="none",
+    )
+    assert result.status is Status.SUCCESS, result.stages
+    (build,) = run.backend.builds
+    assert build["network"] == network_name(result.id)
+    (use,) = run.backend.of("use")
+    assert use.spec.network == network_name(result.id)
