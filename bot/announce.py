@@ -27,10 +27,12 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
 from bot import statuses
+from bot.approval import WAITING, WAITING_TEXT, needs_approval
 from bot.checkout import Mirrors
 from bot.github_api import GitHubApp
 from bot.jobs import Job
 from bot.reasons import Redactor, Step, crashed
+from bot.settings import ForkApproval
 from bot.state import ANNOUNCE_LEASE, Claim, StateStore
 from bot.triggers import unwanted
 from runner import pipeline as pipelines
@@ -50,6 +52,8 @@ def announce(
     enqueue: Callable[[Job], None],
     job: Job,
     mirrors: Mirrors,
+    approval: ForkApproval = ForkApproval.OUTSIDE,
+    build_url: Callable[[Job], str | None] = lambda job: None,
 ) -> str:
     """Post `pending` when the commit's pipeline wants the build, then queue it; the outcome.
 
@@ -57,6 +61,10 @@ def announce(
     the build all the same: the worker, with the checkout, has the last word.
     When GitHub cuts the commit's tree short, the files are listed from the
     repository's mirror (fetched here, so the build's checkout has less to do).
+    A fork's build that needs approval (`bot.approval`) is not queued: it ends
+    `waiting`, its `pending` status linking to its page (`build_url`), where a
+    writer's Approve records its approved twin. If GitHub cannot say whether
+    the author collaborates, the build waits too.
     """
     try:
         installation = github.installation(job.repo, job.installation_id)
@@ -74,6 +82,19 @@ def announce(
         if loaded is not None and unwanted(loaded.meta.on, job) is not None:
             state.finish(job.id, "filtered")
             return "filtered"
+        try:
+            waits = needs_approval(
+                approval, job, lambda login: installation.is_collaborator(job.repo, login)
+            )
+        except DockerciseError as e:
+            log.info("build %s of %s waits: %s", job.id, job.repo, e)
+            waits = True
+        if waits:
+            installation.post_status(
+                job.repo, job.sha, statuses.pending(build_url(job), what=WAITING_TEXT)
+            )
+            state.finish(job.id, WAITING)
+            return WAITING
         installation.post_status(job.repo, job.sha, statuses.pending(what="build queued"))
         outcome = "announced"
     except DockerciseError as e:
@@ -127,11 +148,15 @@ class Announcer:
         state: StateStore,
         enqueue: Callable[[Job], None],
         mirrors: Mirrors,
+        approval: ForkApproval = ForkApproval.OUTSIDE,
+        build_url: Callable[[Job], str | None] = lambda job: None,
     ):
         self.github = github
         self.state = state
         self.enqueue = enqueue
         self.mirrors = mirrors
+        self.approval = approval
+        self.build_url = build_url
         self._stop = threading.Event()
         self._free = threading.Semaphore(self.THREADS)
         self._pool = ThreadPoolExecutor(self.THREADS, thread_name_prefix="announce")
@@ -171,7 +196,15 @@ class Announcer:
             if claim.tries > MAX_TRIES:
                 give_up(self.github, self.state, claim)
             else:
-                announce(self.github, self.state, self.enqueue, job, self.mirrors)
+                announce(
+                    self.github,
+                    self.state,
+                    self.enqueue,
+                    job,
+                    self.mirrors,
+                    self.approval,
+                    self.build_url,
+                )
         except Exception:  # the thread's one catch-all: the lease offers it again later
             log.exception("cannot announce build %s of %s", job.id, job.repo)
         finally:

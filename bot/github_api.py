@@ -80,6 +80,13 @@ class Installation:
         except (GithubException, OSError) as e:
             raise GitHubFailed(f"cannot read the pipeline of {sha[:12]}: {_explain(e)}") from None
 
+    def is_collaborator(self, full_name: str, login: str) -> bool:
+        """Whether `login` is a collaborator of the repository (GitHub: 204 yes, 404 no)."""
+        try:
+            return bool(self.client.get_repo(full_name).has_in_collaborators(login))
+        except (GithubException, OSError) as e:
+            raise GitHubFailed(f"cannot ask whether {login} collaborates: {_explain(e)}") from None
+
     def default_branch_head(self, full_name: str) -> tuple[str, str]:
         """(branch, sha) of the repository's default branch."""
         try:

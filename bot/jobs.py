@@ -59,6 +59,10 @@ class Job:
     trigger: dict[str, Any] = field(default_factory=dict)
     targets: tuple[str, ...] = ()
     """Run only these stages (and what they need): a schedule's `watch` check."""
+    author: str | None = None
+    """A pull request's author (`pull_request.user.login`): a fork's approval asks about them."""
+    approved_by: str | None = None
+    """The writer who pressed Approve on this fork build (§11); it stays a fork's build."""
 
     def to_json(self) -> str:
         """The text the stores and the queue keep; `kind` as its plain string value."""
@@ -123,6 +127,7 @@ def job_for(event: Event) -> Job | None:
             delivery=event.delivery,
             fork=event.is_fork,
             number=event.number,
+            author=event.author,
             trigger={
                 "number": event.number,
                 "sha": event.head_sha,

@@ -32,6 +32,7 @@ from bot.schedules import Scheduler
 from bot.sending import DeliveryRefused
 from bot.settings import Settings
 from bot.state import StateStore, open_state
+from pages.links import build_url
 
 __all__ = ["BotQueue", "make_queue"]
 
@@ -170,5 +171,12 @@ def make_queue(settings: Settings) -> BotQueue:
     # final status must not hold up the next build's `pending`.
     announcing = GitHubApp(settings.app_id, settings.private_key, settings.api_url)
     mirrors = Mirrors(settings.data_dir / "mirrors", settings.mirror_max)
-    announcer = Announcer(announcing, state, requeue, mirrors)
+    announcer = Announcer(
+        announcing,
+        state,
+        requeue,
+        mirrors,
+        settings.fork_approval,
+        lambda job: build_url(settings.public_url, job.repo, job.id),
+    )
     return BotQueue(huey, state, reaper.reap, lambda e: upstream_green(e), announcer)

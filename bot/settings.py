@@ -11,6 +11,7 @@ import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from enum import StrEnum
 from pathlib import Path
 
 from bot.destinations import Allowance, AllowanceInvalid, parse_allowance
@@ -20,9 +21,19 @@ from runner.encryption import is_repository
 from runner.errors import DockerciseError
 from runner.limits import Limits, limits_from_env, parse_size
 
-__all__ = ["Settings", "SettingsInvalid", "load_settings"]
+__all__ = ["ForkApproval", "Settings", "SettingsInvalid", "load_settings"]
 
 DEFAULT_API = "https://api.github.com"
+DEFAULT_WEB = "https://github.com"
+
+
+class ForkApproval(StrEnum):
+    """`DOCKERCISE_FORK_APPROVAL`: which fork pull requests wait for a writer's Approve (§11)."""
+
+    OUTSIDE = "outside"
+    """Those whose author is not a collaborator of the repository (the default)."""
+    ALWAYS = "always"
+    NEVER = "never"
 
 
 class SettingsInvalid(DockerciseError):
@@ -63,6 +74,11 @@ class Settings:
     """Bytes of `cache` archives kept on this worker (`DOCKERCISE_CACHE_MAX`), LRU past it."""
     cache_url: str | None = None
     """`DOCKERCISE_CACHE_URL`: the S3 place every worker shares caches through."""
+    client_id: str | None = None
+    """The GitHub App's OAuth client id: sign-in is offered only when it is set (§11)."""
+    client_secret: str | None = field(default=None, repr=False)
+    web_url: str = DEFAULT_WEB
+    fork_approval: ForkApproval = ForkApproval.OUTSIDE
     environ: Mapping[str, str] = field(default_factory=dict, repr=False, compare=False)
     """The environment these settings were read from, for the libraries' own settings
     (a remote results store's spool); passed on rather than read again from the process."""
@@ -89,8 +105,19 @@ class Settings:
         key_lines = [
             line for line in self.private_key.splitlines() if line and not line.startswith("-----")
         ]
-        values = (self.webhook_secret, self.events_secret, self.secret_key, *key_lines)
+        values = (
+            self.webhook_secret,
+            self.events_secret,
+            self.secret_key,
+            self.client_secret,
+            *key_lines,
+        )
         return [v for v in values if v]
+
+    @property
+    def secure_cookies(self) -> bool:
+        """Cookies only over https when the bot is reached over https."""
+        return self.public_url.startswith("https://")
 
 
 def _int(env: Mapping[str, str], name: str, problems: list[str], default: int | None) -> int:
@@ -214,6 +241,20 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     cache_url = env.get(CACHE_URL) or None
     if cache_url is not None and not cache_url.startswith("s3://"):
         problems.append(f"{CACHE_URL} must be s3://bucket/prefix, not '{cache_url}'")
+    client_id = env.get("GITHUB_CLIENT_ID") or None
+    client_secret = env.get("GITHUB_CLIENT_SECRET") or None
+    if bool(client_id) != bool(client_secret):
+        problems.append("GITHUB_CLIENT_ID and GITHUB_CLIENT_SECRET go together (set both or none)")
+    web_url = (env.get("GITHUB_WEB_URL") or DEFAULT_WEB).rstrip("/")
+    if not web_url.startswith(("http://", "https://")):
+        problems.append(f"GITHUB_WEB_URL must be GitHub's web address, not '{web_url}'")
+    raw_approval = env.get("DOCKERCISE_FORK_APPROVAL") or ForkApproval.OUTSIDE.value
+    try:
+        fork_approval = ForkApproval(raw_approval)
+    except ValueError:
+        fork_approval = ForkApproval.OUTSIDE
+        choices = ", ".join(a.value for a in ForkApproval)
+        problems.append(f"DOCKERCISE_FORK_APPROVAL must be one of {choices}, not '{raw_approval}'")
     if problems:
         raise SettingsInvalid(problems)
     return Settings(
@@ -237,6 +278,10 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         limits=limits,
         cache_max=cache_max,
         cache_url=cache_url,
+        client_id=client_id,
+        client_secret=client_secret,
+        web_url=web_url,
+        fork_approval=fork_approval,
         environ=dict(env),
         mirror_max=mirror_max,
         legacy_secrets=legacy,

@@ -10,32 +10,81 @@ from there, so no GitHub round trip is ever paid for by a webhook.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import logging
 from collections.abc import Callable, Mapping
 
 from flask import Flask
 
+from bot.github_user import GitHubUser
 from bot.jobs import job_for
 from bot.queue import BotQueue, make_queue
+from bot.sessions import StateSessions
 from bot.settings import Settings, load_settings
+from bot.site import Site
+from bot.state import StateStore
+from pages.blueprint import Locate, make_blueprint
 from runner.store import open_store
 from runner.store.base import ResultReader
 from webhooks.app import WebhookConfig, create_app
-from webhooks.events import Event, RemoteBuildComplete
+from webhooks.events import (
+    Event,
+    PullRequestEvent,
+    PushEvent,
+    RemoteBuildComplete,
+    RepositoryEvent,
+)
 
 __all__ = ["create_bot_app"]
 
 log = logging.getLogger("dockercise.bot")
 
 
-def _locate(settings: Settings) -> Callable[[str, str], ResultReader | None]:
-    def locate(owner: str, repo: str) -> ResultReader | None:
-        """The store of a repository the bot has built; None (a 404) for any other."""
-        url = f"{settings.results.rstrip('/')}/{owner}/{repo}"
+def _stores(settings: Settings) -> Callable[[str], ResultReader | None]:
+    def store_of(full_name: str) -> ResultReader | None:
+        """The store of a repository the bot has built; None for any other."""
+        url = f"{settings.results.rstrip('/')}/{full_name}"
         store = open_store(url, settings.data_dir, settings.environ)
         return store if store.run_ids() else None
 
+    return store_of
+
+
+def _locate(site: Site, stores: Callable[[str], ResultReader | None]) -> Locate:
+    def locate(owner: str, repo: str) -> ResultReader | None:
+        """A 404 (None) for a repository the viewer may not read, as for one never built."""
+        full_name = f"{owner}/{repo}"
+        return stores(full_name) if site.readable(full_name) else None
+
     return locate
+
+
+def _note_privacy(state: StateStore, event: Event) -> None:
+    """The latest delivery says whether the repository is private (SPEC §11)."""
+    if not isinstance(event, PushEvent | PullRequestEvent | RepositoryEvent):
+        return
+    if state.is_private(event.repo_full_name) is not event.private:
+        state.set_private(event.repo_full_name, event.private)
+
+
+def _site(settings: Settings, state: StateStore) -> Site:
+    github = None
+    if settings.client_id and settings.client_secret:
+        github = GitHubUser(
+            settings.client_id,
+            settings.client_secret,
+            settings.web_url,
+            settings.api_url,
+            f"{settings.public_url}/login/callback",
+        )
+    return Site(state, github, _stores(settings), settings.public_url)
+
+
+def _signing_key(settings: Settings) -> bytes:
+    """Flask's secret key (CSRF tokens), the same in every web process of the bot."""
+    secret = settings.client_secret or settings.webhook_secret
+    return hmac.new(secret.encode(), b"dockercise results site", hashlib.sha256).digest()
 
 
 def create_bot_app(
@@ -48,6 +97,7 @@ def create_bot_app(
     queue = queue or make_queue(settings)
 
     def on_github_event(event: Event) -> str | None:
+        _note_privacy(queue.state, event)
         job = job_for(event)
         if job is None:
             log.info("%s: %s", type(event).__name__, event)
@@ -67,14 +117,9 @@ def create_bot_app(
             queue.upstream_green(body)  # builds of the subscribers, found off the request path
         return None
 
-    blueprints = []
-    try:
-        from pages.blueprint import make_blueprint
-
-        blueprints.append(make_blueprint(_locate(settings)))
-    except ImportError:  # pragma: no cover - the results site ships with the bot
-        log.warning("results website not available")
-    return create_app(
+    site = _site(settings, queue.state)
+    blueprints = [site.blueprint(), make_blueprint(_locate(site, site.stores))]
+    app = create_app(
         WebhookConfig(
             github_secret=settings.webhook_secret,
             events_secret=settings.events_secret,
@@ -83,3 +128,7 @@ def create_bot_app(
             extra_blueprints=blueprints,
         )
     )
+    app.secret_key = _signing_key(settings)
+    app.config["WTF_CSRF_TIME_LIMIT"] = None  # a token lives as long as its session
+    app.session_interface = StateSessions(queue.state, settings.secure_cookies)
+    return app

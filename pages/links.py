@@ -9,7 +9,15 @@ from __future__ import annotations
 
 from urllib.parse import quote
 
-__all__ = ["LOCAL_OWNER", "PREFIX", "local_run_url", "results_url", "run_url", "runs_url"]
+__all__ = [
+    "LOCAL_OWNER",
+    "PREFIX",
+    "build_url",
+    "local_run_url",
+    "results_url",
+    "run_url",
+    "runs_url",
+]
 
 PREFIX = "/results"
 LOCAL_OWNER = "local"
@@ -34,6 +42,13 @@ def results_url(public_url: str, repo: str, run_id: str) -> str:
     """A bot build's run page, for `repo` as `owner/name`: what its commit statuses link to."""
     owner, name = repo.split("/", 1)
     return run_url(public_url, owner, name, run_id)
+
+
+def build_url(public_url: str, repo: str, build_id: str) -> str:
+    """A bot build's own page (`/results/<owner>/<repo>/build/<id>`): for a build with no run
+    yet, such as a fork's waiting for approval; it leads to the run once there is one."""
+    owner, name = repo.split("/", 1)
+    return f"{runs_url(public_url, owner, name)}build/{_part(build_id)}"
 
 
 def local_run_url(public_url: str, pipeline: str, run_id: str) -> str:

@@ -257,3 +257,42 @@ def stage_rows(store: ResultReader, run_id: str, state: RunState) -> list[StageR
             )
         )
     return rows
+
+
+SCANNED = 50
+"""Newest runs read for the latest build of each branch (landing page, badges)."""
+
+
+def branch_of(run: Mapping[str, Any]) -> str | None:
+    """The branch a run built (`refs/heads/B` of its trigger), `#N` for a pull request."""
+    trigger = run.get("trigger")
+    if not isinstance(trigger, dict):
+        return None
+    ref = trigger.get("ref")
+    if isinstance(ref, str) and ref.startswith("refs/heads/"):
+        return ref.removeprefix("refs/heads/")
+    number = trigger.get("number")
+    if isinstance(number, int) and not isinstance(number, bool):
+        return f"#{number}"
+    return None
+
+
+def latest_per_branch(store: ResultReader, limit: int = SCANNED) -> dict[str, RunRow]:
+    """The newest run of each branch among the `limit` newest runs, newest first."""
+    latest: dict[str, RunRow] = {}
+    for run_id in store.run_ids()[:limit]:
+        data = read_json(store, run_id, "run.json")
+        branch = None if data is None else branch_of(data)
+        if data is None or branch is None or branch in latest:
+            continue
+        kind, detail = _trigger(data)
+        latest[branch] = RunRow(
+            id=run_id,
+            pipeline=_text(data.get("pipeline")),
+            status=_text(data.get("status")) or "unknown",
+            trigger=kind,
+            detail=detail,
+            started=parse_time(data.get("started")),
+            seconds=elapsed(data),
+        )
+    return latest

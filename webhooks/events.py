@@ -42,6 +42,7 @@ __all__ = [
     "PullRequestEvent",
     "PushEvent",
     "RemoteBuildComplete",
+    "RepositoryEvent",
     "parse_dockercise",
     "parse_github",
 ]
@@ -101,6 +102,8 @@ class PushEvent:
     default_branch: str
     pusher: str
     sender: str | None
+    private: bool = True
+    """`repository.private` (absent: private, SPEC §11's "unknown counts as private")."""
 
 
 @dataclass(frozen=True)
@@ -126,6 +129,9 @@ class PullRequestEvent:
     sender: str | None
     default_branch: str | None = None
     """The repository's default branch, whose caches a pull request reads last (SPEC §13)."""
+    author: str | None = None
+    """`pull_request.user.login`: whose collaboration decides a fork's approval (§11)."""
+    private: bool = True
 
 
 @dataclass(frozen=True)
@@ -149,7 +155,18 @@ class PingEvent:
     repo_full_name: str | None
 
 
-Event = PushEvent | PullRequestEvent | InstallationEvent | PingEvent
+@dataclass(frozen=True)
+class RepositoryEvent:
+    """A `repository` delivery (privatized, publicized, renamed...): the repository's privacy."""
+
+    delivery: str
+    action: str
+    repo_full_name: str
+    private: bool
+    installation_id: int | None
+
+
+Event = PushEvent | PullRequestEvent | InstallationEvent | PingEvent | RepositoryEvent
 
 
 @dataclass(frozen=True)
@@ -265,6 +282,7 @@ def _push(delivery: str, payload: Fields) -> PushEvent | Ignored:
         default_branch=_ref(repository, "default_branch"),
         pusher=payload.object("pusher").string("name"),
         sender=_sender(payload),
+        private=repository.boolean("private", True),
     )
 
 
@@ -278,6 +296,7 @@ def _pull_request(delivery: str, payload: Fields) -> PullRequestEvent | Ignored:
     head = pull_request.object("head")
     base = pull_request.object("base")
     head_repo = head.optional_object("repo")
+    user = pull_request.optional_object("user")
     head_repo_full_name = None if head_repo is None else _full_name(head_repo)
     return PullRequestEvent(
         delivery=delivery,
@@ -296,6 +315,19 @@ def _pull_request(delivery: str, payload: Fields) -> PullRequestEvent | Ignored:
         installation_id=_installation_id(payload),
         sender=_sender(payload),
         default_branch=_optional_ref(repository, "default_branch"),
+        author=None if user is None else user.optional_string("login"),
+        private=repository.boolean("private", True),
+    )
+
+
+def _repository(delivery: str, payload: Fields) -> RepositoryEvent:
+    repository = payload.object("repository")
+    return RepositoryEvent(
+        delivery=delivery,
+        action=payload.string("action"),
+        repo_full_name=_full_name(repository),
+        private=repository.boolean("private", True),
+        installation_id=_installation_id(payload),
     )
 
 
@@ -340,6 +372,8 @@ def parse_github(event: str, delivery: str, payload: Any) -> Event | Ignored:
         return _installation(delivery, Fields(payload))
     if event == "ping":
         return _ping(delivery, Fields(payload))
+    if event == "repository":
+        return _repository(delivery, Fields(payload))
     return Ignored(f"event '{event}' is not handled")
 
 

@@ -191,6 +191,32 @@ class StateStore(Protocol):
         """
         ...
 
+    # --- the results site: sign-in sessions, repositories' privacy (SPEC §11) ---
+
+    def put_session(self, key: str, data: str, ttl: float) -> None:
+        """Keep a signed-in (or signing-in) session's data for `ttl` seconds under `key`.
+
+        `key` is a digest of the cookie's random id, never the id itself: the state
+        read by someone else names no live session.
+        """
+        ...
+
+    def get_session(self, key: str) -> str | None:
+        """The session's data, or None when it never was, has ended or has expired."""
+        ...
+
+    def drop_session(self, key: str) -> None:
+        """End the session now (sign-out, sign-in renewing its id, a failed token refresh)."""
+        ...
+
+    def set_private(self, repo: str, private: bool) -> None:
+        """What the latest delivery of `repo` (any case) said of its privacy: the latest wins."""
+        ...
+
+    def is_private(self, repo: str) -> bool | None:
+        """Whether `repo` (any case) is private; None when no delivery ever said (private)."""
+        ...
+
     # --- chores one worker of many does (the minutely reap and schedule tick) ----
 
     def lease(self, name: str, seconds: float) -> bool:

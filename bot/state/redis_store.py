@@ -204,6 +204,25 @@ class RedisState(StateStore):
         )
         return str(found[0]) if found else None
 
+    # --- the results site: sign-in sessions, repositories' privacy -------------
+
+    def put_session(self, key: str, data: str, ttl: float) -> None:
+        self.redis.set(self._key("session", key), data, px=max(1, int(ttl * 1000)))
+
+    def get_session(self, key: str) -> str | None:
+        found = self.redis.get(self._key("session", key))
+        return None if found is None else str(found)
+
+    def drop_session(self, key: str) -> None:
+        self.redis.delete(self._key("session", key))
+
+    def set_private(self, repo: str, private: bool) -> None:
+        self.redis.hset(self._key("privacy"), repo.lower(), "1" if private else "0")
+
+    def is_private(self, repo: str) -> bool | None:
+        found = self.redis.hget(self._key("privacy"), repo.lower())
+        return None if found is None else found == "1"
+
     # --- chores one worker of many does (the minutely reap and schedule tick) ----
 
     def prune(self, older_than: float) -> int:

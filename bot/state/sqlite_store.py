@@ -64,6 +64,16 @@ create table if not exists remote_events (
     url text not null,
     received real not null
 );
+create table if not exists sessions (
+    key text primary key,
+    data text not null,
+    expires real not null
+);
+create index if not exists sessions_expires on sessions(expires);
+create table if not exists privacy (
+    repo text primary key,
+    private integer not null
+);
 create table if not exists leases (
     name text primary key,
     until real not null
@@ -320,6 +330,45 @@ class SqliteState(StateStore):
             row = db.execute(query + " order by run_id limit 1", args).fetchone()
         return row[0] if row else None
 
+    # --- the results site: sign-in sessions, repositories' privacy -------------
+
+    def put_session(self, key: str, data: str, ttl: float) -> None:
+        with self._db() as db:
+            db.execute(
+                "insert into sessions (key, data, expires) values (?, ?, ?) on conflict(key)"
+                " do update set data = excluded.data, expires = excluded.expires",
+                (key, data, time.time() + ttl),
+            )
+
+    def get_session(self, key: str) -> str | None:
+        # A plain read: no writer's turn is needed for one row.
+        row = (
+            self._connection()
+            .execute("select data from sessions where key = ? and expires > ?", (key, time.time()))
+            .fetchone()
+        )
+        return None if row is None else str(row[0])
+
+    def drop_session(self, key: str) -> None:
+        with self._db() as db:
+            db.execute("delete from sessions where key = ?", (key,))
+
+    def set_private(self, repo: str, private: bool) -> None:
+        with self._db() as db:
+            db.execute(
+                "insert into privacy (repo, private) values (?, ?) on conflict(repo)"
+                " do update set private = excluded.private",
+                (repo.lower(), int(private)),
+            )
+
+    def is_private(self, repo: str) -> bool | None:
+        row = (
+            self._connection()
+            .execute("select private from privacy where repo = ?", (repo.lower(),))
+            .fetchone()
+        )
+        return None if row is None else bool(row[0])
+
     # --- chores one worker of many does (the minutely reap and schedule tick) ----
 
     def prune(self, older_than: float) -> int:
@@ -331,6 +380,7 @@ class SqliteState(StateStore):
                 (cutoff, PRUNE_BATCH),
             )
             db.execute("delete from remote_events where received < ?", (cutoff,))
+            db.execute("delete from sessions where expires <= ?", (time.time(),))
             return cursor.rowcount
 
     def lease(self, name: str, seconds: float) -> bool:

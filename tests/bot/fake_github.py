@@ -7,6 +7,16 @@ them. It is strict: every REST request is checked against GitHub's published
 OpenAPI description (tests/github_contract.py); one GitHub would refuse is
 answered 422, as GitHub does, and fails the test when the fake closes.
 Repositories are real bare git repositories served by `git http-backend`.
+
+Users (SPEC §11): `add_user` makes one, `grant` gives them read or write on
+a repository (they are then its collaborators), `private` marks repositories
+private. The OAuth web flow is on the same host as the API (as
+`GITHUB_WEB_URL` and `GITHUB_API_URL` both point here): `/login/oauth/authorize`
+signs in as `signing_in` at once (the user pressing "Authorize") and sends the
+browser back with a code; `/login/oauth/access_token` exchanges it, or a
+refresh token (each used once, as GitHub rotates them). These two are not
+in the REST description: their parameters are checked here as GitHub
+documents them, a wrong one recorded as a violation like the others.
 """
 
 from __future__ import annotations
@@ -21,6 +31,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
 import jwt
 from cryptography.hazmat.primitives import serialization
@@ -90,6 +101,19 @@ class FakeGitHub:
     """Repositories whose recursive tree is cut (`truncated: true`) after this many entries,
     as GitHub does past 100,000 entries or 7 MB."""
     git_requests: list[GitRequest] = field(default_factory=list)
+    client_id: str = "Iv1.fakeclient"
+    client_secret: str = field(default_factory=lambda: secrets.token_hex(20))
+    user_token_ttl: float = 8 * 3600.0
+    signing_in: str | None = None
+    """Who is "at the keyboard" when the browser reaches GitHub's authorize page."""
+    users: dict[str, int] = field(default_factory=dict)
+    grants: dict[str, dict[str, str]] = field(default_factory=dict)
+    """repository (lower case) -> login -> "read" | "write"."""
+    private: set[str] = field(default_factory=set)
+    codes: dict[str, str] = field(default_factory=dict)
+    user_tokens: dict[str, tuple[str, float]] = field(default_factory=dict)
+    refresh_tokens: dict[str, str] = field(default_factory=dict)
+    refusing_refresh: bool = False
 
     def __post_init__(self) -> None:
         self.repos = self.root / "repos"
@@ -164,6 +188,76 @@ class FakeGitHub:
         with self._lock:
             return [s for s in self.statuses if s["sha"] == sha]
 
+    # --- users (SPEC §11) ---------------------------------------------------------
+
+    def add_user(self, login: str) -> None:
+        with self._lock:
+            self.users.setdefault(login, 1000 + len(self.users))
+
+    def grant(self, full_name: str, login: str, level: str) -> None:
+        """`level`: "read" or "write"; the user becomes a collaborator of the repository."""
+        self.add_user(login)
+        with self._lock:
+            self.grants.setdefault(full_name.lower(), {})[login] = level
+
+    def expire_user_tokens(self) -> None:
+        with self._lock:
+            self.user_tokens = {t: (login, 0.0) for t, (login, _) in self.user_tokens.items()}
+
+    def _user_of(self) -> str | None:
+        header = request.headers.get("Authorization", "")
+        token = header.split(" ", 1)[1] if header.startswith(("Bearer ", "token ")) else ""
+        with self._lock:
+            found = self.user_tokens.get(token)
+        return found[0] if found is not None and found[1] > time.time() else None
+
+    def _level(self, full_name: str, login: str) -> str | None:
+        with self._lock:
+            return self.grants.get(full_name.lower(), {}).get(login)
+
+    def _repo_json(self, owner: str, name: str, login: str | None) -> dict[str, Any]:
+        full = f"{owner}/{name}"
+        body: dict[str, Any] = {
+            "id": 1,
+            "name": name,
+            "full_name": full,
+            "owner": {"login": owner, "id": 1},
+            "private": full.lower() in self.private,
+            "url": f"{self.url}/repos/{full}",
+            "clone_url": self.clone_url(full),
+            "default_branch": self.default_branches.get(full, "main"),
+        }
+        if login is not None:
+            level = self._level(full, login)
+            write = level == "write"
+            read = write or level == "read" or full.lower() not in self.private
+            body["permissions"] = {
+                "admin": False, "maintain": False, "push": write, "triage": write, "pull": read
+            }  # fmt: skip
+        return body
+
+    def _oauth_violation(self, problem: str) -> Any:
+        with self._lock:
+            self.violations.append(ContractViolation(request.method, request.path, problem))
+        return jsonify({"error": "invalid_request", "error_description": problem}), 400
+
+    def _issue_user_token(self, login: str) -> Any:
+        token = "ghu_" + secrets.token_hex(18)
+        refresh = "ghr_" + secrets.token_hex(30)
+        with self._lock:
+            self.user_tokens[token] = (login, time.time() + self.user_token_ttl)
+            self.refresh_tokens[refresh] = login
+        return jsonify(
+            {
+                "access_token": token,
+                "expires_in": int(self.user_token_ttl),
+                "refresh_token": refresh,
+                "refresh_token_expires_in": 15897600,
+                "scope": "",
+                "token_type": "bearer",
+            }
+        )
+
     # --- the HTTP side ----------------------------------------------------------
 
     def _record(self) -> None:
@@ -198,8 +292,8 @@ class FakeGitHub:
         @app.before_request
         def record() -> Any:
             self._record()
-            if request.path.startswith("/git/"):
-                return None  # git's smart HTTP, not the REST API
+            if request.path.startswith(("/git/", "/login/oauth/")):
+                return None  # git's smart HTTP and the OAuth web flow, not the REST API
             violation = check_request(request)
             if violation is None:
                 return None
@@ -285,21 +379,131 @@ class FakeGitHub:
 
         @app.get("/repos/<owner>/<name>")
         def repository(owner: str, name: str) -> Any:
-            if not self._installation_token_ok():
+            if self._installation_token_ok():
+                return jsonify(self._repo_json(owner, name, None))
+            login = self._user_of()
+            if login is None:
                 return denied()
             full = f"{owner}/{name}"
-            return jsonify(
+            if full.lower() in self.private and self._level(full, login) is None:
+                return jsonify({"message": "Not Found"}), 404
+            return jsonify(self._repo_json(owner, name, login))
+
+        @app.get("/repos/<owner>/<name>/collaborators/<username>")
+        def collaborator(owner: str, name: str, username: str) -> Any:
+            if not self._installation_token_ok():
+                return denied()
+            if self._level(f"{owner}/{name}", username) is None:
+                return jsonify({"message": "Not Found"}), 404
+            return Response(status=204)
+
+        @app.get("/login/oauth/authorize")
+        def authorize() -> Any:
+            args = request.args
+            unknown = set(args) - {
+                "client_id", "redirect_uri", "state", "login", "scope", "allow_signup",
+                "prompt", "response_type", "code_challenge", "code_challenge_method",
+            }  # fmt: skip
+            if args.get("client_id") != self.client_id:
+                return self._oauth_violation("client_id is not the app's")
+            if unknown:
+                return self._oauth_violation(f"unknown parameters {sorted(unknown)}")
+            redirect_uri = args.get("redirect_uri", "")
+            if not redirect_uri.endswith("/login/callback"):
+                return self._oauth_violation(f"redirect_uri {redirect_uri!r} is not registered")
+            if not args.get("state"):
+                return self._oauth_violation("no state: the app cannot tell its callback apart")
+            if self.signing_in is None:
+                return Response("nobody at the keyboard", 403)
+            code = secrets.token_hex(10)
+            with self._lock:
+                self.codes[code] = self.signing_in
+            query = urlencode({"code": code, "state": args["state"]})
+            return Response(status=302, headers={"Location": f"{redirect_uri}?{query}"})
+
+        @app.post("/login/oauth/access_token")
+        def oauth_token() -> Any:
+            form = request.form
+            if request.args:
+                return self._oauth_violation("parameters belong in the body")
+            if form.get("client_id") != self.client_id:
+                return self._oauth_violation("client_id is not the app's")
+            if form.get("client_secret") != self.client_secret:
+                return jsonify({"error": "incorrect_client_credentials"})
+            if "application/json" not in request.headers.get("Accept", ""):
+                return self._oauth_violation(
+                    "without Accept: application/json GitHub answers a form"
+                )
+            grant = form.get("grant_type", "authorization_code")
+            if grant == "refresh_token":
+                unknown = set(form) - {"client_id", "client_secret", "grant_type", "refresh_token"}
+                if unknown:
+                    return self._oauth_violation(f"unknown parameters {sorted(unknown)}")
+                with self._lock:
+                    login = self.refresh_tokens.pop(form.get("refresh_token", ""), None)
+                if login is None or self.refusing_refresh:
+                    return jsonify({"error": "bad_refresh_token"})
+                return self._issue_user_token(login)
+            if grant != "authorization_code":
+                return self._oauth_violation(f"grant_type {grant!r}")
+            unknown = set(form) - {
+                "client_id", "client_secret", "code", "redirect_uri", "grant_type", "code_verifier"
+            }  # fmt: skip
+            if unknown:
+                return self._oauth_violation(f"unknown parameters {sorted(unknown)}")
+            with self._lock:
+                login = self.codes.pop(form.get("code", ""), None)
+            if login is None:
+                return jsonify({"error": "bad_verification_code"})
+            return self._issue_user_token(login)
+
+        @app.get("/user")
+        def user() -> Any:
+            login = self._user_of()
+            if login is None:
+                return denied()
+            return jsonify({"login": login, "id": self.users[login], "type": "User"})
+
+        def user_repos(login: str) -> list[dict[str, Any]]:
+            found = []
+            for bare in sorted(self.repos.glob("*/*.git")):
+                owner, name = bare.parent.name, bare.name.removesuffix(".git")
+                if self._level(f"{owner}/{name}", login) is not None:
+                    found.append(self._repo_json(owner, name, login))
+            return found
+
+        @app.get("/user/installations")
+        def user_installations() -> Any:
+            login = self._user_of()
+            if login is None:
+                return denied()
+            mine = user_repos(login)
+            installations = [] if not mine else [
                 {
-                    "id": 1,
-                    "name": name,
-                    "full_name": full,
-                    "owner": {"login": owner, "id": 1},
-                    "private": False,
-                    "url": f"{self.url}/repos/{full}",
-                    "clone_url": self.clone_url(full),
-                    "default_branch": self.default_branches.get(full, "main"),
+                    "id": self.installation_id,
+                    "account": {"login": mine[0]["owner"]["login"], "id": 1},
+                    "app_id": self.app_id,
+                    "target_type": "Organization",
+                    "permissions": {"contents": "read", "statuses": "write"},
+                    "events": ["push", "pull_request", "repository"],
+                    "repository_selection": "all",
                 }
-            )
+            ]  # fmt: skip
+            return jsonify({"total_count": len(installations), "installations": installations})
+
+        @app.get("/user/installations/<int:installation>/repositories")
+        def user_installation_repositories(installation: int) -> Any:
+            login = self._user_of()
+            if login is None:
+                return denied()
+            if installation != self.installation_id:
+                return jsonify({"message": "Not Found"}), 404
+            per_page = int(request.args.get("per_page", 30))
+            page = int(request.args.get("page", 1))
+            mine = user_repos(login)
+            chosen = mine[(page - 1) * per_page : page * per_page]
+            return jsonify({"total_count": len(mine), "repository_selection": "all",
+                            "repositories": chosen})  # fmt: skip
 
         @app.get("/repos/<owner>/<name>/git/trees/<sha>")
         def tree(owner: str, name: str, sha: str) -> Any:

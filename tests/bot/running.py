@@ -37,6 +37,9 @@ def bot_env(github: FakeGitHub, tmp_path: Path, port: int = 8080) -> dict[str, s
         # Tests send nothing to 169.254.169.254: the start-up check is off unless a test
         # points it at a container of its own.
         "DOCKERCISE_METADATA_PROBE": "",
+        "GITHUB_CLIENT_ID": github.client_id,
+        "GITHUB_CLIENT_SECRET": github.client_secret,
+        "GITHUB_WEB_URL": github.url,
     }
 
 

@@ -385,3 +385,26 @@ def test_a_data_directory_of_the_previous_version_is_upgraded(tmp_path: Path) ->
     old.close()
     (claim,) = SqliteState(tmp_path / "state.db").claim_unannounced(4)
     assert (claim.job, claim.tries) == (job("b1"), 1)
+
+
+def test_sessions_live_until_dropped_or_expired(store: StateStore) -> None:
+    store.put_session("k1", '{"user": 1}', 60)
+    store.put_session("k2", "{}", 0.2)
+    assert store.get_session("k1") == '{"user": 1}'
+    assert store.get_session("nope") is None
+    store.put_session("k1", '{"user": 2}', 60)  # saved again: the latest data
+    assert store.get_session("k1") == '{"user": 2}'
+    store.drop_session("k1")
+    assert store.get_session("k1") is None
+    time.sleep(0.4)
+    assert store.get_session("k2") is None  # expired
+    store.prune(0)
+    assert store.get_session("k2") is None
+
+
+def test_privacy_is_the_latest_word_in_any_case(store: StateStore) -> None:
+    assert store.is_private("octo/app") is None  # unknown: the site treats it as private
+    store.set_private("Octo/App", False)
+    assert store.is_private("octo/app") is False
+    store.set_private("octo/app", True)
+    assert store.is_private("OCTO/APP") is True

@@ -19,6 +19,7 @@ from webhooks.events import (
     PullRequestEvent,
     PushEvent,
     RemoteBuildComplete,
+    RepositoryEvent,
     parse_dockercise,
     parse_github,
 )
@@ -86,6 +87,7 @@ def test_push_fields() -> None:
         installation_id=1,
         default_branch="master",
         pusher="Codertocat",
+        private=False,
         sender="Codertocat",
     )
 
@@ -154,6 +156,8 @@ def test_pull_request_fields() -> None:
         installation_id=1,
         sender="Codertocat",
         default_branch="master",
+        author="Codertocat",
+        private=False,
     )
 
 
@@ -352,3 +356,38 @@ def test_remote_build_complete_malformed(field: str, value: Any) -> None:
 def test_remote_build_complete_body_not_an_object() -> None:
     with pytest.raises(PayloadInvalid, match=r"^body: "):
         parse_dockercise([REMOTE])
+
+
+def _repository_payload(**repository: Any) -> dict[str, Any]:
+    base = {"id": 7, "name": "app", "full_name": "octo/app", "private": True}
+    return {
+        "action": "privatized",
+        "repository": {**base, **repository},
+        "installation": {"id": 77},
+        "sender": {"login": "octocat"},
+    }
+
+
+def test_repository_events_say_the_privacy() -> None:
+    event = parse_github("repository", "d", _repository_payload())
+    assert event == RepositoryEvent("d", "privatized", "octo/app", True, 77)
+    public = parse_github("repository", "d", _repository_payload(private=False))
+    assert isinstance(public, RepositoryEvent) and not public.private
+    absent = _repository_payload()
+    del absent["repository"]["private"]
+    unknown = parse_github("repository", "d", absent)
+    assert isinstance(unknown, RepositoryEvent) and unknown.private  # unknown: private
+
+
+@pytest.mark.parametrize(
+    "repository",
+    [
+        pytest.param({"private": "false"}, id="private-string"),
+        pytest.param({"private": 0}, id="private-number"),
+        pytest.param({"full_name": "../x"}, id="climbing-name"),
+        pytest.param({"full_name": "a/b/c"}, id="three-parts"),
+    ],
+)
+def test_repository_events_with_bad_values_are_refused(repository: dict[str, Any]) -> None:
+    with pytest.raises(PayloadInvalid):
+        parse_github("repository", "d", _repository_payload(**repository))

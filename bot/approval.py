@@ -1,0 +1,49 @@
+"""Which fork builds wait for a writer's Approve, and the build an Approve makes (pure; §11).
+
+A pull request from a fork runs whatever its author pushed: with
+`DOCKERCISE_FORK_APPROVAL=outside` (the default) the bot builds it only when
+its author is a collaborator of the repository, or once a user with write
+access presses Approve on the build's page; `always` makes every fork wait,
+`never` none. Each new commit is a new build, so it waits again. An approved
+build is still a fork's build: approval changes when it runs, never what it
+may use.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import replace
+
+from bot.jobs import Job, JobKind
+from bot.settings import ForkApproval
+
+__all__ = ["WAITING", "WAITING_TEXT", "approved", "approved_id", "needs_approval"]
+
+WAITING = "waiting"
+"""The state's final word on a build that waits for approval (its approved twin runs)."""
+WAITING_TEXT = "waiting for approval"
+
+
+def needs_approval(mode: ForkApproval, job: Job, is_collaborator: Callable[[str], bool]) -> bool:
+    """Whether `job` waits; `is_collaborator` (a GitHub round trip) is asked only when it matters.
+
+    A pull request whose author is unknown waits (as an outsider would).
+    """
+    if job.kind is not JobKind.PULL_REQUEST or not job.fork or job.approved_by is not None:
+        return False
+    if mode is ForkApproval.NEVER:
+        return False
+    if mode is ForkApproval.ALWAYS or job.author is None:
+        return True
+    return not is_collaborator(job.author)
+
+
+def approved_id(build_id: str) -> str:
+    """The id of the build an Approve of `build_id` makes: one per waiting build, whoever
+    presses it and however often, so two writers approving at once start one build."""
+    return f"{build_id}-approved"
+
+
+def approved(job: Job, login: str) -> Job:
+    """The build that runs `job` once `login` approved it: the same commit, ref and trust."""
+    return replace(job, id=approved_id(job.id), delivery=f"approval:{job.id}", approved_by=login)
