@@ -10,6 +10,7 @@ from flask.testing import FlaskClient
 
 from bot.announce import announce
 from bot.approval import WAITING, approved_id, needs_approval
+from bot.checkout import Mirrors
 from bot.github_api import GitHubApp
 from bot.jobs import Job, JobKind
 from bot.settings import ForkApproval, Settings
@@ -82,7 +83,10 @@ def test_an_outsiders_fork_build_waits_with_a_pending_link_and_a_collaborators_r
     link = "http://ci.example/results/octo/app/build/b1"
     outsider = _fork_job("octo/app", sha, "b1", "mallory")
     state.record(outsider)
-    outcome = announce(app, state, queued.append, outsider, ForkApproval.OUTSIDE, lambda j: link)
+    mirrors = Mirrors(settings.data_dir / "mirrors", settings.mirror_max)
+    outcome = announce(
+        app, state, queued.append, outsider, mirrors, ForkApproval.OUTSIDE, lambda j: link
+    )
     assert outcome == WAITING and queued == []
     found = state.get("b1")
     assert found is not None and found.state == WAITING
@@ -94,7 +98,7 @@ def test_an_outsiders_fork_build_waits_with_a_pending_link_and_a_collaborators_r
     )
     collaborator = _fork_job("octo/app", sha, "b2", "alice")
     state.record(collaborator)
-    assert announce(app, state, queued.append, collaborator) == "announced"
+    assert announce(app, state, queued.append, collaborator, mirrors) == "announced"
     assert [j.id for j in queued] == ["b2"]
     assert ("GET", "/repos/octo/app/collaborators/alice") in github.calls
     state.close()
