@@ -63,6 +63,8 @@ def test_pull_requests_and_forks(bot: Bot, github: FakeGitHub) -> None:
     github.push("octo/app", {".dockercise.yml": fork_pipeline}, branch="from-fork")
     fork_sha = github.open_pull_request("octo/app", 4, "from-fork")
     fork = pull_request_payload(github, "octo/app", 4, fork_sha, "mallory/app")
+    # The author (Codertocat, in GitHub's example) collaborates: no approval to wait for (§11).
+    github.grant("octo/app", fork["pull_request"]["user"]["login"], "read")
     assert bot.deliver("pull_request", fork, "pr-fork") == 202
     status = final_status(github, fork_sha)
     assert status["state"] == "failure"
