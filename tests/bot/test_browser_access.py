@@ -29,7 +29,8 @@ def test_sign_in_to_see_a_private_run(bot: Bot, github: FakeGitHub, browser: Bro
 
     page = browser.new_page()
     try:
-        assert page.goto(run_url).status == 404  # nobody signed in: as if it did not exist
+        answer = page.goto(run_url)
+        assert answer is not None and answer.status == 404  # nobody signed in: as if absent
         page.goto(f"{bot.url}/")
         github.signing_in = "reader"
         page.get_by_text("Sign in with GitHub").first.click()
@@ -41,7 +42,8 @@ def test_sign_in_to_see_a_private_run(bot: Bot, github: FakeGitHub, browser: Bro
         assert cookie["httpOnly"] and cookie["sameSite"] == "Lax"
         page.get_by_role("button", name="Sign out").click()
         expect(page.get_by_text("Sign in with GitHub").first).to_be_visible()
-        assert page.goto(run_url).status == 404
+        answer = page.goto(run_url)
+        assert answer is not None and answer.status == 404
     finally:
         page.close()
 
