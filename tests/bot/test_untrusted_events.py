@@ -189,6 +189,7 @@ def test_forks_send_no_events_and_count_as_no_green_build(
     github.push("octo/lib", {".dockercise.yml": lib}, branch="from-fork")
     fork_sha = github.open_pull_request("octo/lib", 7, "from-fork")
     fork = pull_request_payload(github, "octo/lib", 7, fork_sha, "mallory/lib")
+    github.grant("octo/lib", fork["pull_request"]["user"]["login"], "read")  # no approval (§11)
     assert bot.deliver("pull_request", fork, "lib-fork") == 202
     assert final_status(github, fork_sha)["state"] == "success", bot.output()
     time.sleep(4)
