@@ -173,7 +173,7 @@ def test_a_writer_approves_once_and_the_build_stays_a_forks(site: SiteUnderTest)
     assert twin is not None and twin.job.approved_by == "writer"
     assert twin.job.fork and twin.job.sha == job.sha and twin.job.ref == job.ref
     claimed = site.state.claim_unannounced(10)
-    assert [j.id for j in claimed] == [approved_id("w1")]  # one build to run, queued once
+    assert [c.job.id for c in claimed] == [approved_id("w1")]  # one build to run, queued once
     assert client.get(page).headers["Location"] == f"/results/{PRIVATE}/build/{approved_id('w1')}"
 
 
