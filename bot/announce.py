@@ -25,25 +25,53 @@ import logging
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, replace
 
-from bot import statuses
+from bot import checks, statuses
 from bot.approval import WAITING, WAITING_TEXT, needs_approval
 from bot.checkout import Mirrors
-from bot.github_api import GitHubApp
-from bot.jobs import Job
+from bot.checks import ReportMode
+from bot.github_api import GitHubApp, Installation
+from bot.jobs import Job, JobKind
 from bot.reasons import Redactor, Step, crashed
+from bot.report import BuildReport, uses_checks
 from bot.settings import ForkApproval
 from bot.state import ANNOUNCE_LEASE, Claim, StateStore
+from bot.supersede import SUPERSEDED, skip_ci, superseded
 from bot.triggers import unwanted
+from pages.links import runs_url
 from runner import pipeline as pipelines
 from runner.errors import DockerciseError
+from runner.model import Supersede
 
-__all__ = ["MAX_TRIES", "Announcer", "announce", "give_up"]
+__all__ = ["MAX_TRIES", "Announcer", "Reporting", "announce", "give_up"]
 
 log = logging.getLogger("dockercise.bot")
 
 MAX_TRIES = 3
 """Claims of one build after which it is ended as `error` rather than read again."""
+
+
+@dataclass(frozen=True)
+class Reporting:
+    """How the announcer reports: `DOCKERCISE_REPORT`, and where run pages live."""
+
+    mode: ReportMode = ReportMode.CHECKS
+    public_url: str = ""
+
+
+def _skipped(installation: Installation, job: Job) -> bool:
+    """A pull request's head commit asks for no build (`[skip ci]`, read through the API);
+    a push's was read from its payload when it came (`webhooks.events`)."""
+    if job.kind is not JobKind.PULL_REQUEST:
+        return False
+    return skip_ci(installation.commit_message(job.repo, job.sha))
+
+
+def _supersede(state: StateStore, job: Job, policy: Supersede) -> None:
+    for build_id in superseded(job, policy, state.unfinished(job.repo)):
+        log.info("build %s of %s supersedes build %s", job.id, job.repo, build_id)
+        state.request_cancel(build_id, SUPERSEDED)
 
 
 def announce(
@@ -54,8 +82,9 @@ def announce(
     mirrors: Mirrors,
     approval: ForkApproval = ForkApproval.OUTSIDE,
     build_url: Callable[[Job], str | None] = lambda job: None,
+    reporting: Reporting | None = None,
 ) -> str:
-    """Post `pending` when the commit's pipeline wants the build, then queue it; the outcome.
+    """Report `queued` when the commit's pipeline wants the build, then queue it; the outcome.
 
     Anything unclear (GitHub cannot answer, the pipeline does not load) queues
     the build all the same: the worker, with the checkout, has the last word.
@@ -65,9 +94,15 @@ def announce(
     `waiting`, its `pending` status linking to its page (`build_url`), where a
     writer's Approve records its approved twin. If GitHub cannot say whether
     the author collaborates, the build waits too.
+    A build the pipeline wants supersedes the older ones of its pull request
+    (`meta.supersede`).
     """
+    reporting = reporting or Reporting()
     try:
         installation = github.installation(job.repo, job.installation_id)
+        if _skipped(installation, job):
+            state.finish(job.id, "skipped")  # [skip ci]: nothing built, nothing reported
+            return "skipped"
         files = installation.pipeline_files(job.repo, job.sha)
         if files is None:
             log.info("the tree of %s@%s is truncated: listing it from the mirror",
@@ -82,6 +117,8 @@ def announce(
         if loaded is not None and unwanted(loaded.meta.on, job) is not None:
             state.finish(job.id, "filtered")
             return "filtered"
+        report = BuildReport(installation, job, uses_checks(reporting.mode, installation))
+        owner, name = job.repo.split("/", 1)
         try:
             waits = needs_approval(
                 approval, job, lambda login: installation.is_collaborator(job.repo, login)
@@ -90,12 +127,18 @@ def announce(
             log.info("build %s of %s waits: %s", job.id, job.repo, e)
             waits = True
         if waits:
-            installation.post_status(
-                job.repo, job.sha, statuses.pending(build_url(job), what=WAITING_TEXT)
+            url = build_url(job)
+            report.post_now(
+                replace(checks.queued(job.id, url), title=WAITING_TEXT, summary=WAITING_TEXT),
+                statuses.pending(url, what=WAITING_TEXT),
             )
             state.finish(job.id, WAITING)
             return WAITING
-        installation.post_status(job.repo, job.sha, statuses.pending(what="build queued"))
+        report.post_now(
+            checks.queued(job.id, runs_url(reporting.public_url, owner, name)),
+            statuses.pending(what="build queued"),
+        )
+        _supersede(state, job, loaded.meta.supersede if loaded else Supersede.PULL_REQUESTS)
         outcome = "announced"
     except DockerciseError as e:
         log.info("build %s of %s queued unannounced: %s", job.id, job.repo, e)
@@ -150,7 +193,9 @@ class Announcer:
         mirrors: Mirrors,
         approval: ForkApproval = ForkApproval.OUTSIDE,
         build_url: Callable[[Job], str | None] = lambda job: None,
+        reporting: Reporting | None = None,
     ):
+        self.reporting = reporting or Reporting()
         self.github = github
         self.state = state
         self.enqueue = enqueue
@@ -204,6 +249,7 @@ class Announcer:
                     self.mirrors,
                     self.approval,
                     self.build_url,
+                    self.reporting,
                 )
         except Exception:  # the thread's one catch-all: the lease offers it again later
             log.exception("cannot announce build %s of %s", job.id, job.repo)

@@ -1,7 +1,12 @@
-"""One bot build: claim -> checkout -> load -> run -> statuses -> clean up.
+"""One bot build: claim -> checkout -> load -> run -> report -> clean up.
 
-Runs in a queue worker.  It always ends with a final commit status (or none
-at all when the commit has no pipeline), and always deletes its checkout;
+Runs in a queue worker.  It always ends with a final report (a check run, or
+a commit status where checks are not granted; none at all when the commit
+has no pipeline), and always deletes its checkout. Reports go out on a side
+thread (`bot.report`), so they never hold the build back. The heartbeat
+thread also polls the state for a cancel request (SPEC §11): whichever
+process took it, this worker stops the build's containers within a second or
+two and reports it `cancelled`;
 the one catch-all of the worker task is here: whatever breaks, in whichever
 step, ends the build as `error` with a one-line reason that `bot.reasons`
 has masked and cleared of the worker's paths (SPEC §10), and the worker
@@ -19,23 +24,23 @@ import logging
 import shutil
 import tempfile
 import threading
-from collections.abc import Callable
-from concurrent.futures import Future
-from dataclasses import dataclass, replace
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from secrets import token_hex
 
-from bot import statuses
+from bot import checks, statuses
 from bot.checkout import Mirrors
 from bot.github_api import GitHubApp, Installation
 from bot.jobs import Job, JobKind
 from bot.policy import allowance, host_paths, networking, trusted_repository
 from bot.reasons import PlaceMasker, Redactor, Step, crashed
 from bot.remotes import scope_remotes
+from bot.report import BuildReport, uses_checks
 from bot.settings import Settings
 from bot.state import StateStore
 from bot.triggers import unwanted
-from pages.links import results_url
+from pages.links import results_url, runs_url
 from runner import caching
 from runner import pipeline as pipelines
 from runner.cachestore import CacheStore
@@ -46,11 +51,16 @@ from runner.masking import Masker
 from runner.model import Pipeline
 from runner.outcome import RunResult, StageResult, Status, now
 from runner.store import open_store
+from runner.store.base import ResultReader
+from runner.supervisor import Interrupt
 from webhooks.events import BuildStatus, RemoteBuildComplete
 
 __all__ = ["Builder"]
 
 log = logging.getLogger("dockercise.bot")
+
+CANCEL_POLL = 1.0
+"""Seconds between a running build's looks at the state for a cancel request."""
 
 _EVENT_STATUS: dict[Status, BuildStatus] = {
     Status.SUCCESS: "success",
@@ -62,21 +72,42 @@ _EVENT_STATUS: dict[Status, BuildStatus] = {
 
 
 @dataclass
+class _Cancel:
+    """A build's cancel request, as the heartbeat thread found it; what the engine watches."""
+
+    interrupt: Interrupt = field(default_factory=Interrupt)
+    why: str | None = None
+
+    def request(self, why: str) -> None:
+        if self.why is None:
+            self.why = why
+        self.interrupt.request()
+
+
+@dataclass
 class _Reporter:
-    """The engine's reporter in a bot build: records the run, posts per-stage statuses."""
+    """The engine's reporter in a bot build: records the run, reports its progress."""
 
     state: StateStore
     job: Job
-    post: Callable[[statuses.CommitStatus], None] | None
+    report: BuildReport
+    per_stage: bool
     url: Callable[[str], str]
+    scrub: Callable[[str], str]
     run_id: str = ""
+    started: bool = False
 
     def run_started(self, run: RunResult, order: list[str]) -> None:
         self.run_id = run.id
         self.state.set_run(self.job.id, run.id)
 
     def stage_started(self, name: str) -> None:
-        pass
+        if not self.started and self.job.kind is not JobKind.WATCH:  # in progress at the first
+            self.started = True
+            self.report.post(
+                checks.in_progress(self.job.id, self.url(self.run_id)),
+                statuses.pending(what="build running") if self.report.checks else None,
+            )
 
     def stage_output(self, name: str, line: str) -> None:
         pass
@@ -85,8 +116,14 @@ class _Reporter:
         pass
 
     def stage_finished(self, result: StageResult) -> None:
-        if self.post is not None:
-            self.post(statuses.for_stage(result, self.url(self.run_id)))
+        if self.per_stage:
+            url = self.url(self.run_id)
+            check = checks.for_stage(self.job.id, result, url)
+            status = statuses.for_stage(result, url)
+            self.report.post(
+                replace(check, title=self.scrub(check.title), summary=self.scrub(check.summary)),
+                replace(status, description=statuses.fit(self.scrub(status.description))),
+            )
 
     def run_finished(self, run: RunResult) -> None:
         pass
@@ -96,31 +133,30 @@ Notify = Callable[[dict[str, str], tuple[str, ...]], None]
 """Sends a finished build's event to the bot itself and to `meta.downstream` URLs."""
 
 
-def _post_meanwhile(installation: Installation, job: Job, what: str) -> Future[None]:
-    """Post `pending` while the build goes on.
+def _lines(store: ResultReader, run_id: str, stage: str) -> Iterator[str]:
+    """A stored (masked) log, line by line, however it is chunked."""
+    rest = b""
+    for chunk in store.iter_log(run_id, stage):
+        rest += chunk
+        *whole, rest = rest.split(b"\n")
+        for line in whole:
+            yield line.decode("utf-8", "replace")
+    if rest:
+        yield rest.decode("utf-8", "replace")
 
-    Writes to one installation are spaced (`bot.github_api`), and the
-    announcer has just posted `build queued`: waiting here would hold the
-    first container back by that spacing.
-    """
-    posted: Future[None] = Future()
 
-    def post() -> None:
+def _in_checkout(workdir: Path) -> Callable[[str], bool]:
+    """Whether a relative path names a file of the checkout (never through a symlink out)."""
+    top = workdir.resolve()
+
+    def is_file(path: str) -> bool:
+        candidate = workdir / path
         try:
-            installation.post_status(job.repo, job.sha, statuses.pending(what=what))
-            posted.set_result(None)
-        except BaseException as e:  # handed to whoever waits for it
-            posted.set_exception(e)
+            return candidate.resolve().is_relative_to(top) and candidate.is_file()
+        except (OSError, ValueError):
+            return False
 
-    threading.Thread(target=post, name=f"status-{job.id}", daemon=True).start()
-    return posted
-
-
-def _settle(posted: Future[None], job: Job) -> None:
-    try:
-        posted.result()
-    except Exception as e:  # the final status says what matters
-        log.warning("build %s of %s: cannot say it is running: %r", job.id, job.repo, e)
+    return is_file
 
 
 @dataclass
@@ -158,13 +194,18 @@ class Builder:
         stored = self.state.get(job.id)
         # The stored build is the one to do; were it forgotten meanwhile, trust nothing.
         job = stored.job if stored is not None else replace(job, fork=True)
+        cancel = _Cancel()
         alive = threading.Event()
-        beating = threading.Thread(target=self._beat, args=(job.id, alive), daemon=True)
-        beating.start()
+        beating = threading.Thread(target=self._beat, args=(job.id, alive, cancel), daemon=True)
         workdir = self.settings.data_dir / "checkouts" / job.id
         final = "error"
         try:
-            final = self._build(job, workdir)
+            why = self.state.cancel_requested(job.id)
+            if why is not None:  # cancelled while queued: it never runs
+                final = self._cancelled_before(job, why)
+                return
+            beating.start()
+            final = self._build(job, workdir, cancel)
         finally:
             alive.set()
             shutil.rmtree(workdir, ignore_errors=True)
@@ -178,9 +219,46 @@ class Builder:
         except OSError:
             log.exception("cannot evict mirrors after build %s", job.id)
 
-    def _beat(self, build_id: str, done: threading.Event) -> None:
-        while not done.wait(self.settings.stale_after / 3):
-            self.state.beat(build_id)
+    def _beat(self, build_id: str, done: threading.Event, cancel: _Cancel) -> None:
+        """Beat the heartbeat every third of DOCKERCISE_STALE_AFTER; look for a cancel request
+        every CANCEL_POLL seconds (a failed look is tried again at the next one)."""
+        period = self.settings.stale_after / 3
+        since_beat = 0.0
+        while not done.wait(min(CANCEL_POLL, period)):
+            since_beat += min(CANCEL_POLL, period)
+            try:
+                if since_beat >= period:
+                    since_beat = 0.0
+                    self.state.beat(build_id)
+                if cancel.why is None:
+                    why = self.state.cancel_requested(build_id)
+                    if why is not None:
+                        log.info("build %s: %s", build_id, why)
+                        cancel.request(why)
+            except Exception:  # the state is unreachable for now: the reaper judges the beats
+                log.exception("build %s: cannot reach the state", build_id)
+
+    def _report(self, job: Job, installation: Installation) -> BuildReport:
+        return BuildReport(installation, job, uses_checks(self.settings.report, installation))
+
+    def _cancelled_before(self, job: Job, why: str) -> str:
+        """A build cancelled while queued: reported cancelled, nothing run."""
+        if job.kind is JobKind.WATCH:
+            return "cancelled"
+        try:
+            installation = self.github.installation(job.repo, job.installation_id)
+        except DockerciseError as e:
+            log.warning("build %s of %s: %s", job.id, job.repo, e)
+            return "cancelled"
+        report = self._report(job, installation)
+        owner, name = job.repo.split("/", 1)
+        url = runs_url(self.settings.public_url, owner, name)
+        report.post(
+            checks.cancelled_before(job.id, why, url),
+            statuses.CommitStatus("error", statuses.fit(why), target_url=url),
+        )
+        report.close()
+        return "cancelled"
 
     def _redactor(self, masker: Masker, workdir: Path) -> Redactor:
         places = [(str(workdir), "<checkout>"), (str(self.settings.data_dir), "<data>")]
@@ -189,13 +267,14 @@ class Builder:
             places.append((results.removeprefix("file://"), "<results>"))
         return Redactor.of(masker, places, tempfile.gettempdir())
 
-    def _build(self, job: Job, workdir: Path) -> str:
+    def _build(self, job: Job, workdir: Path, cancel: _Cancel) -> str:
         masker = PlaceMasker(self.settings.tokens)
         own = Redactor.of(Masker(), [(str(workdir), "<checkout>")], tempfile.gettempdir())
         masker.hide = own.hide_places
         redact = self._redactor(masker, workdir)
         progress = _Progress()
         installation: Installation | None = None
+        report: BuildReport | None = None
         try:
             installation = self.github.installation(job.repo, job.installation_id)
             if job.sha == "HEAD":  # a schedule builds whatever the default branch holds now
@@ -206,9 +285,10 @@ class Builder:
                 )
             token = installation.token
             masker.add(token)
+            report = self._report(job, installation)
             self.mirrors.checkout(job.repo, job.clone_url, job.ref, job.sha, workdir, token)
             progress.step = Step.LOAD
-            return self._run(job, workdir, installation, masker, redact, progress)
+            return self._run(job, workdir, report, masker, redact, progress, cancel)
         except Exception as e:  # the worker task's one catch-all: never leave `pending`
             if isinstance(e, DockerciseError):
                 log.warning("build %s of %s: %s", job.id, job.repo, e)
@@ -218,21 +298,28 @@ class Builder:
                 why = crashed(progress.step, e)
             if progress.reported is not None:  # the commit has its final word: keep it
                 return progress.reported
-            return self._errored(job, installation, why)
+            return self._errored(job, installation, report, why)
+        finally:
+            if report is not None:
+                report.close()
 
-    def _errored(self, job: Job, installation: Installation | None, why: str) -> str:
+    def _errored(
+        self, job: Job, installation: Installation | None, report: BuildReport | None, why: str
+    ) -> str:
         # A watch check posts nothing.
-        if installation is not None and job.kind is not JobKind.WATCH:
-            try:
-                installation.post_status(job.repo, job.sha, statuses.errored(why))
-            except Exception:  # GitHub cannot be told; the state still says `error`
-                log.exception("cannot post the error status of %s", job.id)
+        if job.kind is JobKind.WATCH or installation is None:
+            return "error"
+        try:
+            report = report or self._report(job, installation)
+            report.post(checks.errored(job.id, why, None), statuses.errored(why))
+        except Exception:  # GitHub cannot be told; the state still says `error`
+            log.exception("cannot report the error of %s", job.id)
         return "error"
 
     def _invalid(
         self,
         job: Job,
-        installation: Installation,
+        report: BuildReport,
         e: PipelineInvalid,
         redact: Redactor,
         progress: _Progress,
@@ -241,22 +328,24 @@ class Builder:
         more = f" (+{len(e.problems) - 1} more)" if len(e.problems) > 1 else ""
         status = statuses.CommitStatus("failure", statuses.fit(f"pipeline invalid: {first}{more}"))
         progress.step = Step.REPORT
-        installation.post_status(job.repo, job.sha, status)
+        report.post(checks.invalid(job.id, f"{first}{more}", None), status)
+        progress.reported = "failure"
         return "failure"
 
     def _run(
         self,
         job: Job,
         workdir: Path,
-        installation: Installation,
+        report: BuildReport,
         masker: Masker,
         redact: Redactor,
         progress: _Progress,
+        cancel: _Cancel,
     ) -> str:
         try:
             loaded = pipelines.load(workdir, allow_symlinks=False)  # SPEC §10
         except PipelineInvalid as e:
-            return self._invalid(job, installation, e, redact, progress)
+            return self._invalid(job, report, e, redact, progress)
         if loaded is None:
             return "none"  # no pipeline: no status at all
         on = loaded.meta.on
@@ -272,30 +361,31 @@ class Builder:
         networking(loaded.meta.network)  # NetworkRefused: the build ends `error`, nothing ran
         watching = job.kind is JobKind.WATCH
         progress.step = Step.RUN
-        running = None if watching else _post_meanwhile(installation, job, "build running")
-        run: RunResult | PipelineInvalid
+        if not watching:  # statuses only: the check run is in progress at the first stage
+            report.post(None, statuses.pending(what="build running"))
         try:
-            run = self._engine_run(job, loaded, workdir, installation, masker, redact)
+            run, scans = self._engine_run(job, loaded, workdir, report, masker, redact, cancel)
         except PipelineInvalid as e:  # more stages than the operator allows
-            run = e
-        finally:
-            if running is not None:  # whatever comes next is posted after it
-                _settle(running, job)
-        if isinstance(run, PipelineInvalid):
-            return self._invalid(job, installation, run, redact, progress)
+            return self._invalid(job, report, e, redact, progress)
         progress.step = Step.REPORT
         if watching:
             return self._compare_watch(job, run)
-        final = statuses.for_run(run, results_url(self.settings.public_url, job.repo, run.id))
+        url = results_url(self.settings.public_url, job.repo, run.id)
+        if cancel.why is not None:
+            final = statuses.CommitStatus("error", statuses.fit(cancel.why), target_url=url)
+        else:
+            final = statuses.for_run(run, url)
         final = replace(final, description=statuses.fit(redact.scrub(final.description)))
-        installation.post_status(job.repo, job.sha, final)
-        progress.reported = final.state
+        check = checks.completed(job.id, run, url, scans, cancel.why)
+        check = replace(check, title=redact.scrub(check.title), summary=redact.scrub(check.summary))
+        report.post(check, final)
+        progress.reported = "cancelled" if cancel.why is not None else final.state
         if self.notify is not None and not job.fork:  # a fork's result counts nowhere (§10)
             try:
-                self.notify(self._event(job, run, final.target_url or ""), loaded.meta.downstream)
+                self.notify(self._event(job, run, url), loaded.meta.downstream)
             except Exception:  # the build is reported; its events are lost, and said so
                 log.exception("build %s of %s: cannot send its events", job.id, job.repo)
-        return final.state
+        return progress.reported
 
     def _event(self, job: Job, run: RunResult, url: str) -> dict[str, str]:
         """The remote-build-complete event of a finished build (SPEC §8)."""
@@ -331,10 +421,12 @@ class Builder:
         job: Job,
         loaded: Pipeline,
         workdir: Path,
-        installation: Installation,
+        report: BuildReport,
         masker: Masker,
         redact: Redactor,
-    ) -> RunResult:
+        cancel: _Cancel,
+    ) -> tuple[RunResult, dict[str, checks.LogScan]]:
+        """Run the pipeline; the run, and each failed stage's log read for the check run."""
         audience = Audience(job.repo, unbound=self.settings.accepts_unbound_secrets(job.repo))
         secrets = (
             Secrets() if job.fork else decrypt_pipeline(loaded, self.settings.secret_key, audience)
@@ -356,7 +448,7 @@ class Builder:
                 "DOCKERCISE_SHA": job.sha,
                 "DOCKERCISE_REF": job.ref,
             },
-            trigger={"kind": job.kind.value, **job.trigger},
+            trigger={"kind": job.kind.value, **job.trigger, "build": job.id},
             changed=list(job.changed) if job.changed is not None else None,
             denied=allowed.denied,
             remote=scope_remotes(
@@ -364,7 +456,7 @@ class Builder:
                 loaded,
                 job.installation_id or self.github.installation_id_of(job.repo),
                 self.github.installation_id_of,
-                installation.default_branch,
+                report.installation.default_branch,
             ),
             limits=allowed.limits,
             build_network=allowed.build_network,
@@ -386,17 +478,15 @@ class Builder:
         def url(run_id: str) -> str:
             return results_url(self.settings.public_url, job.repo, run_id)
 
-        def post(status: statuses.CommitStatus) -> None:
-            text = statuses.fit(redact.scrub(status.description))
-            installation.post_status(job.repo, job.sha, replace(status, description=text))
-
         per_stage = loaded.meta.statuses == "stages" and job.kind is not JobKind.WATCH
-        reporter = _Reporter(self.state, job, post if per_stage else None, url)
+        reporter = _Reporter(self.state, job, report, per_stage, url, redact.scrub)
         from runner.containers import Containers
 
         containers = Containers()
         try:
-            return Engine(containers, store, reporter).run(plan)
+            run = Engine(containers, store, reporter, interrupt=cancel.interrupt).run(plan)
+            scans = self._scans(run, store, workdir) if report.checks else {}
+            return run, scans
         finally:
             containers.close()
             store.close()
@@ -414,6 +504,24 @@ class Builder:
             with contextlib.suppress(FileExistsError), path.open("x") as file:
                 file.write(salt)
             return path.read_text().strip()
+
+    @staticmethod
+    def _scans(run: RunResult, store: ResultReader, workdir: Path) -> dict[str, checks.LogScan]:
+        """Each failed stage's stored (masked) log: its last lines and its annotations."""
+        is_file = _in_checkout(workdir)
+        scans: dict[str, checks.LogScan] = {}
+        room = checks.MAX_ANNOTATIONS
+        for name in checks.failed_stages(run):
+            if not run.stages[name].logs:
+                scans[name] = checks.LogScan()
+                continue
+            try:
+                scans[name] = checks.scan_log(_lines(store, run.id, name), is_file, room)
+            except Exception:  # the log cannot be read: the check run says less, that is all
+                log.exception("cannot read the log of %s in run %s", name, run.id)
+                scans[name] = checks.LogScan()
+            room -= len(scans[name].annotations)
+        return scans
 
 
 def cache_scope(job: Job) -> caching.Scope:

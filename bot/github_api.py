@@ -1,4 +1,5 @@
-"""The only module that talks to GitHub (PyGithub): app auth, installation tokens, statuses.
+"""The only module that talks to GitHub (PyGithub): app auth, installation tokens, statuses,
+check runs (SPEC §12).
 
 Tokens come from `Auth.AppInstallationAuth`, which fetches a new one when
 the current one is within 20 seconds of its hour running out; `GITHUB_API_URL`
@@ -9,19 +10,40 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass
+from typing import Any
+from urllib.parse import quote
 
 from github import Auth, Github, GithubException, GithubIntegration
 from github.GithubObject import NotSet
+from github.InstallationAuthorization import InstallationAuthorization
 
+from bot.checks import CheckRun
 from bot.statuses import CommitStatus
 from runner.errors import DockerciseError
 from runner.pipeline import is_pipeline_path
 
-__all__ = ["GitHubApp", "GitHubFailed", "Installation"]
+__all__ = ["ChecksRefused", "GitHubApp", "GitHubFailed", "Installation"]
 
 
 class GitHubFailed(DockerciseError):
     """GitHub refused or could not be reached; the build ends as `error` with this reason."""
+
+
+class ChecksRefused(GitHubFailed):
+    """GitHub answered 403 to a check run: the installation has not granted `checks: write`
+    (the bot reports with commit statuses instead, SPEC §12)."""
+
+
+class _InstallationAuth(Auth.AppInstallationAuth):
+    """An installation's auth that keeps the permissions GitHub returned with its token."""
+
+    permissions: dict[str, str] | None = None
+
+    def _get_installation_authorization(self) -> InstallationAuthorization:
+        found: InstallationAuthorization = super()._get_installation_authorization()
+        raw = found.raw_data.get("permissions")
+        self.permissions = dict(raw) if isinstance(raw, dict) else {}
+        return found
 
 
 def _explain(e: Exception) -> str:
@@ -37,6 +59,85 @@ class Installation:
 
     auth: Auth.AppInstallationAuth
     client: Github
+    checks_refused: bool = False
+    """GitHub answered 403 to a check run of this installation: statuses from now on."""
+
+    def checks_granted(self) -> bool:
+        """Whether the installation's token may write check runs (its `permissions`)."""
+        if self.checks_refused:
+            return False
+        self.token  # noqa: B018 - fetched (or refreshed) with its permissions
+        permissions = getattr(self.auth, "permissions", None) or {}
+        return permissions.get("checks") == "write"
+
+    def _request(self, verb: str, url: str, body: dict[str, Any] | None = None,
+                 parameters: dict[str, Any] | None = None) -> dict[str, Any]:  # fmt: skip
+        _, data = self.client.requester.requestJsonAndCheck(
+            verb, url, parameters=parameters, input=body
+        )
+        return data if isinstance(data, dict) else {}
+
+    def _check_call(self, what: str, verb: str, url: str, body: dict[str, Any] | None = None,
+                    parameters: dict[str, Any] | None = None) -> dict[str, Any]:  # fmt: skip
+        try:
+            return self._request(verb, url, body, parameters)
+        except GithubException as e:
+            if e.status == 403:
+                self.checks_refused = True
+                raise ChecksRefused(f"cannot {what}: {_explain(e)}") from None
+            raise GitHubFailed(f"cannot {what}: {_explain(e)}") from None
+        except OSError as e:
+            raise GitHubFailed(f"cannot {what}: {_explain(e)}") from None
+
+    def create_check_run(self, full_name: str, sha: str, check: CheckRun) -> int:
+        """Create a check run on `sha`; its id."""
+        body: dict[str, Any] = {
+            "name": check.name,
+            "head_sha": sha,
+            "external_id": check.external_id,
+            "status": check.status.value,
+        }
+        body.update(_check_fields(check))
+        data = self._check_call(
+            f"create the {check.name} check run", "POST", f"/repos/{full_name}/check-runs", body
+        )
+        check_id = data.get("id")
+        if not isinstance(check_id, int):
+            raise GitHubFailed(f"cannot create the {check.name} check run: no id in the answer")
+        return check_id
+
+    def update_check_run(self, full_name: str, check_id: int, check: CheckRun) -> None:
+        body: dict[str, Any] = {"status": check.status.value, **_check_fields(check)}
+        self._check_call(
+            f"update the {check.name} check run",
+            "PATCH",
+            f"/repos/{full_name}/check-runs/{check_id}",
+            body,
+        )
+
+    def find_check_run(self, full_name: str, sha: str, name: str, external_id: str) -> int | None:
+        """The id of the check run `name` of `sha` made for build `external_id`, if any."""
+        data = self._check_call(
+            f"list the check runs of {sha[:12]}",
+            "GET",
+            f"/repos/{full_name}/commits/{sha}/check-runs",
+            parameters={"check_name": name, "filter": "all", "per_page": 100},
+        )
+        for run in data.get("check_runs") or []:
+            if isinstance(run, dict) and run.get("external_id") == external_id:
+                found = run.get("id")
+                return found if isinstance(found, int) else None
+        return None
+
+    def commit_message(self, full_name: str, sha: str) -> str:
+        """The commit's message (`GET /repos/{owner}/{repo}/commits/{ref}`)."""
+        try:
+            data = self._request("GET", f"/repos/{full_name}/commits/{quote(sha, safe='')}")
+        except (GithubException, OSError) as e:
+            raise GitHubFailed(f"cannot read commit {sha[:12]}: {_explain(e)}") from None
+        commit = data.get("commit")
+        message = commit.get("message") if isinstance(commit, dict) else None
+        return message if isinstance(message, str) else ""
 
     @property
     def token(self) -> str:
@@ -124,7 +225,7 @@ class GitHubApp:
             with self._lock:
                 known = self._installations.get(installation_id)
                 if known is None:
-                    auth = self.app_auth.get_installation_auth(installation_id)
+                    auth = _InstallationAuth(self.app_auth, installation_id)
                     # PyGithub waits 1 s between writes by default, which caps a worker at
                     # ~30 builds a minute; GitHub asks for restraint with content-creating
                     # requests (secondary rate limits), so writes keep a short spacing.
@@ -160,3 +261,16 @@ class GitHubApp:
             raise GitHubFailed(
                 f"cannot find the installation of {full_name}: {_explain(e)}"
             ) from None
+
+
+def _check_fields(check: CheckRun) -> dict[str, Any]:
+    """The optional fields of a check run's create or update, only those that have a value."""
+    body: dict[str, Any] = {}
+    if check.details_url:
+        body["details_url"] = check.details_url
+    if check.conclusion is not None:
+        body["conclusion"] = check.conclusion.value
+    output = check.output()
+    if output is not None:
+        body["output"] = output
+    return body

@@ -19,9 +19,9 @@ from dataclasses import dataclass, field, fields, replace
 from enum import StrEnum
 from typing import Any
 
-from webhooks.events import Event, PullRequestEvent, PushEvent
+from webhooks.events import Event, PullRequestEvent, PushEvent, RerunRequested
 
-__all__ = ["Job", "JobKind", "job_for", "new_build_id"]
+__all__ = ["Job", "JobKind", "job_for", "new_build_id", "rerun_job"]
 
 
 class JobKind(StrEnum):
@@ -137,3 +137,36 @@ def job_for(event: Event) -> Job | None:
             },
         )
     return None
+
+
+def rerun_job(event: RerunRequested, repeated: Job | None) -> Job:
+    """The build a Re-run on GitHub asks for (SPEC §12): the build it repeats, again.
+
+    `repeated` is the stored build the check run names (or the newest of that
+    commit); its trust, ref and trigger are kept. Without one, nothing is known
+    about where the commit came from: it is built as a fork's, at its branch.
+    """
+    if repeated is not None:
+        trigger = {**repeated.trigger, "rerun_of": repeated.id, "sender": event.sender}
+        return replace(
+            repeated,
+            id=new_build_id(),
+            delivery=event.delivery,
+            installation_id=event.installation_id or repeated.installation_id,
+            trigger=trigger,
+            targets=(),
+        )
+    branch = event.head_branch
+    return Job(
+        id=new_build_id(),
+        kind=JobKind.PUSH,
+        repo=event.repo_full_name,
+        clone_url=event.clone_url,
+        ref=f"refs/heads/{branch}" if branch else event.head_sha,
+        sha=event.head_sha,
+        branch=branch,
+        installation_id=event.installation_id,
+        delivery=event.delivery,
+        fork=True,  # an origin nobody recorded is not trusted (SPEC §10, §12)
+        trigger={"sha": event.head_sha, "sender": event.sender, "rerun_of": None},
+    )

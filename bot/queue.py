@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from huey import Huey, RedisHuey, SqliteHuey, crontab
 from huey.storage import SqliteStorage
 
-from bot.announce import Announcer
+from bot.announce import Announcer, Reporting
 from bot.builds import Builder
 from bot.checkout import Mirrors
 from bot.github_api import GitHubApp
@@ -171,6 +171,7 @@ def make_queue(settings: Settings) -> BotQueue:
     # final status must not hold up the next build's `pending`.
     announcing = GitHubApp(settings.app_id, settings.private_key, settings.api_url)
     mirrors = Mirrors(settings.data_dir / "mirrors", settings.mirror_max)
+    reporting = Reporting(settings.report, settings.public_url)
     announcer = Announcer(
         announcing,
         state,
@@ -178,5 +179,6 @@ def make_queue(settings: Settings) -> BotQueue:
         mirrors,
         settings.fork_approval,
         lambda job: build_url(settings.public_url, job.repo, job.id),
+        reporting,
     )
     return BotQueue(huey, state, reaper.reap, lambda e: upstream_green(e), announcer)

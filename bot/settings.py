@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
 
+from bot.checks import ReportMode
 from bot.destinations import Allowance, AllowanceInvalid, parse_allowance
 from runner.cachestore import CACHE_MAX, CACHE_URL
 from runner.cachestore import DEFAULT_MAX as DEFAULT_CACHE_MAX
@@ -96,6 +97,9 @@ class Settings:
     def accepts_unbound_secrets(self, repo: str) -> bool:
         """Whether `repo`'s builds may open `secure:` values made without `--repo`."""
         return repo.lower() in self.legacy_secrets
+
+    report: ReportMode = ReportMode.CHECKS
+    """`DOCKERCISE_REPORT`: check runs where the installation grants them, or statuses only."""
 
     @property
     def tokens(self) -> list[str]:
@@ -255,6 +259,10 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         fork_approval = ForkApproval.OUTSIDE
         choices = ", ".join(a.value for a in ForkApproval)
         problems.append(f"DOCKERCISE_FORK_APPROVAL must be one of {choices}, not '{raw_approval}'")
+    report_raw = (env.get("DOCKERCISE_REPORT") or "checks").strip().lower()
+    if report_raw not in set(ReportMode):
+        problems.append(f"DOCKERCISE_REPORT must be checks or statuses, not '{report_raw}'")
+        report_raw = "checks"
     if problems:
         raise SettingsInvalid(problems)
     return Settings(
@@ -287,4 +295,5 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         legacy_secrets=legacy,
         downstream_allow=allow,
         downstream_secret=events_secret,
+        report=ReportMode(report_raw),
     )

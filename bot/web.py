@@ -18,7 +18,7 @@ from collections.abc import Callable, Mapping
 from flask import Flask
 
 from bot.github_user import GitHubUser
-from bot.jobs import job_for
+from bot.jobs import Job, JobKind, job_for, rerun_job
 from bot.queue import BotQueue, make_queue
 from bot.sessions import StateSessions
 from bot.settings import Settings, load_settings
@@ -34,6 +34,7 @@ from webhooks.events import (
     PushEvent,
     RemoteBuildComplete,
     RepositoryEvent,
+    RerunRequested,
 )
 
 __all__ = ["create_bot_app"]
@@ -87,6 +88,21 @@ def _signing_key(settings: Settings) -> bytes:
     return hmac.new(secret.encode(), b"dockercise results site", hashlib.sha256).digest()
 
 
+def repeated_build(state: StateStore, event: RerunRequested) -> Job | None:
+    """The build a Re-run on GitHub repeats: the one the check run's `external_id` names,
+    if it is of that repository and commit, else the newest stored build of the commit
+    (a schedule's watch check aside); None when the bot remembers none (SPEC §12)."""
+    repo, sha = event.repo_full_name.casefold(), event.head_sha
+    if event.external_id is not None:
+        named = state.get(event.external_id)
+        if named is not None and named.job.repo.casefold() == repo and named.job.sha == sha:
+            return named.job
+    for build in state.builds_of(event.repo_full_name, sha):
+        if build.job.kind is not JobKind.WATCH:
+            return build.job
+    return None
+
+
 def create_bot_app(
     env: Mapping[str, str] | None = None,
     settings: Settings | None = None,
@@ -98,6 +114,10 @@ def create_bot_app(
 
     def on_github_event(event: Event) -> str | None:
         _note_privacy(queue.state, event)
+        if isinstance(event, RerunRequested):
+            rerun = rerun_job(event, repeated_build(queue.state, event))
+            recorded = queue.state.record(rerun)
+            return recorded if isinstance(recorded, str) else None
         job = job_for(event)
         if job is None:
             log.info("%s: %s", type(event).__name__, event)

@@ -109,6 +109,16 @@ class Triggers:
     upstream: tuple[str, ...] = ()
 
 
+class Supersede(StrEnum):
+    """`meta.supersede`: which builds a newer commit cancels in the bot (SPEC §11)."""
+
+    PULL_REQUESTS = "pull_requests"
+    """A pull request's older commits' builds (the default)."""
+    ALL = "all"
+    """Those and a branch's older commits' builds."""
+    NONE = "none"
+
+
 @dataclass(frozen=True)
 class Meta:
     name: str
@@ -119,6 +129,7 @@ class Meta:
     statuses: str = "pipeline"
     on: Triggers = field(default_factory=Triggers)
     downstream: tuple[str, ...] = ()
+    supersede: Supersede = Supersede.PULL_REQUESTS
 
 
 @dataclass

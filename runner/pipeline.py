@@ -32,6 +32,7 @@ from runner.model import (
     MountKind,
     Pipeline,
     Stage,
+    Supersede,
     Triggers,
     When,
 )
@@ -403,6 +404,7 @@ def _build_meta(meta: dict[str, Any], root: Path) -> Meta:
         statuses=meta.get("statuses", "pipeline"),
         on=_triggers(meta.get("on") or {}),
         downstream=_as_tuple(meta.get("downstream")),
+        supersede=Supersede(meta.get("supersede", "pull_requests")),
     )
 
 

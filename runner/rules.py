@@ -191,6 +191,7 @@ META_KEYS: dict[str, Callable[[Any], bool]] = {
     "statuses": _enum("pipeline", "stages"),
     "on": lambda value: isinstance(value, dict),
     "downstream": _strings,
+    "supersede": _enum("pull_requests", "all", "none"),
 }
 
 

@@ -20,6 +20,12 @@ Decisions where SPEC §8 is silent:
   Pull request numbers run from 1 to 2^31 - 1, ids from 1 to 2^53 - 1.
 - A `remote-build-complete` is finished between 1970 and 9999 (in UTC), and
   its `url` is an http(s) URL.
+- `check_run.rerequested` and `check_suite.rerequested` ask for a re-run
+  (SPEC §12): only the commit, its repository and the check run's
+  `external_id` are read (an `external_id` that is not a build id counts as
+  none); `pull_requests` is never read, as it is empty for forks.
+  `check_suite.requested` (and `completed`) and every other check action are
+  ignored: the push already builds the commit.
 """
 
 from __future__ import annotations
@@ -43,8 +49,10 @@ __all__ = [
     "PushEvent",
     "RemoteBuildComplete",
     "RepositoryEvent",
+    "RerunRequested",
     "parse_dockercise",
     "parse_github",
+    "skips_ci",
 ]
 
 BUILT_PR_ACTIONS = frozenset({"opened", "synchronize", "reopened"})
@@ -60,6 +68,8 @@ _ZERO_SHA = re.compile(r"0+")
 _SHA = re.compile(r"[0-9a-f]{40}|[0-9a-f]{64}")  # SHA-1 and SHA-256 repositories
 # owner/repo, as GitHub allows them; never `.`/`..`, so it is safe as a store path.
 _FULL_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*/(?!\.\.?$)[A-Za-z0-9_.-]+")
+_SKIP_CI = re.compile(r"\[(?:skip ci|ci skip)\]", re.IGNORECASE)  # SPEC §12
+_BUILD_ID = re.compile(r"[0-9a-f]{16}(?:-approved)?")  # new_build_id, bot.approval
 _RUN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,127}")
 _URL = re.compile(r"https?://[^\s\x00-\x1f\x7f]+")  # never ext:: or file: transports
 _BRANCH_PREFIX = "refs/heads/"
@@ -166,7 +176,28 @@ class RepositoryEvent:
     installation_id: int | None
 
 
-Event = PushEvent | PullRequestEvent | InstallationEvent | PingEvent | RepositoryEvent
+@dataclass(frozen=True)
+class RerunRequested:
+    """Someone pressed Re-run on GitHub (`check_run`/`check_suite` `rerequested`, SPEC §12).
+
+    Carries no trust: the build it repeats is found by `external_id` (the build
+    id the bot gave the check run) or by the commit, never judged from here.
+    """
+
+    delivery: str
+    event: str
+    repo_full_name: str
+    clone_url: str
+    head_sha: str
+    head_branch: str | None
+    external_id: str | None
+    installation_id: int | None
+    sender: str | None
+
+
+Event = (
+    PushEvent | PullRequestEvent | InstallationEvent | PingEvent | RepositoryEvent | RerunRequested
+)
 
 
 @dataclass(frozen=True)
@@ -208,6 +239,11 @@ def _clone_url(fields: Fields) -> str:
 
 def _sha(fields: Fields, key: str) -> str:
     return fields.string(key, pattern=_SHA, what="a commit SHA (40 or 64 lowercase hex digits)")
+
+
+def skips_ci(message: str | None) -> bool:
+    """Whether a head commit's message asks for no build: `[skip ci]` or `[ci skip]`."""
+    return message is not None and _SKIP_CI.search(message) is not None
 
 
 def _ref_problem(name: str) -> str | None:
@@ -261,6 +297,9 @@ def _push(delivery: str, payload: Fields) -> PushEvent | Ignored:
         for key in ("added", "modified", "removed"):
             changed.update(commit.strings(key, optional=True))
     head_commit = payload.optional_object("head_commit")
+    message = None if head_commit is None else head_commit.optional_string("message", line=False)
+    if skips_ci(message):
+        return Ignored("the head commit's message says [skip ci]: nothing to build")
     return PushEvent(
         delivery=delivery,
         repo_full_name=_full_name(repository),
@@ -269,9 +308,7 @@ def _push(delivery: str, payload: Fields) -> PushEvent | Ignored:
         branch=ref.removeprefix(_BRANCH_PREFIX),
         before=before,
         after=after,
-        head_commit_message=None
-        if head_commit is None
-        else head_commit.optional_string("message", line=False),
+        head_commit_message=message,
         changed_files=tuple(sorted(changed)),
         changed_files_complete=not (
             _ZERO_SHA.fullmatch(before)
@@ -358,6 +395,38 @@ def _ping(delivery: str, payload: Fields) -> PingEvent:
     )
 
 
+def _rerun(event: str, delivery: str, payload: Fields) -> RerunRequested | Ignored:
+    action = payload.string("action")
+    if action != "rerequested":
+        return Ignored(f"{event} action '{action}' builds nothing (the push builds the commit)")
+    repository = payload.object("repository")
+    subject = payload.object(event)
+    external_id = None
+    if event == "check_run":
+        found = subject.optional_string("external_id") or ""
+        external_id = found if _BUILD_ID.fullmatch(found) else None
+        suite = subject.optional_object("check_suite")
+        head_branch_from = suite if suite is not None else subject
+    else:
+        head_branch_from = subject
+    branch = head_branch_from.optional_string("head_branch")
+    if branch is not None:
+        problem = _ref_problem(branch)
+        if problem is not None:
+            raise PayloadInvalid(head_branch_from.where("head_branch"), problem)
+    return RerunRequested(
+        delivery=delivery,
+        event=event,
+        repo_full_name=_full_name(repository),
+        clone_url=_clone_url(repository),
+        head_sha=_sha(subject, "head_sha"),
+        head_branch=branch,
+        external_id=external_id,
+        installation_id=_installation_id(payload),
+        sender=_sender(payload),
+    )
+
+
 def parse_github(event: str, delivery: str, payload: Any) -> Event | Ignored:
     """Turn one GitHub delivery (`X-GitHub-Event`, `X-GitHub-Delivery`, decoded body) into a value.
 
@@ -374,6 +443,8 @@ def parse_github(event: str, delivery: str, payload: Any) -> Event | Ignored:
         return _ping(delivery, Fields(payload))
     if event == "repository":
         return _repository(delivery, Fields(payload))
+    if event in ("check_run", "check_suite"):
+        return _rerun(event, delivery, Fields(payload))
     return Ignored(f"event '{event}' is not handled")
 
 

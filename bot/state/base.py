@@ -145,6 +145,30 @@ class StateStore(Protocol):
         """The `limit` newest builds, newest first."""
         ...
 
+    # --- acting on builds: cancel, supersede, re-run (SPEC §11, §12) -------------
+
+    def request_cancel(self, build_id: str, why: str) -> Phase | None:
+        """Ask for the build to be cancelled (`why`: `cancelled`, `cancelled: superseded`).
+
+        Only recorded: the worker that runs the build polls `cancel_requested`
+        with its heartbeat and stops it, whichever process asked; a queued build
+        is ended by the worker that starts it, before anything runs. The build's
+        phase (a done build is left alone), or None for an unknown one.
+        """
+        ...
+
+    def cancel_requested(self, build_id: str) -> str | None:
+        """Why the build must be cancelled, or None (one small read: polled each second)."""
+        ...
+
+    def unfinished(self, repo: str) -> list[Build]:
+        """The repository's queued and running builds, oldest first (superseding, SPEC §11)."""
+        ...
+
+    def builds_of(self, repo: str, sha: str) -> list[Build]:
+        """The builds of one commit of a repository still remembered, newest first (re-runs)."""
+        ...
+
     # --- pipelines the bot knows (upstream subscriptions, schedules) ------------
 
     def remember(

@@ -8,6 +8,7 @@ key prefix where a script builds keys of its own.
 
 __all__ = [
     "BEAT",
+    "CANCEL",
     "CLAIM",
     "FINISH",
     "NOW",
@@ -184,3 +185,10 @@ end
 return found
 """
 )
+
+CANCEL = """
+local status = redis.call('HGET', KEYS[1], 'status')
+if not status then return false end
+if status ~= 'done' then redis.call('HSETNX', KEYS[1], 'cancel', ARGV[1]) end
+return status
+"""

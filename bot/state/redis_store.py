@@ -13,7 +13,11 @@ Keys, all under `dockercise:`:
 - `builds` sorted set of build ids by creation time (`recent`);
   `running` set of running build ids (`stale`); `delivery:<id>` -> build id;
   `unhanded` sorted set of builds not on the queue yet, scored by the time
-  from which an announcer may claim them (`claim_unannounced`)
+  from which an announcer may claim them (`claim_unannounced`);
+  `active:<repo>` sorted set of builds recorded and not yet seen done, by
+  creation (`unfinished`, which drops the done ones); `commit:<repo>:<sha>`
+  sorted set of a commit's builds (`builds_of`), expiring KEEP_COMMITS after
+  its last build
 - `pipeline:<repo>` hash and `pipelines` (repos, lexically ordered)
 - `event:<run id>` (JSON) and `green:<pipeline>` / `green:<pipeline>:<ref>`:
   run ids of green builds, all scored 0 so ZRANGEBYLEX finds the first after one;
@@ -24,6 +28,7 @@ Keys, all under `dockercise:`:
 from __future__ import annotations
 
 import json
+import time
 from typing import Any
 
 import redis
@@ -35,6 +40,8 @@ from bot.state.base import ANNOUNCE_LEASE, PRUNE_BATCH, Build, Claim, Known, Pha
 __all__ = ["PREFIX", "RedisState"]
 
 PREFIX = "dockercise:"
+KEEP_COMMITS = 60 * 86400
+"""Seconds a commit's list of builds outlives its newest build (its builds are pruned sooner)."""
 
 
 class RedisState(StateStore):
@@ -56,6 +63,7 @@ class RedisState(StateStore):
         self._stale = script(lua.STALE)
         self._claim = script(lua.CLAIM)
         self._prune = script(lua.PRUNE)
+        self._cancel = script(lua.CANCEL)
 
     def close(self) -> None:
         self.redis.close()
@@ -76,6 +84,13 @@ class RedisState(StateStore):
             args=[job.id, job.to_json(), job.repo, job.sha, job.delivery or "", self.prefix],
         )
         if not answer:
+            now = time.time()
+            commit = self._key("commit", job.repo, job.sha)
+            pipe = self.redis.pipeline(transaction=False)
+            pipe.zadd(self._key("active", job.repo), {job.id: now})
+            pipe.zadd(commit, {job.id: now})
+            pipe.expire(commit, KEEP_COMMITS)
+            pipe.execute()
             return job
         kind, text = (str(part) for part in answer)
         return Job.from_json(text) if kind == "again" else text
@@ -129,6 +144,28 @@ class RedisState(StateStore):
         if limit <= 0:
             return []
         ids = self.redis.zrevrange(self._key("builds"), 0, limit - 1)
+        return self._load([str(i) for i in ids])
+
+    def request_cancel(self, build_id: str, why: str) -> Phase | None:
+        status = self._cancel(keys=[self._key("build", build_id)], args=[why])
+        return Phase(str(status)) if status else None
+
+    def cancel_requested(self, build_id: str) -> str | None:
+        found = self.redis.hget(self._key("build", build_id), "cancel")
+        return None if found is None else str(found)
+
+    def unfinished(self, repo: str) -> list[Build]:
+        key = self._key("active", repo)
+        ids = [str(i) for i in self.redis.zrange(key, 0, -1)]
+        builds = self._load(ids)
+        done = [b.job.id for b in builds if b.status is Phase.DONE]
+        gone = set(ids) - {b.job.id for b in builds}
+        if done or gone:
+            self.redis.zrem(key, *done, *gone)
+        return [b for b in builds if b.status is not Phase.DONE]
+
+    def builds_of(self, repo: str, sha: str) -> list[Build]:
+        ids = self.redis.zrevrange(self._key("commit", repo, sha), 0, -1)
         return self._load([str(i) for i in ids])
 
     def _load(self, ids: list[str]) -> list[Build]:

@@ -40,9 +40,12 @@ create table if not exists builds (
     created real not null,
     state text,
     claimable real,
-    announces integer not null default 0
+    announces integer not null default 0,
+    cancel text
 );
 create unique index if not exists builds_delivery on builds(delivery) where delivery is not null;
+create index if not exists builds_commit on builds(repo, sha);
+create index if not exists builds_unfinished on builds(repo, created) where status != 'done';
 create index if not exists builds_unannounced on builds(created)
     where handed = 0 and status = 'queued';
 create table if not exists pipelines (
@@ -109,6 +112,8 @@ class SqliteState(StateStore):
                 db.execute("alter table builds add column claimable real")
             if columns and "announces" not in columns:
                 db.execute("alter table builds add column announces integer not null default 0")
+            if columns and "cancel" not in columns:
+                db.execute("alter table builds add column cancel text")
             db.executescript(_SCHEMA)
         finally:
             db.close()
@@ -264,6 +269,33 @@ class SqliteState(StateStore):
 
     def recent(self, limit: int = 20) -> list[Build]:
         return self._builds("order by created desc limit ?", (limit,))
+
+    # --- acting on builds: cancel, supersede, re-run (SPEC §11, §12) -------------
+
+    def request_cancel(self, build_id: str, why: str) -> Phase | None:
+        with self._db() as db:
+            row = db.execute("select status from builds where id = ?", (build_id,)).fetchone()
+            if row is None:
+                return None
+            if Phase(row[0]) is not Phase.DONE:
+                db.execute(
+                    "update builds set cancel = coalesce(cancel, ?) where id = ?", (why, build_id)
+                )
+        return Phase(row[0])
+
+    def cancel_requested(self, build_id: str) -> str | None:
+        row = (
+            self._connection()
+            .execute("select cancel from builds where id = ?", (build_id,))
+            .fetchone()
+        )
+        return None if row is None else row[0]
+
+    def unfinished(self, repo: str) -> list[Build]:
+        return self._builds("where repo = ? and status != 'done' order by created", (repo,))
+
+    def builds_of(self, repo: str, sha: str) -> list[Build]:
+        return self._builds("where repo = ? and sha = ? order by created desc", (repo, sha))
 
     # --- pipelines the bot knows (upstream subscriptions, schedules) ------------
 

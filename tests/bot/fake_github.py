@@ -114,6 +114,16 @@ class FakeGitHub:
     user_tokens: dict[str, tuple[str, float]] = field(default_factory=dict)
     refresh_tokens: dict[str, str] = field(default_factory=dict)
     refusing_refresh: bool = False
+    permissions: dict[str, str] = field(
+        default_factory=lambda: {"contents": "read", "statuses": "write", "metadata": "read"}
+    )
+    """What the installation grants: returned with every token it issues."""
+    refuse_checks: bool = False
+    """Answer every check-runs request 403, as GitHub does where checks are not granted."""
+    check_runs: dict[int, dict[str, Any]] = field(default_factory=dict)
+    """Every check run made, by id, as GitHub stores it (each update applied)."""
+    check_run_updates: list[dict[str, Any]] = field(default_factory=list)
+    """Every create and update body, in order, with `id` added."""
 
     def __post_init__(self) -> None:
         self.repos = self.root / "repos"
@@ -150,9 +160,10 @@ class FakeGitHub:
         files: dict[str, str],
         branch: str = "main",
         links: dict[str, str] | None = None,
+        message: str | None = None,
     ) -> str:
         """Commit `files` (and `links`: path -> where the symbolic link points) on top of
-        `branch` (creating the repository) and return the sha."""
+        `branch` (creating the repository) and return the sha; `message` is the commit's."""
         bare = self.repos / f"{full_name}.git"
         work = self.root / "work" / full_name
         if not bare.exists():
@@ -173,7 +184,8 @@ class FakeGitHub:
             path.parent.mkdir(parents=True, exist_ok=True)
             path.symlink_to(target)
         _git("add", "-A", cwd=work)
-        _git("commit", "-q", "--allow-empty", "-m", f"change {time.time()}", cwd=work)
+        text = message if message is not None else f"change {time.time()}"
+        _git("commit", "-q", "--allow-empty", "-m", text, cwd=work)
         _git("push", "-q", "origin", f"HEAD:refs/heads/{branch}", cwd=work)
         return _git("rev-parse", "HEAD", cwd=work)
 
@@ -183,6 +195,15 @@ class FakeGitHub:
         sha = _git("rev-parse", f"refs/heads/{sha_source}", cwd=bare)
         _git("update-ref", f"refs/pull/{number}/head", sha, cwd=bare)
         return sha
+
+    def grant_checks(self) -> None:
+        self.permissions = {**self.permissions, "checks": "write"}
+
+    def check_runs_for(self, sha: str, name: str | None = None) -> list[dict[str, Any]]:
+        """The check runs of `sha` (of `name`), oldest first."""
+        with self._lock:
+            found = [dict(r) for r in self.check_runs.values() if r["head_sha"] == sha]
+        return [r for r in found if name is None or r["name"] == name]
 
     def statuses_for(self, sha: str) -> list[dict[str, Any]]:
         with self._lock:
@@ -315,7 +336,7 @@ class FakeGitHub:
                 {
                     "token": token,
                     "expires_at": expires.strftime("%Y-%m-%dT%H:%M:%SZ"),
-                    "permissions": {"contents": "read", "statuses": "write"},
+                    "permissions": dict(self.permissions),
                     "repository_selection": "all",
                 }
             ), 201
@@ -332,8 +353,8 @@ class FakeGitHub:
                     "account": {"login": owner, "id": 1, "type": "Organization"},
                     "app_id": self.app_id,
                     "target_type": "Organization",
-                    "permissions": {"contents": "read", "statuses": "write"},
-                    "events": ["push", "pull_request"],
+                    "permissions": dict(self.permissions),
+                    "events": ["push", "pull_request", "check_run", "check_suite"],
                     "created_at": "2026-01-01T00:00:00Z",
                     "updated_at": "2026-01-01T00:00:00Z",
                 }
@@ -376,6 +397,149 @@ class FakeGitHub:
                     "creator": {"login": "dockercise[bot]", "id": 2, "type": "Bot"},
                 }
             ), 201
+
+        def check_denied() -> Any:
+            return jsonify(
+                {
+                    "message": "Resource not accessible by integration",
+                    "documentation_url": "https://docs.github.com/rest/checks/runs",
+                }
+            ), 403
+
+        def check_json(owner: str, name: str, run: dict[str, Any]) -> dict[str, Any]:
+            """A check run as GitHub answers it (the fields the description requires)."""
+            url = f"{self.url}/repos/{owner}/{name}/check-runs/{run['id']}"
+            output = run.get("output") or {}
+            return {
+                "id": run["id"],
+                "node_id": f"CR_{run['id']}",
+                "head_sha": run["head_sha"],
+                "external_id": run.get("external_id") or "",
+                "url": url,
+                "html_url": f"https://github.com/{owner}/{name}/runs/{run['id']}",
+                "details_url": run.get("details_url"),
+                "status": run["status"],
+                "conclusion": run.get("conclusion"),
+                "started_at": run["started_at"],
+                "completed_at": run.get("completed_at"),
+                "output": {
+                    "title": output.get("title"),
+                    "summary": output.get("summary"),
+                    "text": output.get("text"),
+                    "annotations_count": len(run.get("annotations", [])),
+                    "annotations_url": f"{url}/annotations",
+                },
+                "name": run["name"],
+                "check_suite": {"id": 1},
+                "app": None,
+                "pull_requests": [],
+            }
+
+        def apply(run: dict[str, Any], body: dict[str, Any]) -> None:
+            """A create's or update's body onto the stored run, as GitHub applies it."""
+            now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+            for key in ("name", "details_url", "external_id", "status", "conclusion"):
+                if key in body:
+                    run[key] = body[key]
+            if "conclusion" in body:  # a conclusion completes the run
+                run["status"] = "completed"
+            if run.get("status") == "completed" and not run.get("completed_at"):
+                run["completed_at"] = now
+            if "output" in body:
+                output = body["output"]
+                run["output"] = {k: output.get(k) for k in ("title", "summary", "text")}
+                run.setdefault("annotations", []).extend(output.get("annotations") or [])
+
+        @app.post("/repos/<owner>/<name>/check-runs")
+        def create_check_run(owner: str, name: str) -> Any:
+            if not self._installation_token_ok():
+                return denied()
+            if self.refuse_checks or self.permissions.get("checks") != "write":
+                return check_denied()
+            body = request.get_json()
+            if body.get("status") == "completed" and not body.get("conclusion"):
+                return jsonify({"message": "Validation Failed: conclusion required"}), 422
+            with self._lock:
+                number = len(self.check_runs) + 1
+                run: dict[str, Any] = {
+                    "id": number,
+                    "repo": f"{owner}/{name}",
+                    "head_sha": body["head_sha"],
+                    "status": "queued",
+                    "started_at": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+                }
+                apply(run, body)
+                self.check_runs[number] = run
+                self.check_run_updates.append({"id": number, **body})
+                answer = check_json(owner, name, run)
+            return jsonify(answer), 201
+
+        @app.patch("/repos/<owner>/<name>/check-runs/<int:check_id>")
+        def update_check_run(owner: str, name: str, check_id: int) -> Any:
+            if not self._installation_token_ok():
+                return denied()
+            if self.refuse_checks or self.permissions.get("checks") != "write":
+                return check_denied()
+            body = request.get_json()
+            with self._lock:
+                run = self.check_runs.get(check_id)
+                if run is None or run["repo"] != f"{owner}/{name}":
+                    return jsonify({"message": "Not Found"}), 404
+                apply(run, body)
+                self.check_run_updates.append({"id": check_id, **body})
+                answer = check_json(owner, name, run)
+            return jsonify(answer)
+
+        @app.get("/repos/<owner>/<name>/commits/<ref>/check-runs")
+        def list_check_runs(owner: str, name: str, ref: str) -> Any:
+            if not self._installation_token_ok():
+                return denied()
+            if self.refuse_checks or self.permissions.get("checks") != "write":
+                return check_denied()
+            wanted = request.args.get("check_name")
+            with self._lock:
+                runs = [
+                    check_json(owner, name, r)
+                    for r in self.check_runs.values()
+                    if r["repo"] == f"{owner}/{name}"
+                    and r["head_sha"] == ref
+                    and (wanted is None or r["name"] == wanted)
+                ]
+            runs.reverse()  # newest first, as GitHub lists them
+            return jsonify({"total_count": len(runs), "check_runs": runs})
+
+        @app.get("/repos/<owner>/<name>/commits/<ref>")
+        def commit(owner: str, name: str, ref: str) -> Any:
+            if not self._installation_token_ok():
+                return denied()
+            bare = self.repos / owner / f"{name}.git"
+            try:
+                sha = _git("rev-parse", "--verify", f"{ref}^{{commit}}", cwd=bare)
+                message = _git("log", "-1", "--format=%B", sha, cwd=bare)
+            except (subprocess.CalledProcessError, OSError):
+                return jsonify({"message": "No commit found for SHA: " + ref}), 422
+            url = f"{self.url}/repos/{owner}/{name}/commits/{sha}"
+            person = {"name": "Octo Cat", "email": "o@example.com", "date": "2026-01-01T00:00:00Z"}
+            return jsonify(
+                {
+                    "sha": sha,
+                    "node_id": f"C_{sha[:8]}",
+                    "url": url,
+                    "html_url": f"https://github.com/{owner}/{name}/commit/{sha}",
+                    "comments_url": f"{url}/comments",
+                    "commit": {
+                        "url": url,
+                        "author": person,
+                        "committer": person,
+                        "message": message,
+                        "comment_count": 0,
+                        "tree": {"sha": sha, "url": url},
+                    },
+                    "author": None,
+                    "committer": None,
+                    "parents": [],
+                }
+            )
 
         @app.get("/repos/<owner>/<name>")
         def repository(owner: str, name: str) -> Any:

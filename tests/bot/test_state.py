@@ -385,6 +385,55 @@ def test_a_data_directory_of_the_previous_version_is_upgraded(tmp_path: Path) ->
     old.close()
     (claim,) = SqliteState(tmp_path / "state.db").claim_unannounced(4)
     assert (claim.job, claim.tries) == (job("b1"), 1)
+    upgraded = SqliteState(tmp_path / "state.db")
+    assert upgraded.request_cancel("b1", "cancelled") is not None
+    assert upgraded.cancel_requested("b1") == "cancelled"
+
+
+def test_a_cancel_request_is_kept_for_the_worker_until_the_build_is_done(
+    store: StateStore,
+) -> None:
+    assert store.request_cancel("unknown", "cancelled") is None
+    assert store.cancel_requested("unknown") is None
+    store.record(job("queued"))
+    store.record(job("running"))
+    store.record(job("done"))
+    assert store.start("running", "w1")
+    assert store.start("done", "w1")
+    store.finish("done", "success")
+    assert store.cancel_requested("queued") is None
+    assert store.request_cancel("queued", "cancelled") == "queued"
+    assert store.request_cancel("running", "cancelled: superseded") == "running"
+    assert store.request_cancel("running", "cancelled") == "running"  # the first reason stays
+    assert store.request_cancel("done", "cancelled") == "done"
+    assert store.cancel_requested("queued") == "cancelled"
+    assert store.cancel_requested("running") == "cancelled: superseded"
+    assert store.cancel_requested("done") is None  # a finished build is left alone
+
+
+def test_unfinished_builds_of_a_repository_oldest_first(store: StateStore) -> None:
+    for build_id in ("b1", "b2", "b3"):
+        store.record(job(build_id))
+        time.sleep(0.002)
+    store.record(job("other", repo="octo/other"))
+    assert store.start("b2", "w1")
+    store.start("b3", "w1")
+    store.finish("b3", "success")
+    assert [b.job.id for b in store.unfinished("octo/app")] == ["b1", "b2"]
+    assert [b.job.id for b in store.unfinished("octo/other")] == ["other"]
+    store.finish("b1", "cancelled")
+    assert [b.job.id for b in store.unfinished("octo/app")] == ["b2"]
+
+
+def test_builds_of_a_commit_newest_first(store: StateStore) -> None:
+    store.record(job("b1"))
+    time.sleep(0.002)
+    store.record(job("b2"))
+    store.record(replace(job("b3"), sha="b" * 40))
+    store.finish("b1", "success")
+    assert [b.job.id for b in store.builds_of("octo/app", "a" * 40)] == ["b2", "b1"]
+    assert [b.job.id for b in store.builds_of("octo/app", "b" * 40)] == ["b3"]
+    assert store.builds_of("octo/other", "a" * 40) == []
 
 
 def test_sessions_live_until_dropped_or_expired(store: StateStore) -> None:

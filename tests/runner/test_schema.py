@@ -19,6 +19,7 @@ STAGE_KEYS = {
 }  # fmt: skip
 META_KEYS = {
     "name", "concurrency", "timeout", "network", "secrets", "statuses", "on", "downstream",
+    "supersede",
 }  # fmt: skip
 
 

@@ -20,6 +20,7 @@ from webhooks.events import (
     PushEvent,
     RemoteBuildComplete,
     RepositoryEvent,
+    RerunRequested,
     parse_dockercise,
     parse_github,
 )
@@ -30,6 +31,25 @@ ZEROS = "0" * 40
 
 # What each real payload must give; a new file fails until it is listed here.
 EXPECTED: dict[str, type] = {
+    # Re-runs from GitHub (SPEC §12); the rest is ignored: the push builds the commit.
+    "check_run.completed.2.payload.json": Ignored,
+    "check_run.completed.3.payload.json": Ignored,
+    "check_run.completed.payload.json": Ignored,
+    "check_run.created.2.payload.json": Ignored,
+    "check_run.created.3.payload.json": Ignored,
+    "check_run.created.payload.json": Ignored,
+    "check_run.requested_action.payload.json": Ignored,
+    "check_run.rerequested.2.payload.json": RerunRequested,
+    "check_run.rerequested.payload.json": RerunRequested,
+    "check_suite.completed.2.payload.json": Ignored,
+    "check_suite.completed.3.payload.json": Ignored,
+    "check_suite.completed.4.payload.json": Ignored,
+    "check_suite.completed.payload.json": Ignored,
+    "check_suite.requested.2.payload.json": Ignored,
+    "check_suite.requested.3.payload.json": Ignored,
+    "check_suite.requested.payload.json": Ignored,
+    "check_suite.rerequested.2.payload.json": RerunRequested,
+    "check_suite.rerequested.payload.json": RerunRequested,
     "installation.created.payload.json": InstallationEvent,
     "installation.deleted.payload.json": InstallationEvent,
     "ping.payload.json": PingEvent,
@@ -184,6 +204,47 @@ def test_pull_request_actions_that_build_nothing(action: str) -> None:
     payload["action"] = action
     event = parse_github("pull_request", "d", payload)
     assert event == Ignored(f"pull_request action '{action}' builds nothing")
+
+
+def test_check_run_rerequested_fields() -> None:
+    payload = load("check_run.rerequested.payload")
+    payload["check_run"]["external_id"] = "0123456789abcdef"
+    event = parse_github("check_run", "d-9", payload)
+    assert event == RerunRequested(
+        delivery="d-9",
+        event="check_run",
+        repo_full_name="github/hello-world",
+        clone_url="http://github.com/github/hello-world.git",
+        head_sha="d6fde92930d4715a2b49857d24b940956b26d2d3",
+        head_branch="master",
+        external_id="0123456789abcdef",
+        installation_id=1,
+        sender=payload["sender"]["login"],
+    )
+
+
+@pytest.mark.parametrize("external_id", ["", "42", "../../x", "0123456789ABCDEF", None])
+def test_an_external_id_that_is_no_build_id_is_none(external_id: str | None) -> None:
+    payload = load("check_run.rerequested.payload")
+    payload["check_run"]["external_id"] = external_id
+    event = parse_github("check_run", "d", payload)
+    assert isinstance(event, RerunRequested) and event.external_id is None
+
+
+def test_check_suite_rerequested_never_reads_its_pull_requests() -> None:
+    payload = load("check_suite.rerequested.payload")
+    payload["check_suite"]["pull_requests"] = "not even a list"
+    event = parse_github("check_suite", "d", payload)
+    assert isinstance(event, RerunRequested)
+    assert (event.head_sha, event.head_branch, event.external_id) == (SHA, "changes", None)
+
+
+@pytest.mark.parametrize("marker", ["[skip ci]", "[ci skip]", "[Skip CI]"])
+def test_a_push_whose_head_commit_says_skip_ci_is_ignored(marker: str) -> None:
+    payload = load("push.with-new-branch.payload")
+    payload["head_commit"]["message"] = f"docs: typo\n\n{marker}"
+    ignored = parse_github("push", "d", payload)
+    assert isinstance(ignored, Ignored) and "[skip ci]" in ignored.reason
 
 
 def test_installation_fields() -> None:
@@ -391,3 +452,20 @@ def test_repository_events_say_the_privacy() -> None:
 def test_repository_events_with_bad_values_are_refused(repository: dict[str, Any]) -> None:
     with pytest.raises(PayloadInvalid):
         parse_github("repository", "d", _repository_payload(**repository))
+
+
+@pytest.mark.parametrize(
+    ("path", "value", "field"),
+    [
+        ("check_suite.head_sha", "HEAD", "check_suite.head_sha"),
+        ("check_suite.head_branch", "a..b", "check_suite.head_branch"),
+        ("check_suite", _DELETE, "check_suite"),
+        ("repository.clone_url", "file:///etc", "repository.clone_url"),
+        ("installation.id", 0, "installation.id"),
+    ],
+)
+def test_malformed_rerequests_name_the_field(path: str, value: Any, field: str) -> None:
+    payload = _mutate(load("check_suite.rerequested.payload"), path, value)
+    with pytest.raises(PayloadInvalid) as caught:
+        parse_github("check_suite", "d", payload)
+    assert caught.value.field == field
