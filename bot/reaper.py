@@ -16,9 +16,10 @@ import logging
 import shutil
 from collections.abc import Callable
 
-from bot import statuses
+from bot import checks, statuses
 from bot.github_api import GitHubApp
 from bot.jobs import Job, JobKind
+from bot.report import BuildReport, uses_checks
 from bot.settings import Settings
 from bot.state import Build, StateStore
 from pages.links import results_url
@@ -84,18 +85,21 @@ class Reaper:
             log.warning("build %s of %s lost its worker; queued again", job.id, job.repo)
             self.state.requeue(job.id)
             # Said before it is queued, so that it never overtakes the new worker's statuses.
-            self._tell(job, statuses.pending(url, "worker died; build queued again"))
+            # A check run stays in progress: the next worker finds it by its external_id.
+            self._tell(job, None, statuses.pending(url, "worker died; build queued again"))
             self.enqueue(job)
         else:
             log.warning("build %s of %s lost its worker again; giving up", job.id, job.repo)
             self.state.finish(job.id, "error")
-            self._tell(job, statuses.errored("the worker building it died", url))
+            why = "the worker building it died"
+            self._tell(job, checks.errored(job.id, why, url), statuses.errored(why, url))
 
-    def _tell(self, job: Job, status: statuses.CommitStatus) -> None:
+    def _tell(self, job: Job, check: checks.CheckRun | None, status: statuses.CommitStatus) -> None:
         if job.kind is JobKind.WATCH or job.sha == "HEAD":  # a watch check posts nothing;
             return  # a schedule's commit was never stored, so there is none to post on
         try:
             installation = self.github.installation(job.repo, job.installation_id)
-            installation.post_status(job.repo, job.sha, status)
+            report = BuildReport(installation, job, uses_checks(self.settings.report, installation))
+            report.post_now(check, status)
         except Exception:
             log.exception("cannot tell GitHub about dead build %s", job.id)
