@@ -57,7 +57,10 @@ class Reaper:
             except Exception:  # one dead build must not keep the others from being settled
                 log.exception("cannot settle dead build %s", build.job.id)
                 self.state.finish(build.job.id, "error")
-                self._tell(build.job, statuses.errored("the worker building it died"))
+                why = "the worker building it died"
+                self._tell(
+                    build.job, checks.errored(build.job.id, why, None), statuses.errored(why)
+                )
             handled.append(build.job.id)
         return handled
 
