@@ -105,6 +105,7 @@ def test_a_re_run_of_a_fork_s_commit_is_still_a_fork_s_build(bot: Bot, github: F
     github.push("octo/app", {".dockercise.yml": FORK_PIPELINE}, branch="from-fork")
     sha = github.open_pull_request("octo/app", 4, "from-fork")
     fork = pull_request_payload(github, "octo/app", 4, sha, "mallory/app")
+    github.grant("octo/app", fork["pull_request"]["user"]["login"], "read")  # no approval (§11)
     assert bot.deliver("pull_request", fork, "pr-fork") == 202
     (first,) = completed(github, sha)
     assert first["conclusion"] == "failure" and FORK_REASON in first["output"]["summary"]
