@@ -92,6 +92,8 @@ def test_a_pull_request_whose_head_repository_is_gone_is_a_fork_s(
     sha = github.open_pull_request("octo/app", 5, "gone")
     payload = pull_request_payload(github, "octo/app", 5, sha, "octo/app")
     payload["pull_request"]["head"]["repo"] = None  # the fork was deleted
+    # A collaborating author: the build runs without waiting for approval (§11).
+    github.grant("octo/app", payload["pull_request"]["user"]["login"], "read")
     assert bot.deliver("pull_request", payload, "pr-gone") == 202
     status = final_status(github, sha)
     assert status["state"] == "failure", bot.output()
@@ -107,6 +109,7 @@ def test_a_fork_s_build_queued_again_by_the_reaper_is_still_a_fork_s(
     github.push("octo/app", {".dockercise.yml": slow}, branch="from-fork")
     sha = github.open_pull_request("octo/app", 4, "from-fork")
     payload = pull_request_payload(github, "octo/app", 4, sha, "mallory/app")
+    github.grant("octo/app", payload["pull_request"]["user"]["login"], "read")  # no approval
     assert bot.deliver("pull_request", payload, "pr-fork") == 202
 
     def running() -> list[Any]:
