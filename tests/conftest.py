@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import textwrap
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import docker
 import pytest
+
+if TYPE_CHECKING:
+    from playwright.sync_api import Browser
 
 WritePipeline = Callable[[Mapping[str, str]], Path]
 
@@ -91,3 +96,34 @@ def kept_lineage(client: docker.DockerClient) -> set[str]:
             except docker.errors.NotFound:
                 current = None
     return found
+
+
+# One Chromium for the whole session, whichever folder's tests use it: two sync
+# Playwright instances at once in one process refuse to start (an asyncio loop runs).
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Browser]:
+    """Debian's Chromium driven by Playwright, headless (Playwright cannot download one here)."""
+    if not os.access(CHROMIUM, os.X_OK):
+        pytest.fail(f"no {CHROMIUM}: run scripts/setup --test (it installs Debian's chromium)")
+    from playwright.sync_api import sync_playwright
+
+    playwright = sync_playwright().start()
+    try:
+        launched = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            yield launched
+        finally:
+            launched.close()
+    finally:
+        playwright.stop()

@@ -8,7 +8,6 @@ from playwright.sync_api import Browser, expect
 
 from tests.bot.fake_github import FakeGitHub
 from tests.bot.running import Bot, final_status, pull_request_payload, push_payload, wait_for
-from tests.pages.conftest import browser  # noqa: F401
 
 pytestmark = [pytest.mark.docker, pytest.mark.browser, pytest.mark.slow]
 
@@ -16,7 +15,7 @@ PIPELINE = "test: {img: dockercise/busybox, run: echo private-output-77}\n"
 REPO = "octo/secret"
 
 
-def test_sign_in_to_see_a_private_run(bot: Bot, github: FakeGitHub, browser: Browser) -> None:  # noqa: F811
+def test_sign_in_to_see_a_private_run(bot: Bot, github: FakeGitHub, browser: Browser) -> None:
     bot.serve()
     github.private.add(REPO)
     github.grant(REPO, "reader", "read")
@@ -51,7 +50,7 @@ def test_sign_in_to_see_a_private_run(bot: Bot, github: FakeGitHub, browser: Bro
 def test_approve_a_waiting_fork_build_and_see_it_run(
     bot: Bot,
     github: FakeGitHub,
-    browser: Browser,  # noqa: F811
+    browser: Browser,
 ) -> None:
     bot.serve()
     github.grant("octo/app", "writer", "write")

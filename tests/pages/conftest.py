@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import threading
 import zipfile
 from collections.abc import Iterator, Mapping, Sequence
@@ -21,7 +20,7 @@ from pages.local import create_local_app
 from runner.store.local import LocalStore
 
 if TYPE_CHECKING:
-    from playwright.sync_api import Browser
+    pass
 
 RUN_ID = "20261124T100000000Z-0123abcd"
 OLDER_ID = "20261123T090000000Z-4567ef01"
@@ -140,32 +139,3 @@ def serve(app: Flask) -> Iterator[str]:
         server.shutdown()
         server.server_close()
         thread.join(timeout=10)
-
-
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
-
-
-@pytest.fixture(scope="session")
-def browser() -> Iterator[Browser]:
-    """Debian's Chromium driven by Playwright, headless (Playwright cannot download one here)."""
-    if not os.access(CHROMIUM, os.X_OK):
-        pytest.fail(f"no {CHROMIUM}: run scripts/setup --test (it installs Debian's chromium)")
-    from playwright.sync_api import sync_playwright
-
-    playwright = sync_playwright().start()
-    try:
-        launched = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        try:
-            yield launched
-        finally:
-            launched.close()
-    finally:
-        playwright.stop()
