@@ -244,7 +244,10 @@ def test_cancel_reaches_the_worker_running_the_build_from_another_process(
             "0 of 1 stages passed; cancelled",
         )
         assert "| cancelled: run interrupted |" in ended["output"]["summary"]
-        finished = state.get(build.job.id)
-        assert finished is not None and finished.state == "cancelled"
+        # The worker reports to GitHub first, then records the end in the state.
+        finished = wait_for(
+            lambda: (b := state.get(build.job.id)) is not None and b.state == "cancelled", 10
+        )
+        assert finished
     finally:
         state.close()
