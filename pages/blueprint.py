@@ -26,7 +26,7 @@ from markupsafe import Markup
 
 from pages import graph, reading
 from pages.links import PREFIX
-from runner.durations import elapsed, format_duration
+from runner.durations import elapsed, format_duration, moment
 from runner.errors import StoreUnavailable
 from runner.outcome import Status
 from runner.store.base import ResultReader, valid_part
@@ -129,7 +129,7 @@ def make_blueprint(locate: Locate) -> Blueprint:
             run=found.run,
             trigger=found.run.get("trigger") if isinstance(found.run.get("trigger"), dict) else {},
             seconds=elapsed(found.run),
-            started=reading.parse_time(found.run.get("started")),
+            started=moment(found.run.get("started")),
             stages=stages,
             graph=Markup(drawing),  # built from escaped parts by pages.graph
             live=found.run.get("status") == Status.RUNNING,

@@ -17,7 +17,7 @@ from datetime import datetime
 from typing import Any
 
 from pages.terminal import strip_controls
-from runner.durations import elapsed
+from runner.durations import elapsed, moment
 from runner.outcome import Status
 from runner.store.base import ResultReader, valid_part
 
@@ -28,7 +28,6 @@ __all__ = [
     "RunRow",
     "RunState",
     "StageRow",
-    "parse_time",
     "read_json",
     "run_rows",
     "run_state",
@@ -52,15 +51,6 @@ def read_json(store: ResultReader, run_id: str, name: str) -> dict[str, Any] | N
     except ValueError:  # half-written by a store without atomic writes, or damaged
         return None
     return data if isinstance(data, dict) else None
-
-
-def parse_time(value: object) -> datetime | None:
-    if not isinstance(value, str):
-        return None
-    try:
-        return datetime.fromisoformat(value)
-    except ValueError:
-        return None
 
 
 def _text(value: object) -> str:
@@ -108,7 +98,7 @@ def run_rows(store: ResultReader, page: int = 0) -> tuple[list[RunRow], bool]:
                 status=_text(data.get("status")) or "unknown",
                 trigger=kind,
                 detail=detail,
-                started=parse_time(data.get("started")),
+                started=moment(data.get("started")),
                 seconds=elapsed(data),
             )
         )
@@ -248,7 +238,7 @@ def stage_rows(store: ResultReader, run_id: str, state: RunState) -> list[StageR
                 status=_text(stage.get("status")) or Status.WAITING,
                 exit_code="" if exit_code is None else str(exit_code),
                 reason=strip_controls(_text(stage.get("reason"))),
-                started=parse_time(stage.get("started")),
+                started=moment(stage.get("started")),
                 seconds=elapsed(stage),
                 image=_text(stage.get("image")),
                 attempts=attempts if isinstance(attempts, int) else 0,
@@ -292,7 +282,7 @@ def latest_per_branch(store: ResultReader, limit: int = SCANNED) -> dict[str, Ru
             status=_text(data.get("status")) or "unknown",
             trigger=kind,
             detail=detail,
-            started=parse_time(data.get("started")),
+            started=moment(data.get("started")),
             seconds=elapsed(data),
         )
     return latest

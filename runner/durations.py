@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-__all__ = ["UNKNOWN", "elapsed", "format_duration", "seconds_between"]
+__all__ = ["UNKNOWN", "elapsed", "format_duration", "moment", "seconds_between"]
 
 UNKNOWN = "—"
 """What an unknown duration reads as where a blank would look like a bug (the pages)."""
@@ -43,7 +43,11 @@ def seconds_between(start: datetime | None, end: datetime | None) -> float | Non
     return max((end - start).total_seconds(), 0.0)
 
 
-def _moment(value: object) -> datetime | None:
+def moment(value: object) -> datetime | None:
+    """A stored `started`/`finished` (ISO 8601) as a datetime; None when it is not one.
+
+    Stored JSON is read back from a store anyone with write access could have
+    touched, so anything but a readable time is no time rather than an error."""
     if not isinstance(value, str):
         return None
     try:
@@ -57,4 +61,4 @@ def elapsed(data: Mapping[str, Any]) -> float | None:
 
     None while either is missing or unreadable: a run being written is read while it changes.
     """
-    return seconds_between(_moment(data.get("started")), _moment(data.get("finished")))
+    return seconds_between(moment(data.get("started")), moment(data.get("finished")))

@@ -104,8 +104,14 @@ class SqliteState(StateStore):
         self._turns: list[int] = []  # every thread's descriptor of the lock file
         self._connections: list[sqlite3.Connection] = []  # every thread's connection
         self._release = weakref.finalize(self, _close_all, self._turns, self._connections)
+        # Processes and threads starting together (a worker beside the web side,
+        # on a fresh data directory) would race to switch the journal mode and
+        # to upgrade the schema; SQLite answers "database is locked" at once to
+        # the loser of the journal switch, whatever the timeout. One at a time.
+        turn = os.open(self.lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
         db = sqlite3.connect(path, timeout=30)
         try:
+            fcntl.flock(turn, fcntl.LOCK_EX)
             db.execute("pragma journal_mode=wal")  # readers never wait for the writer
             columns = {row[1] for row in db.execute("pragma table_info(builds)")}
             if columns and "claimable" not in columns:  # a data directory of an earlier version
@@ -117,6 +123,7 @@ class SqliteState(StateStore):
             db.executescript(_SCHEMA)
         finally:
             db.close()
+            os.close(turn)  # releases the lock
 
     def _connection(self) -> sqlite3.Connection:
         """This thread's connection, opened once: a webhook should not pay for opening one.

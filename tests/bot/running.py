@@ -16,6 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from bot.jobs import Job, JobKind
 from tests.bot.fake_github import FakeGitHub
 from webhooks.verify import sign
 
@@ -41,6 +42,23 @@ def bot_env(github: FakeGitHub, tmp_path: Path, port: int = 8080) -> dict[str, s
         "GITHUB_CLIENT_SECRET": github.client_secret,
         "GITHUB_WEB_URL": github.url,
     }
+
+
+def push_job(github: FakeGitHub, repo: str, sha: str, **extra: Any) -> Job:
+    """A push build of `sha` on main, as the announcer records it; `extra` overrides fields."""
+    fields: dict[str, Any] = {
+        "id": f"b-{sha[:8]}",
+        "kind": JobKind.PUSH,
+        "repo": repo,
+        "clone_url": github.clone_url(repo),
+        "ref": "refs/heads/main",
+        "sha": sha,
+        "branch": "main",
+        "installation_id": github.installation_id,
+        "delivery": f"d-{sha[:8]}",
+        "fork": False,
+    }
+    return Job(**(fields | extra))
 
 
 def free_port() -> int:

@@ -13,6 +13,7 @@ from bot.jobs import Job, JobKind
 from bot.settings import Settings
 from bot.state.sqlite_store import SqliteState
 from tests.bot.fake_github import FakeGitHub
+from tests.bot.running import push_job
 
 pytestmark = pytest.mark.docker
 
@@ -29,23 +30,6 @@ FAILING = """
 lint: {img: dockercise/busybox, run: echo ok}
 test: {img: dockercise/busybox, run: echo broken; exit 3}
 """
-
-
-def _job(github: FakeGitHub, repo: str, sha: str, **extra: object) -> Job:
-    fields: dict[str, object] = {
-        "id": f"b-{sha[:8]}",
-        "kind": JobKind.PUSH,
-        "repo": repo,
-        "clone_url": github.clone_url(repo),
-        "ref": "refs/heads/main",
-        "sha": sha,
-        "branch": "main",
-        "installation_id": github.installation_id,
-        "delivery": f"d-{sha[:8]}",
-        "fork": False,
-    }
-    fields.update(extra)
-    return Job(**fields)  # type: ignore[arg-type]
 
 
 def _build(settings: Settings, github: FakeGitHub, job: Job) -> SqliteState:
@@ -65,7 +49,7 @@ def test_a_push_builds_and_reports_pending_then_success(
     settings: Settings, github: FakeGitHub
 ) -> None:
     sha = github.push("octo/app", {".dockercise.yml": PASSING, "README": "hello from the repo\n"})
-    state = _build(settings, github, _job(github, "octo/app", sha))
+    state = _build(settings, github, push_job(github, "octo/app", sha))
     posted = github.statuses_for(sha)
     assert [s["state"] for s in posted] == ["pending", "success"]
     final = posted[-1]
@@ -89,7 +73,7 @@ def test_a_failing_pipeline_reports_failure_naming_the_stage(
     settings: Settings, github: FakeGitHub
 ) -> None:
     sha = github.push("octo/broken", {".dockercise.yml": FAILING})
-    _build(settings, github, _job(github, "octo/broken", sha))
+    _build(settings, github, push_job(github, "octo/broken", sha))
     final = github.statuses_for(sha)[-1]
     assert final["state"] == "failure"
     assert final["description"] == "1 of 2 stages passed; failed: test (exit 3)"
@@ -97,7 +81,7 @@ def test_a_failing_pipeline_reports_failure_naming_the_stage(
 
 def test_no_pipeline_no_status(settings: Settings, github: FakeGitHub) -> None:
     sha = github.push("octo/plain", {"README": "no pipeline here\n"})
-    state = _build(settings, github, _job(github, "octo/plain", sha))
+    state = _build(settings, github, push_job(github, "octo/plain", sha))
     assert github.statuses_for(sha) == []
     build = state.get(f"b-{sha[:8]}")
     assert build is not None and build.state == "none"
@@ -107,7 +91,7 @@ def test_an_invalid_pipeline_reports_failure_with_the_problem(
     settings: Settings, github: FakeGitHub
 ) -> None:
     sha = github.push("octo/typo", {".dockercise.yml": "a:\n  img: x\n  rnu: y\n"})
-    _build(settings, github, _job(github, "octo/typo", sha))
+    _build(settings, github, push_job(github, "octo/typo", sha))
     (final,) = github.statuses_for(sha)
     assert final["state"] == "failure"
     assert (
@@ -119,7 +103,7 @@ def test_a_commit_that_cannot_be_fetched_ends_in_error(
     settings: Settings, github: FakeGitHub
 ) -> None:
     sha = github.push("octo/app", {".dockercise.yml": PASSING, "README": "x\n"})
-    job = _job(github, "octo/app", "f" * 40)
+    job = push_job(github, "octo/app", "f" * 40)
     _build(settings, github, job)
     (final,) = github.statuses_for("f" * 40)
     assert final["state"] == "error"
@@ -129,7 +113,7 @@ def test_a_commit_that_cannot_be_fetched_ends_in_error(
 
 def test_per_stage_statuses(settings: Settings, github: FakeGitHub) -> None:
     sha = github.push("octo/stages", {".dockercise.yml": "meta: {statuses: stages}\n" + FAILING})
-    _build(settings, github, _job(github, "octo/stages", sha))
+    _build(settings, github, push_job(github, "octo/stages", sha))
     by_context = {s["context"]: s["state"] for s in github.statuses_for(sha)}
     assert by_context == {
         "dockercise": "failure",
@@ -155,7 +139,7 @@ plain: {{img: dockercise/busybox, run: echo fine}}
     from dataclasses import replace
 
     keyed = replace(settings, secret_key=key)
-    job = _job(
+    job = push_job(
         github, "octo/app", sha, kind=JobKind.PULL_REQUEST, ref="refs/pull/7/head", fork=True
     )
     _build(keyed, github, job)
@@ -166,7 +150,7 @@ plain: {{img: dockercise/busybox, run: echo fine}}
         in final["description"]
     )
     assert "s3cr3t-value" not in _stored(keyed, "octo/app")
-    same_repo = _job(github, "octo/app", sha, id="b-same", delivery="d-same",
+    same_repo = push_job(github, "octo/app", sha, id="b-same", delivery="d-same",
                      kind=JobKind.PULL_REQUEST, ref="refs/pull/7/head")  # fmt: skip
     _build(keyed, github, same_repo)
     assert github.statuses_for(sha)[-1]["state"] == "success"

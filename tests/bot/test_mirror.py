@@ -19,11 +19,11 @@ from bot.announce import announce
 from bot.builds import Builder
 from bot.checkout import Mirrors
 from bot.github_api import GitHubApp
-from bot.jobs import Job, JobKind
+from bot.jobs import Job
 from bot.settings import Settings
 from bot.state.sqlite_store import SqliteState
 from tests.bot.fake_github import FakeGitHub, GitRequest
-from tests.bot.running import wait_for
+from tests.bot.running import push_job, wait_for
 
 pytestmark = pytest.mark.docker
 
@@ -37,23 +37,6 @@ test:
     test "$(cat /code/.git/HEAD)" = "$DOCKERCISE_SHA"
     test ! -e /code/stray
 """
-
-
-def _job(github: FakeGitHub, repo: str, sha: str, **extra: object) -> Job:
-    fields: dict[str, object] = {
-        "id": f"b-{sha[:8]}",
-        "kind": JobKind.PUSH,
-        "repo": repo,
-        "clone_url": github.clone_url(repo),
-        "ref": "refs/heads/main",
-        "sha": sha,
-        "branch": "main",
-        "installation_id": github.installation_id,
-        "delivery": f"d-{sha[:8]}",
-        "fork": False,
-    }
-    fields.update(extra)
-    return Job(**fields)  # type: ignore[arg-type]
 
 
 def _build(settings: Settings, job: Job) -> str:
@@ -87,14 +70,14 @@ def _many_files(count: int) -> dict[str, str]:
 def test_a_second_build_fetches_only_what_is_new(settings: Settings, github: FakeGitHub) -> None:
     files = _many_files(300) | _pipeline("1")
     first = github.push("octo/app", files)
-    assert _build(settings, _job(github, "octo/app", first)) == "success"
+    assert _build(settings, push_job(github, "octo/app", first)) == "success"
     (clone,) = _fetches(github, "octo/app")
     assert clone.haves == 0 and clone.objects is not None and clone.objects > 300
     tree = _mirror(settings, "octo/app") / "tree"
     untouched = (tree / "src/0/file0.txt").stat().st_ino
 
     second = github.push("octo/app", _pipeline("2"))  # VERSION and the pipeline change
-    assert _build(settings, _job(github, "octo/app", second)) == "success"
+    assert _build(settings, push_job(github, "octo/app", second)) == "success"
     fetch = _fetches(github, "octo/app")[-1]
     assert fetch.haves >= 1  # the mirror told the server what it had
     # The new commit, its root tree and the two changed blobs: nothing of the 300 files.
@@ -106,9 +89,9 @@ def test_a_second_build_fetches_only_what_is_new(settings: Settings, github: Fak
 
 def test_the_same_commit_again_fetches_nothing(settings: Settings, github: FakeGitHub) -> None:
     sha = github.push("octo/app", _pipeline("1"))
-    assert _build(settings, _job(github, "octo/app", sha)) == "success"
+    assert _build(settings, push_job(github, "octo/app", sha)) == "success"
     assert (
-        _build(settings, _job(github, "octo/app", sha, id="b-again", delivery="d-again"))
+        _build(settings, push_job(github, "octo/app", sha, id="b-again", delivery="d-again"))
         == "success"
     )
     assert len(_fetches(github, "octo/app")) == 1
@@ -120,7 +103,7 @@ def test_concurrent_builds_take_turns_only_on_the_fetch(
     """A slow build of one commit keeps its files while a quick one moves the tree on."""
     slow_sha = github.push("octo/app", _pipeline("1", delay=6))
     quick_sha = github.push("octo/app", _pipeline("2"))
-    slow = _job(github, "octo/app", slow_sha)
+    slow = push_job(github, "octo/app", slow_sha)
     outcome: dict[str, str] = {}
     thread = threading.Thread(target=lambda: outcome.update(slow=_build(settings, slow)))
     thread.start()
@@ -128,7 +111,7 @@ def test_concurrent_builds_take_turns_only_on_the_fetch(
         # The slow build's checkout is made once its pipeline is running.
         wait_for(lambda: any(s["description"] == "build running"
                              for s in github.statuses_for(slow_sha)), 60)  # fmt: skip
-        assert _build(settings, _job(github, "octo/app", quick_sha)) == "success"
+        assert _build(settings, push_job(github, "octo/app", quick_sha)) == "success"
         assert thread.is_alive()  # the quick build did not wait for the slow one
     finally:
         thread.join(120)
@@ -136,11 +119,6 @@ def test_concurrent_builds_take_turns_only_on_the_fetch(
     assert (_mirror(settings, "octo/app") / "tree" / "VERSION").read_text() == "2\n"
 
 
-@pytest.mark.xfail(
-    reason="open race: once in a full CI run one of four concurrent builds raised before its"
-    " first status (3 tokens fetched, 3 builds reported); not reproduced alone in 7 runs",
-    strict=False,
-)
 def test_concurrent_builds_of_one_repository_all_get_their_commit(
     settings: Settings, github: FakeGitHub
 ) -> None:
@@ -148,7 +126,7 @@ def test_concurrent_builds_of_one_repository_all_get_their_commit(
     results: list[str] = []
 
     def build(sha: str) -> None:
-        results.append(_build(settings, _job(github, "octo/app", sha)))
+        results.append(_build(settings, push_job(github, "octo/app", sha)))
 
     threads = [threading.Thread(target=build, args=(sha,)) for sha in shas]
     for t in threads:
@@ -182,12 +160,12 @@ def test_a_broken_mirror_is_made_again_and_the_build_passes(
     settings: Settings, github: FakeGitHub, damage: object, same_commit: bool
 ) -> None:
     first = github.push("octo/app", _many_files(50) | _pipeline("1"))
-    assert _build(settings, _job(github, "octo/app", first)) == "success"
+    assert _build(settings, push_job(github, "octo/app", first)) == "success"
     git_dir = _mirror(settings, "octo/app") / "git"
     damage(git_dir)  # type: ignore[operator]
     second = first if same_commit else github.push("octo/app", _pipeline("2"))
     assert (
-        _build(settings, _job(github, "octo/app", second, id="b-after", delivery="d-after"))
+        _build(settings, push_job(github, "octo/app", second, id="b-after", delivery="d-after"))
         == "success"
     )
     subprocess.run(["git", "--git-dir", str(git_dir), "fsck", "--strict"], check=True,
@@ -197,13 +175,13 @@ def test_a_broken_mirror_is_made_again_and_the_build_passes(
 
 def test_a_tampered_tree_is_put_right(settings: Settings, github: FakeGitHub) -> None:
     first = github.push("octo/app", _pipeline("1") | {"other": "x\n"})
-    assert _build(settings, _job(github, "octo/app", first)) == "success"
+    assert _build(settings, push_job(github, "octo/app", first)) == "success"
     tree = _mirror(settings, "octo/app") / "tree"
     (tree / "VERSION").write_text("tampered\n")
     (tree / "other").unlink()
     (tree / "stray").write_text("not in any commit\n")
     second = github.push("octo/app", {"more": "y\n"})  # VERSION unchanged: still "1"
-    assert _build(settings, _job(github, "octo/app", second)) == "success"
+    assert _build(settings, push_job(github, "octo/app", second)) == "success"
     assert (tree / "VERSION").read_text() == "1\n" and (tree / "other").exists()
 
 
@@ -213,18 +191,18 @@ def test_mirrors_past_the_limit_are_evicted_least_recently_used_first(
     tiny = replace(settings, mirror_max=1024)
     for repo in ("octo/one", "octo/two"):
         sha = github.push(repo, _pipeline("1"))
-        assert _build(tiny, _job(github, repo, sha)) == "success"
+        assert _build(tiny, push_job(github, repo, sha)) == "success"
     assert not _mirror(settings, "octo/one").exists()  # least recently used, and over
     assert (_mirror(settings, "octo/two") / "git").is_dir()  # just used: kept, even if over
     sha = github.push("octo/one", _pipeline("2"))
-    assert _build(tiny, _job(github, "octo/one", sha)) == "success"  # made again
+    assert _build(tiny, push_job(github, "octo/one", sha)) == "success"  # made again
     assert not _mirror(settings, "octo/two").exists()
 
 
 def test_mirrors_within_the_limit_stay(settings: Settings, github: FakeGitHub) -> None:
     for repo in ("octo/one", "octo/two"):
         sha = github.push(repo, _pipeline("1"))
-        assert _build(settings, _job(github, repo, sha)) == "success"
+        assert _build(settings, push_job(github, repo, sha)) == "success"
     assert _mirror(settings, "octo/one").exists() and _mirror(settings, "octo/two").exists()
 
 
@@ -256,7 +234,7 @@ on-code:
 def test_a_stage_cannot_write_the_checkout(settings: Settings, github: FakeGitHub) -> None:
     files = _many_files(20) | _pipeline("1")
     first = github.push("octo/app", files | {".dockercise.yml": ATTACKS})
-    assert _build(settings, _job(github, "octo/app", first)) == "success"
+    assert _build(settings, push_job(github, "octo/app", first)) == "success"
     mirror = _mirror(settings, "octo/app")
     assert (mirror / "tree" / "VERSION").read_text() == "1\n"
     assert (mirror / "tree" / "src" / "0" / "file0.txt").read_text() == files["src/0/file0.txt"]
@@ -264,7 +242,7 @@ def test_a_stage_cannot_write_the_checkout(settings: Settings, github: FakeGitHu
                    capture_output=True)  # fmt: skip
     # The next build's checkout is whole: same VERSION, a .git at its own commit.
     second = github.push("octo/app", {".dockercise.yml": _pipeline("1")[".dockercise.yml"]})
-    assert _build(settings, _job(github, "octo/app", second)) == "success"
+    assert _build(settings, push_job(github, "octo/app", second)) == "success"
     assert len(_fetches(github, "octo/app")) == 2 and _fetches(github, "octo/app")[-1].haves
 
 
@@ -335,7 +313,7 @@ def test_a_truncated_tree_is_listed_from_the_mirror(
         app.installation("octo/big", github.installation_id).pipeline_files("octo/big", sha) is None
     )
     state = SqliteState(settings.data_dir / "state.db")
-    job = _job(github, "octo/big", sha)
+    job = push_job(github, "octo/big", sha)
     state.record(job)
     queued: list[Job] = []
     mirrors = Mirrors(settings.data_dir / "mirrors", settings.mirror_max)
@@ -354,7 +332,7 @@ def test_a_truncated_tree_without_a_pipeline_builds_nothing(
     github.truncated["octo/big"] = 5
     app = GitHubApp(settings.app_id, settings.private_key, settings.api_url)
     state = SqliteState(settings.data_dir / "state.db")
-    job = _job(github, "octo/big", sha)
+    job = push_job(github, "octo/big", sha)
     state.record(job)
     queued: list[Job] = []
     mirrors = Mirrors(settings.data_dir / "mirrors", settings.mirror_max)

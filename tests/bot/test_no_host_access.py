@@ -22,31 +22,16 @@ import pytest
 
 from bot.builds import Builder
 from bot.github_api import GitHubApp
-from bot.jobs import Job, JobKind
+from bot.jobs import Job
 from bot.settings import Settings
 from bot.state.sqlite_store import SqliteState
 from runner.networks import bridge_name
 from tests.bot.fake_github import FakeGitHub
-from tests.bot.running import BIN, Bot, wait_for
+from tests.bot.running import BIN, Bot, push_job, wait_for
 
 pytestmark = pytest.mark.docker
 
 IMG = "dockercise/busybox"
-
-
-def _job(github: FakeGitHub, repo: str, sha: str) -> Job:
-    return Job(
-        id=f"b-{sha[:8]}",
-        kind=JobKind.PUSH,
-        repo=repo,
-        clone_url=github.clone_url(repo),
-        ref="refs/heads/main",
-        sha=sha,
-        branch="main",
-        installation_id=github.installation_id,
-        delivery=f"d-{sha[:8]}",
-        fork=False,
-    )
 
 
 def _build(settings: Settings, job: Job) -> None:
@@ -138,7 +123,9 @@ def test_each_build_has_a_network_of_its_own_reached_by_stage_name(
     signals.chmod(0o777)
     settings = replace(settings, allowed_host_paths=(str(signals),))
     holding_sha = github.push("octo/a", {".dockercise.yml": HOLDING})
-    holding = threading.Thread(target=_build, args=(settings, _job(github, "octo/a", holding_sha)))
+    holding = threading.Thread(
+        target=_build, args=(settings, push_job(github, "octo/a", holding_sha))
+    )
     holding.start()
     try:
 
@@ -161,7 +148,7 @@ def test_each_build_has_a_network_of_its_own_reached_by_stage_name(
         assert bridge == bridge_name(network_a.name)  # `dcx-...`: what the egress policy matches
 
         talking_sha = github.push("octo/b", {".dockercise.yml": TALKING.format(signals=signals)})
-        _build(settings, _job(github, "octo/b", talking_sha))
+        _build(settings, push_job(github, "octo/b", talking_sha))
         status = _final(github, talking_sha)
         assert status["state"] == "success", status
         log = _log(settings, "octo/b", status, "client")
@@ -183,7 +170,7 @@ def test_meta_network_other_than_none_ends_the_build_error_before_anything_runs(
 ) -> None:
     pipeline = f"meta: {{network: '{network}'}}\nx: {{img: {IMG}, run: echo ran}}\n"
     sha = github.push("octo/net", {".dockercise.yml": pipeline})
-    _build(settings, _job(github, "octo/net", sha))
+    _build(settings, push_job(github, "octo/net", sha))
     (status,) = github.statuses_for(sha)  # not even `build running`
     assert status["state"] == "error"
     assert status["description"].startswith(f"build error: meta.network '{network}' is not")
@@ -194,7 +181,7 @@ def test_meta_network_other_than_none_ends_the_build_error_before_anything_runs(
 def test_meta_network_none_gives_no_network_at_all(settings: Settings, github: FakeGitHub) -> None:
     pipeline = f"meta: {{network: none}}\nx: {{img: {IMG}, run: ls /sys/class/net}}\n"
     sha = github.push("octo/none", {".dockercise.yml": pipeline})
-    _build(settings, _job(github, "octo/none", sha))
+    _build(settings, push_job(github, "octo/none", sha))
     status = _final(github, sha)
     assert status["state"] == "success"
     assert _log(settings, "octo/none", status, "x").split() == ["lo"]
@@ -247,7 +234,7 @@ def test_host_paths_through_links_are_refused_even_planted_by_a_stage(
 ) -> None:
     settings = replace(settings, allowed_host_paths=(str(host),))
     sha = github.push("octo/paths", {".dockercise.yml": HOST_PATHS.format(allowed=host)})
-    _build(settings, _job(github, "octo/paths", sha))
+    _build(settings, push_job(github, "octo/paths", sha))
     status = _final(github, sha)
     assert status["state"] == "failure"
     stages = _stages(settings, "octo/paths", status)
@@ -284,7 +271,7 @@ def test_a_trusted_repository_mounts_host_paths_as_written(
     sha = github.push("octo/trusted", {".dockercise.yml": pipeline})
     _build(
         replace(settings, trusted_repos=frozenset({"octo/trusted"})),
-        _job(github, "octo/trusted", sha),
+        push_job(github, "octo/trusted", sha),
     )
     status = _final(github, sha)
     assert status["state"] == "success"
@@ -327,7 +314,7 @@ passwd: {img: plain, run: "[ -L /ctx/passwd ] && echo a link; ls -l /ctx/passwd"
             "ignore/.dockerignore": "/etc/passwd",
         },
     )
-    _build(settings, _job(github, "octo/contexts", sha))
+    _build(settings, push_job(github, "octo/contexts", sha))
     status = _final(github, sha)
     assert status["state"] == "failure"
     stages = _stages(settings, "octo/contexts", status)

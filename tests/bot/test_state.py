@@ -94,6 +94,23 @@ def test_sqlite_writers_take_turns_on_the_lock_file(tmp_path: Path) -> None:
     assert state.get("b1") is not None
 
 
+def test_sqlite_stores_opening_together_take_turns_on_the_lock_file(tmp_path: Path) -> None:
+    """A worker and the web side starting together on a fresh data directory: the loser
+    of SQLite's switch to WAL got "database is locked" at once (a build lost in CI)."""
+    opened: list[SqliteState] = []
+    with (tmp_path / "state.db.lock").open("ab") as other_process:
+        fcntl.flock(other_process, fcntl.LOCK_EX)
+        opener = threading.Thread(target=lambda: opened.append(SqliteState(tmp_path / "state.db")))
+        opener.start()
+        opener.join(0.3)
+        assert opener.is_alive() and not opened  # waiting for its turn
+        fcntl.flock(other_process, fcntl.LOCK_UN)
+        opener.join(5)
+    (state,) = opened
+    assert state.record(job("b1")) == job("b1")
+    state.close()
+
+
 def _open_files() -> set[str]:
     found = set()
     for fd in os.listdir("/proc/self/fd"):
