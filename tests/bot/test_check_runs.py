@@ -19,7 +19,7 @@ from bot.jobs import Job, JobKind
 from bot.settings import Settings
 from bot.state.sqlite_store import SqliteState
 from tests.bot.fake_github import FakeGitHub
-from tests.bot.running import wait_for
+from tests.bot.running import push_job, wait_for
 
 pytestmark = pytest.mark.docker
 
@@ -39,21 +39,9 @@ test:
 APP = "x = 1\ny=2\n"
 
 
-def _job(github: FakeGitHub, repo: str, sha: str, **extra: object) -> Job:
-    fields: dict[str, object] = {
-        "id": f"{sha[:16]}",
-        "kind": JobKind.PUSH,
-        "repo": repo,
-        "clone_url": github.clone_url(repo),
-        "ref": "refs/heads/main",
-        "sha": sha,
-        "branch": "main",
-        "installation_id": github.installation_id,
-        "delivery": f"d-{sha[:8]}",
-        "fork": False,
-    }
-    fields.update(extra)
-    return Job(**fields)  # type: ignore[arg-type]
+def _job(github: FakeGitHub, repo: str, sha: str, **extra: Any) -> Job:
+    """A push build whose id looks like the bot's own (16 hex digits, as check runs carry it)."""
+    return push_job(github, repo, sha, **({"id": sha[:16]} | extra))
 
 
 def _builder(settings: Settings) -> tuple[Builder, SqliteState]:
