@@ -8,6 +8,8 @@
     GET  /results/<owner>/<repo>/build/<id>           a build's page (a fork's waiting one)
     POST /results/<owner>/<repo>/build/<id>/approve   a writer approves it (CSRF token)
 
+A run page's Re-run and Cancel are `bot.buttons`, on the same checks.
+
 The results pages themselves (`pages.blueprint`) ask `Site.readable` through
 the bot's `locate`, so every page, log, artefact and listing of a private
 repository is a 404 to whoever may not read it.
@@ -39,7 +41,7 @@ from pages.badge import badge
 from pages.links import build_url, results_url
 from runner.store.base import ResultReader, valid_part
 
-__all__ = ["Site", "safe_next"]
+__all__ = ["Site", "check_csrf", "message_page", "safe_next"]
 
 log = logging.getLogger("dockercise.bot")
 
@@ -154,16 +156,18 @@ class Site:
             if not isinstance(expected, str) or not hmac.compare_digest(
                 expected.encode(), given.encode()
             ):
-                return _message("Sign-in failed", "The sign-in expired or did not start here."), 400
+                return message_page(
+                    "Sign-in failed", "The sign-in expired or did not start here."
+                ), 400
             code = request.args.get("code", "")
             if not code:
-                return _message("Sign-in failed", "GitHub did not sign you in."), 400
+                return message_page("Sign-in failed", "GitHub did not sign you in."), 400
             try:
                 token = self.github.exchange(code)
                 user_id, login = self.github.user(token)
             except GitHubUserFailed as e:
                 log.info("sign-in failed: %s", e)
-                return _message("Sign-in failed", "GitHub did not sign you in."), 400
+                return message_page("Sign-in failed", "GitHub did not sign you in."), 400
             session.clear()
             assert isinstance(session, ServerSession)
             session.renew()  # a new id: one planted before sign-in names nothing now
@@ -172,7 +176,7 @@ class Site:
 
         @bp.post("/logout")
         def logout() -> BaseResponse:
-            _check_csrf()
+            check_csrf()
             viewer = self.viewer()
             if viewer is not None:
                 self.access.forget(viewer.id)
@@ -269,7 +273,7 @@ class Site:
             )
             if viewer is None or permission < Permission.WRITE:
                 abort(403)
-            _check_csrf()
+            check_csrf()
             if build.state == WAITING:
                 job = approved(build.job, viewer.login)
                 self.state.record(job)  # one approved build however often it is pressed
@@ -279,12 +283,12 @@ class Site:
         return bp
 
 
-def _check_csrf() -> None:
+def check_csrf() -> None:
     try:
         validate_csrf(request.form.get("csrf_token", ""))
     except ValidationError:
         abort(400)
 
 
-def _message(heading: str, message: str) -> str:
+def message_page(heading: str, message: str) -> str:
     return render_template("results/message.html", heading=heading, message=message)

@@ -17,6 +17,7 @@ from collections.abc import Callable, Mapping
 
 from flask import Flask
 
+from bot.buttons import RunButtons
 from bot.github_user import GitHubUser
 from bot.jobs import Job, JobKind, job_for, rerun_job
 from bot.queue import BotQueue, make_queue
@@ -138,7 +139,12 @@ def create_bot_app(
         return None
 
     site = _site(settings, queue.state)
-    blueprints = [site.blueprint(), make_blueprint(_locate(site, site.stores))]
+    buttons = RunButtons(site)
+    blueprints = [
+        site.blueprint(),
+        buttons.blueprint(),
+        make_blueprint(_locate(site, site.stores), buttons.controls),
+    ]
     app = create_app(
         WebhookConfig(
             github_secret=settings.webhook_secret,

@@ -25,6 +25,7 @@ from flask import Blueprint, Response, abort, render_template, request
 from markupsafe import Markup
 
 from pages import graph, reading
+from pages.actions import NO_CONTROLS, Controls
 from pages.links import PREFIX
 from runner.durations import elapsed, format_duration, moment
 from runner.errors import StoreUnavailable
@@ -73,8 +74,9 @@ def _attachment(response: Response, filename: str) -> Response:
     return response
 
 
-def make_blueprint(locate: Locate) -> Blueprint:
-    """The /results pages for the pipelines that `locate` knows."""
+def make_blueprint(locate: Locate, controls: Controls | None = None) -> Blueprint:
+    """The /results pages for the pipelines that `locate` knows; `controls` adds a run page's
+    buttons (the bot's Re-run and Cancel; none for `dockercise serve-results`)."""
     bp = Blueprint(
         "results",
         __name__,
@@ -134,6 +136,7 @@ def make_blueprint(locate: Locate) -> Blueprint:
             graph=Markup(drawing),  # built from escaped parts by pages.graph
             live=found.run.get("status") == Status.RUNNING,
             version=found.version,
+            controls=NO_CONTROLS if controls is None else controls(owner, repo, run_id, found.run),
         )
 
     def state(owner: str, repo: str, run_id: str) -> Response:

@@ -41,6 +41,11 @@ class SiteUnderTest:
     settings: Settings
     state: StateStore
 
+    @property
+    def results(self) -> Path:
+        """Where the bot keeps results: `<results>/<owner>/<repo>/run/<run id>/`."""
+        return Path(self.settings.results)
+
     def client(self) -> FlaskClient:
         return self.app.test_client()
 
