@@ -28,7 +28,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 
 from bot import checks, statuses
-from bot.approval import WAITING, WAITING_TEXT, needs_approval
+from bot.approval import WAITING, WAITING_TEXT, approved_text, needs_approval, waiting_of
 from bot.checkout import Mirrors
 from bot.checks import ReportMode
 from bot.github_api import GitHubApp, Installation
@@ -62,8 +62,9 @@ class Reporting:
 
 def _skipped(installation: Installation, job: Job) -> bool:
     """A pull request's head commit asks for no build (`[skip ci]`, read through the API);
-    a push's was read from its payload when it came (`webhooks.events`)."""
-    if job.kind is not JobKind.PULL_REQUEST:
+    a push's was read from its payload when it came (`webhooks.events`). A re-run (from
+    GitHub or the run page) was asked for by a person: it builds whatever the message says."""
+    if job.kind is not JobKind.PULL_REQUEST or "rerun_of" in job.trigger:
         return False
     return skip_ci(installation.commit_message(job.repo, job.sha))
 
@@ -134,10 +135,14 @@ def announce(
             )
             state.finish(job.id, WAITING)
             return WAITING
-        report.post_now(
-            checks.queued(job.id, runs_url(reporting.public_url, owner, name)),
-            statuses.pending(what="build queued"),
-        )
+        queued = checks.queued(job.id, runs_url(reporting.public_url, owner, name))
+        waited = waiting_of(job)
+        if waited is None:
+            report.post_now(queued, statuses.pending(what="build queued"))
+        else:  # approved: the check run "waiting for approval" becomes this build's
+            text = approved_text(job)
+            report.take_over(waited, replace(queued, title=text, summary=text),
+                             statuses.pending(what="build queued"))  # fmt: skip
         _supersede(state, job, loaded.meta.supersede if loaded else Supersede.PULL_REQUESTS)
         outcome = "announced"
     except DockerciseError as e:
@@ -145,29 +150,38 @@ def announce(
         outcome = "queued"
     except Exception as e:  # a bug, or a commit that breaks the loader: end it, never again
         log.exception("build %s of %s broke its announcer", job.id, job.repo)
-        return _end(github, state, job, crashed(Step.ANNOUNCE, e))
+        return _end(github, state, job, crashed(Step.ANNOUNCE, e), reporting)
     enqueue(job)
     state.handed_over(job.id)
     return outcome
 
 
-def give_up(github: GitHubApp, state: StateStore, claim: Claim) -> str:
+def give_up(
+    github: GitHubApp, state: StateStore, claim: Claim, reporting: Reporting | None = None
+) -> str:
     """End a build whose announcers have died on it MAX_TRIES times, without reading it."""
     job = claim.job
     log.warning(
         "build %s of %s: %d announcers gave out on it; ended", job.id, job.repo, claim.tries
     )
-    return _end(github, state, job, f"could not be announced ({claim.tries - 1} tries)")
+    why = f"could not be announced ({claim.tries - 1} tries)"
+    return _end(github, state, job, why, reporting or Reporting())
 
 
-def _end(github: GitHubApp, state: StateStore, job: Job, why: str) -> str:
-    """Finish the build as `error` first (so it is never claimed again), then tell the commit."""
+def _end(github: GitHubApp, state: StateStore, job: Job, why: str, reporting: Reporting) -> str:
+    """Finish the build as `error` first (so it is never claimed again), then tell the commit
+    the way its build would have: a completed check run where checks are used, else the
+    status (SPEC §12), linking to the repository's runs (the build has no run)."""
     state.finish(job.id, "error")
+    reason = Redactor()(why)
     try:
         installation = github.installation(job.repo, job.installation_id)
-        installation.post_status(job.repo, job.sha, statuses.errored(Redactor()(why)))
+        report = BuildReport(installation, job, uses_checks(reporting.mode, installation))
+        owner, name = job.repo.split("/", 1)
+        url = runs_url(reporting.public_url, owner, name)
+        report.post_now(checks.errored(job.id, reason, url), statuses.errored(reason))
     except Exception:  # the state says `error`; GitHub is told when it can be
-        log.exception("cannot post the error status of %s", job.id)
+        log.exception("cannot report the error of %s", job.id)
     return "error"
 
 
@@ -239,7 +253,7 @@ class Announcer:
         job = claim.job
         try:
             if claim.tries > MAX_TRIES:
-                give_up(self.github, self.state, claim)
+                give_up(self.github, self.state, claim, self.reporting)
             else:
                 announce(
                     self.github,

@@ -17,11 +17,20 @@ from dataclasses import replace
 from bot.jobs import Job, JobKind
 from bot.settings import ForkApproval
 
-__all__ = ["WAITING", "WAITING_TEXT", "approved", "approved_id", "needs_approval"]
+__all__ = [
+    "WAITING",
+    "WAITING_TEXT",
+    "approved",
+    "approved_id",
+    "approved_text",
+    "needs_approval",
+    "waiting_of",
+]
 
 WAITING = "waiting"
 """The state's final word on a build that waits for approval (its approved twin runs)."""
 WAITING_TEXT = "waiting for approval"
+_APPROVED = "-approved"
 
 
 def needs_approval(mode: ForkApproval, job: Job, is_collaborator: Callable[[str], bool]) -> bool:
@@ -41,7 +50,20 @@ def needs_approval(mode: ForkApproval, job: Job, is_collaborator: Callable[[str]
 def approved_id(build_id: str) -> str:
     """The id of the build an Approve of `build_id` makes: one per waiting build, whoever
     presses it and however often, so two writers approving at once start one build."""
-    return f"{build_id}-approved"
+    return f"{build_id}{_APPROVED}"
+
+
+def waiting_of(job: Job) -> str | None:
+    """The waiting build whose Approve made `job` (its check run is taken over, SPEC §11);
+    None for any other build, a re-run of an approved one included (its id is its own)."""
+    if job.approved_by is None or not job.id.endswith(_APPROVED):
+        return None
+    return job.id.removesuffix(_APPROVED)
+
+
+def approved_text(job: Job) -> str:
+    """What the check run taken over from the waiting build says while the build goes on."""
+    return f"approved by {job.approved_by}"
 
 
 def approved(job: Job, login: str) -> Job:

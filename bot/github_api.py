@@ -107,7 +107,11 @@ class Installation:
         return check_id
 
     def update_check_run(self, full_name: str, check_id: int, check: CheckRun) -> None:
-        body: dict[str, Any] = {"status": check.status.value, **_check_fields(check)}
+        body: dict[str, Any] = {
+            "status": check.status.value,
+            "external_id": check.external_id,  # an approved build takes over its twin's
+            **_check_fields(check),
+        }
         self._check_call(
             f"update the {check.name} check run",
             "PATCH",

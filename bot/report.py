@@ -71,6 +71,26 @@ class BuildReport:
         """Post in this thread (the announcer's, which does nothing else meanwhile)."""
         self._send(_Item(check, status))
 
+    def take_over(
+        self, previous: str, check: CheckRun, status: statuses.CommitStatus | None
+    ) -> None:
+        """Post `check` (in this thread) as an update of build `previous`'s check run, which
+        becomes this build's (its `external_id` changed); a new one if it cannot be found.
+
+        An approved fork build takes over the check run its waiting twin left `queued`
+        (SPEC §11), so no check run waits forever for an approval already given.
+        """
+        if self.checks:
+            try:
+                found = self.installation.find_check_run(
+                    self.job.repo, self.job.sha, check.name, previous
+                )
+            except DockerciseError as e:  # a 403 falls back when the report itself is sent
+                log.info("build %s: cannot find build %s's check run: %s", self.job.id, previous, e)
+                found = None
+            self._check_id = found  # None: a new check run, as for any build
+        self._send(_Item(check, status))
+
     def close(self, wait: float = FINAL_WAIT) -> None:
         """Let the side thread post what is queued (at most `wait` seconds) and end."""
         with self._lock:
@@ -107,8 +127,8 @@ class BuildReport:
         if check.name != checks.CHECK_NAME:  # a stage's own: made once, completed
             self.installation.create_check_run(repo, sha, check)
             return
-        if check.status is checks.CheckStatus.QUEUED:  # announced: a new check run
-            self._check_id = self.installation.create_check_run(repo, sha, check)
+        if check.status is checks.CheckStatus.QUEUED and self._check_id is None:
+            self._check_id = self.installation.create_check_run(repo, sha, check)  # announced
             return
         if self._check_id is None:
             self._check_id = self.installation.find_check_run(

@@ -188,6 +188,30 @@ def pull_request_payload(
     return payload
 
 
+def rerequest(
+    github: FakeGitHub, event: str, repo: str, sha: str, branch: str, external_id: str = ""
+) -> dict[str, Any]:
+    """A real `rerequested` delivery (GitHub's example), pointed at our repository and commit."""
+    payload: dict[str, Any] = json.loads(
+        (PAYLOADS / f"{event}.rerequested.payload.json").read_text()
+    )
+    owner, name = repo.split("/")
+    payload["installation"] = {"id": github.installation_id}
+    payload["repository"].update(name=name, full_name=repo, clone_url=github.clone_url(repo))
+    payload["repository"]["owner"]["login"] = owner
+    subject = payload[event]
+    subject["head_sha"] = sha
+    if event == "check_run":
+        subject["external_id"] = external_id
+        subject["check_suite"]["head_branch"] = branch
+    else:
+        subject["head_branch"] = branch
+        # What a lying (or mistaken) payload says: a pull request of the repository itself.
+        for pr in subject["pull_requests"]:
+            pr["head"]["sha"] = sha
+    return payload
+
+
 def final_status(github: FakeGitHub, sha: str, seconds: float = 60) -> dict[str, Any]:
     def final() -> dict[str, Any] | None:
         done = [s for s in github.statuses_for(sha) if s["state"] != "pending"]
