@@ -32,12 +32,12 @@ from bot.approval import WAITING, WAITING_TEXT, approved_text, needs_approval, w
 from bot.checkout import Mirrors
 from bot.checks import ReportMode
 from bot.github_api import GitHubApp, Installation
-from bot.jobs import Job, JobKind
+from bot.jobs import Job
 from bot.reasons import Redactor, Step, crashed
 from bot.report import BuildReport, uses_checks
 from bot.settings import ForkApproval
 from bot.state import ANNOUNCE_LEASE, Claim, StateStore
-from bot.supersede import SUPERSEDED, skip_ci, superseded
+from bot.supersede import SUPERSEDED, skip_applies, skip_ci, superseded
 from bot.triggers import unwanted
 from pages.links import runs_url
 from runner import pipeline as pipelines
@@ -61,12 +61,8 @@ class Reporting:
 
 
 def _skipped(installation: Installation, job: Job) -> bool:
-    """A pull request's head commit asks for no build (`[skip ci]`, read through the API);
-    a push's was read from its payload when it came (`webhooks.events`). A re-run (from
-    GitHub or the run page) was asked for by a person: it builds whatever the message says."""
-    if job.kind is not JobKind.PULL_REQUEST or "rerun_of" in job.trigger:
-        return False
-    return skip_ci(installation.commit_message(job.repo, job.sha))
+    """A pull request's head commit asks for no build (`[skip ci]`, read through the API)."""
+    return skip_applies(job) and skip_ci(installation.commit_message(job.repo, job.sha))
 
 
 def _supersede(state: StateStore, job: Job, policy: Supersede) -> None:

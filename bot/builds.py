@@ -39,6 +39,7 @@ from bot.remotes import scope_remotes
 from bot.report import BuildReport, uses_checks
 from bot.settings import Settings
 from bot.state import StateStore
+from bot.supersede import skip_applies, skip_ci
 from bot.triggers import unwanted
 from pages.links import results_url, runs_url
 from runner import caching
@@ -287,6 +288,11 @@ class Builder:
             masker.add(token)
             report = self._report(job, installation)
             self.mirrors.checkout(job.repo, job.clone_url, job.ref, job.sha, workdir, token)
+            if skip_applies(job) and skip_ci(
+                self.mirrors.commit_message(job.repo, job.ref, job.sha)
+            ):  # the announcer could not read the message: nothing reported yet, nor now
+                log.info("build %s of %s: [skip ci]", job.id, job.repo)
+                return "skipped"
             progress.step = Step.LOAD
             return self._run(job, workdir, report, masker, redact, progress, cancel)
         except Exception as e:  # the worker task's one catch-all: never leave `pending`

@@ -210,6 +210,19 @@ class Mirrors:
                 raise CheckoutFailed(f"cannot list the files of {sha[:12]}: {why}") from None
         return found
 
+    def commit_message(self, repo: str, ref: str, sha: str) -> str:
+        """The message of `sha`, which a checkout has brought into the mirror."""
+        mirror = self._mirror(repo, ref, sha)
+        with self._locked(mirror):
+            try:
+                raw = _git(mirror, "cat-file", "commit", sha)
+            except _GitFailed as e:
+                raise CheckoutFailed(
+                    f"cannot read commit {sha[:12]}: {_last_line(e.stderr, None)}"
+                ) from None
+        _, _, message = raw.partition(b"\n\n")
+        return message.decode("utf-8", "replace")
+
     def evict(self, keep: str | None = None) -> list[str]:
         """Remove the least recently used mirrors until all fit in `max_bytes`; the removed.
 

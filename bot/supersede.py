@@ -13,7 +13,7 @@ from bot.state.base import Build
 from runner.model import Supersede
 from webhooks.events import skips_ci
 
-__all__ = ["SUPERSEDED", "skip_ci", "superseded"]
+__all__ = ["SUPERSEDED", "skip_applies", "skip_ci", "superseded"]
 
 SUPERSEDED = "cancelled: superseded"
 
@@ -21,6 +21,13 @@ SUPERSEDED = "cancelled: superseded"
 def skip_ci(message: str | None) -> bool:
     """Whether a head commit's message asks for no build (`[skip ci]` or `[ci skip]`)."""
     return skips_ci(message)
+
+
+def skip_applies(job: Job) -> bool:
+    """Whether a `[skip ci]` in `job`'s head commit skips it (SPEC §12): a pull request's
+    build, unless it is a re-run (from GitHub or the run page: a person asked for it).
+    A push's message is read from its delivery, which is ignored then (`webhooks.events`)."""
+    return job.kind is JobKind.PULL_REQUEST and "rerun_of" not in job.trigger
 
 
 def _same_line(job: Job, other: Job, policy: Supersede) -> bool:

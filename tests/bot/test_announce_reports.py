@@ -16,6 +16,7 @@ from flask.testing import FlaskClient
 from bot.acting import rerun
 from bot.announce import MAX_TRIES, Reporting, announce, give_up
 from bot.approval import WAITING, approved, approved_id
+from bot.builds import Builder
 from bot.checkout import Mirrors
 from bot.checks import ReportMode
 from bot.github_api import GitHubApp
@@ -235,3 +236,23 @@ def test_a_skip_ci_pull_request_builds_nothing_on_any_action_but_a_re_run_builds
     # So does a re-run of a skipped build asked for some other way (`bot.acting.rerun`).
     assert rerun(parts.state, sorted(skipped)[0], "writer") is not None
     assert parts.announce_recorded() == ["announced"]
+
+
+def test_the_worker_skips_a_pull_request_whose_message_the_announcer_could_not_read(
+    parts: Announcing, github: FakeGitHub
+) -> None:
+    """Queued unannounced (GitHub did not answer the announcer): the checkout's commit says
+    `[skip ci]`, so the worker ends the build before loading it, reporting nothing."""
+    github.grant_checks()
+    github.push("octo/app", {"README": "main\n"})
+    sha = github.push(
+        "octo/app", {".dockercise.yml": PIPELINE}, branch="topic", message="docs\n\n[ci skip]"
+    )
+    github.open_pull_request("octo/app", 7, "topic")
+    job = _pull_request(github, sha, "s1")
+    parts.state.record(job)
+    Builder(parts.settings, parts.app, parts.state, "test-worker").build(job)
+    found = parts.state.get("s1")
+    assert found is not None and (found.status, found.state) == ("done", "skipped")
+    assert parts.reports(sha) == []
+    assert not (parts.settings.data_dir / "checkouts" / "s1").exists()
