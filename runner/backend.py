@@ -79,9 +79,11 @@ class ContainerBackend(Protocol):
     ) -> None:
         """Build `context` with `dockerfile` into `tag`; `output` gets the builder's text.
 
-        The image belongs to the run: `remove_run` removes it.  `hidden` paths
-        of the context are never read.  The image carries `labels` (its
-        owner's, `runner.ownership`) besides the run's own.  The build's
+        The image belongs to the run by its tag (`plan.build_tag`: `remove_run`
+        and `built_images` find it by that), never by a label: it carries only
+        `labels` (the same in every build of the stage, so that an unchanged
+        Dockerfile is the cache's to its last step) over blank owner labels.
+        `hidden` paths of the context are never read.  The build's
         containers get `resources` (memory and CPUs) and the `network` mode
         (None: the engine's default); a build running past `timeout` seconds
         is stopped.  BuildFailed with the builder's message (`timeout` when
@@ -95,7 +97,15 @@ class ContainerBackend(Protocol):
 
         The kept image outlives the run and names no owner, so neither
         `remove_run` nor any recovery sweep removes it; the image kept before
-        under that name is removed.  Never raises.
+        under that name is removed unless something else still names it.
+        Never raises.
+        """
+
+    def built_images(self, run_id: str) -> list[Labelled]:
+        """The images the run's `build` stages made, whoever made them (its own tags: removing
+        one, `discard`, removes that tag, and the image only when nothing else names it).
+
+        ContainerFailed when the engine cannot be asked.
         """
 
     def has_image(self, image: str) -> bool:
@@ -146,7 +156,7 @@ class ContainerBackend(Protocol):
         """Remove everything labelled with the run, left by this process or a dead one.
 
         Waits for pending removals first; its networks go after its containers;
-        images are removed when this process built them.  Never raises: the
+        its built images (`built_images`) when this process built them.  Never raises: the
         run's result is settled already.
         """
 

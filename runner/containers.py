@@ -10,8 +10,6 @@ Podman answers the same API: point DOCKER_HOST at its socket.
 from __future__ import annotations
 
 import contextlib
-import io
-import json
 import math
 import re
 import threading
@@ -45,7 +43,46 @@ from runner.plan import ContainerSpec
 
 __all__ = ["Containers"]
 
-_LAYER = re.compile(r"^ ---> ([0-9a-f]{12,64})$", re.MULTILINE)
+_STEP = re.compile(r"^ ---> (Running in [0-9a-f]+|[0-9a-f]{12,64})$", re.MULTILINE)
+BUILT_IMAGES = "dockercise-build"
+"""The repository of every run's built images (`plan.build_tag`): the tag names the run."""
+
+
+def built_layers(text: str, fresh: bool = False) -> tuple[list[str], bool]:
+    """The image ids the builder *made* in `text` (its output), and whether a step is running.
+
+    A step it made prints `Running in <container>` before its id; a step taken
+    from the cache (`Using cache`) or a `FROM` image prints only the id: those
+    belong to other builds (a kept image, the base image, another run of the
+    same Dockerfile) and must never be removed with a failed build.  `fresh`
+    carries a step's state across chunks of output.
+    """
+    made: list[str] = []
+    for found in _STEP.finditer(text):
+        step = found.group(1)
+        if step.startswith("Running in"):
+            fresh = True
+        else:
+            if fresh:
+                made.append(step)
+            fresh = False
+    return made, fresh
+
+
+def build_labels(labels: Mapping[str, str] | None) -> dict[str, str]:
+    """What a built image is labelled with: `labels` over every owner label blanked.
+
+    The classic builder adds one `LABEL` step per label, after the
+    Dockerfile's own steps, and a label whose value changes from build to
+    build is a step the cache never has (a container made and committed each
+    time).  So a built image names no run and no owner (its tag names the
+    run, BUILT_IMAGES), and only what is the same in every build of a stage
+    (the repository, `caching.KEPT_LABEL`) may be given: a second build of an
+    unchanged Dockerfile is then the cache's from its first step to its last.
+    Blank owner labels over the Dockerfile's own mean no Dockerfile can make
+    its image pass for a dead run's.
+    """
+    return {**blank_labels(), "dockercise.run": "", **(labels or {})}
 
 
 def _context_archive(context: Path, dockerfile: str, hidden: Sequence[str]) -> IO[bytes]:
@@ -187,6 +224,7 @@ class Containers:
         connection is dropped, which stops the build in the engine.
         """
         layers: list[str] = []
+        fresh = False
         archive: IO[bytes] | None = None
         with self._lock:
             self._built.add(run_id)
@@ -211,8 +249,7 @@ class Containers:
                 cache_from=[cache_from] if cache_from else None,
                 nocache=cache_from is None,
                 decode=True,
-                # Over the Dockerfile's own LABELs: a Dockerfile cannot pose as another owner.
-                labels={**blank_labels(), **(labels or {}), "dockercise.run": run_id},
+                labels=build_labels(labels),
                 **options,
             )
             for event in events:
@@ -221,7 +258,8 @@ class Containers:
                 text = event.get("stream", "")
                 if text:
                     output(text)
-                    layers += _LAYER.findall(text)
+                    made, fresh = built_layers(text, fresh)
+                    layers += made
                 if "error" in event:
                     raise BuildFailed(f"build failed: {str(event['error']).strip()}")
         except BuildFailed:
@@ -268,49 +306,62 @@ class Containers:
         return True
 
     def keep(self, tag: str, kept: str, repo: str) -> None:
-        """Keep the image `tag` as `kept`, its stage's layer cache, owned by no process.
+        """Keep the image `tag` as `kept`, its stage's layer cache: one more tag on it.
 
-        The kept image is a child of the built one with one more step, a
-        `LABEL` that blanks every owner label (and the run's): a thing that
-        names no owner is never any sweeper's to remove (`runner.recovery`),
-        whichever version of dockercise sweeps.  It is made again only when
-        the built image's layers differ from the kept one's; the image it
-        replaces is removed.
+        A built image names no owner (`build_labels`), so a kept one is never
+        any sweeper's to remove (`runner.recovery`), and the run's clean-up
+        removes only its own tag.  The image kept before under that name
+        loses the name, and goes unless something else still holds it.
         """
         with contextlib.suppress(
             docker.errors.DockerException, requests.exceptions.RequestException
         ):
             built = self.api.inspect_image(tag)  # type: ignore[no-untyped-call]
+            if (built.get("Config") or {}).get("Labels", {}).get(KEPT_LABEL) != repo:
+                return  # not built for this repository: never kept for it
             try:
                 before = self.api.inspect_image(kept)  # type: ignore[no-untyped-call]
             except docker.errors.ImageNotFound:
                 before = None
-            if before is not None and _layers(before) == _layers(built):
+            if before is not None and before["Id"] == built["Id"]:
                 return
-            blanks = {**blank_labels(), "dockercise.run": "", "dockercise.stage": ""}
-            blanks[KEPT_LABEL] = repo
-            label = " ".join(f"{k}={json.dumps(v)}" for k, v in sorted(blanks.items()))
-            dockerfile = f"FROM {built['Id']}\nLABEL {label}\n".encode()
-            for event in self.api.build(
-                fileobj=io.BytesIO(dockerfile), tag=kept, rm=True, forcerm=True, decode=True
-            ):
-                if "error" in event:
-                    return
+            repository, name = parse_repository_tag(kept)
+            self.api.tag(built["Id"], repository, name or "latest", force=True)
             if before is not None:
-                self.api.remove_image(before["Id"])  # refused (and left) while named elsewhere
+                with contextlib.suppress(docker.errors.APIError):
+                    self.api.remove_image(before["Id"])  # refused while it has other names
 
-    def _remove_image(self, image_id: str) -> None:
-        """Remove a run's image: its tags, then itself unless a kept image descends from it."""
-        info = self.api.inspect_image(image_id)  # type: ignore[no-untyped-call]
+    def built_images(self, run_id: str) -> list[Labelled]:
+        """The run's built images, by their tags (`dockercise-build:<runId>-...`)."""
+        try:
+            found = self.api.images(filters={"reference": f"{BUILT_IMAGES}:{run_id}-*"})
+        except (docker.errors.DockerException, requests.exceptions.RequestException) as e:
+            why = _explain(e)
+            raise ContainerFailed(f"cannot list the images of run {run_id}: {why}") from None
+        prefix = f"{BUILT_IMAGES}:{run_id}-"
+        return [
+            Labelled(Kind.IMAGE, tag, info.get("Labels") or {})
+            for info in found
+            for tag in info.get("RepoTags") or []
+            if tag.startswith(prefix)
+        ]
+
+    def _remove_image(self, image: str) -> None:
+        """Remove a run's image: a built image's tag (what else names it stays), or an
+        image that older versions labelled with the run, by id, unless a kept image is it."""
+        if image.startswith(f"{BUILT_IMAGES}:"):
+            self.api.remove_image(image)  # the tag; the image too when nothing else names it
+            return
+        info = self.api.inspect_image(image)  # type: ignore[no-untyped-call]
         tags = [t for t in info.get("RepoTags") or [] if not t.startswith(KEPT_IMAGES)]
         for other in tags:
             self.api.remove_image(other)
         with contextlib.suppress(docker.errors.ImageNotFound):
             if not any(
                 t.startswith(KEPT_IMAGES)
-                for t in self.api.inspect_image(image_id).get("RepoTags") or []  # type: ignore[no-untyped-call]
+                for t in self.api.inspect_image(image).get("RepoTags") or []  # type: ignore[no-untyped-call]
             ):
-                self.api.remove_image(image_id, force=True)
+                self.api.remove_image(image, force=True)
 
     def _forget_layers(self, layers: list[str]) -> None:
         if layers:  # removing the last layer removes its untagged parents too
@@ -476,8 +527,8 @@ class Containers:
                 self._remove_image(thing.id)
 
     def remove_run(self, run_id: str) -> None:
-        """Remove the run's containers, then its networks and built images, once pending
-        removals are done."""
+        """Remove the run's containers, then its networks and built images (their tags), once
+        pending removals are done."""
         with self._lock:
             pending, self._removals = self._removals, []
         wait(pending)
@@ -490,11 +541,15 @@ class Containers:
             with self._lock:
                 built = run_id in self._built
                 self._built.discard(run_id)
-            images = self.api.images(filters=label) if built else []
-        except (docker.errors.DockerException, requests.exceptions.RequestException):
+            images = self.built_images(run_id) if built else []
+        except (
+            ContainerFailed,
+            docker.errors.DockerException,
+            requests.exceptions.RequestException,
+        ):
             return
         for image in images:
             with contextlib.suppress(
                 docker.errors.DockerException, requests.exceptions.RequestException
             ):
-                self._remove_image(image["Id"])
+                self._remove_image(image.id)

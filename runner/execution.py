@@ -329,7 +329,9 @@ class StageExecutor:
         if refused is not None:
             raise BuildFailed(refused)
         self._note(stage, log, f"building {tag} from {stage.build}")
-        labels = dict(self.labels)
+        # Only what every build of the stage shares: a label that changes from run to run
+        # would be a step the builder's cache never has (its tag names the run instead).
+        labels: dict[str, str] = {}
         cache_from = None
         if self.scope is not None:
             labels[caching.KEPT_LABEL] = self.scope.repo

@@ -160,24 +160,40 @@ def sweep(
             swept.problems.append(str(e))
     dead_things = [t for t in things if _dead(Owner.from_labels(t.labels), machine, lookup)]
     runs: dict[tuple[str, str], list[Path]] = {}
+    dead_runs: list[str] = []
     for thing in dead_things:
         record = RunRecord.from_labels(thing.labels)
+        if record is not None and thing.kind is not Kind.IMAGE:
+            dead_runs.append(record.run_id)
         if thing.kind is Kind.CONTAINER and record is not None and record.store:
             runs.setdefault((record.run_id, record.store), [])
     for directory in _temp_dirs(temp):
         record = read_record(directory)
         if record is not None and _dead(record.owner, machine, lookup):
             runs.setdefault((record.run_id, record.store), []).append(directory)
+            dead_runs.append(record.run_id)
     for (run_id, url), directories in sorted(runs.items()):
         if _finish(open_store, url, run_id, swept):
             for directory in directories:
                 shutil.rmtree(directory, ignore_errors=True)
                 swept.directories.append(directory)
     if backend is not None:
-        for thing in dead_things:
+        for thing in dead_things + _built_images(backend, dead_runs, swept):
             backend.discard(thing)
             swept.removed.append(thing)
     return swept
+
+
+def _built_images(backend: ContainerBackend, runs: Iterable[str], swept: Swept) -> list[Labelled]:
+    """The images dead runs built: named by their run (their tags), since they name no owner
+    (a label that changes every run would cost every build a step the cache never has)."""
+    found: list[Labelled] = []
+    for run_id in sorted(set(runs)):
+        try:
+            found += backend.built_images(run_id)
+        except ContainerFailed as e:
+            swept.problems.append(str(e))
+    return found
 
 
 def sweep_here(backend: ContainerBackend | None, environ: Mapping[str, str]) -> Swept:

@@ -116,12 +116,14 @@ def test_a_killed_run_is_removed_and_finished_by_the_next_run(
 
     with pytest.raises(docker.errors.NotFound):
         docker_client.api.inspect_container(container["Id"])
-    # Gone, but for the untagged layers of the `image` stage's kept image (SPEC §13).
+    # The run's image is named by its tag alone (it names no owner): the tag is gone, and the
+    # image too unless it is (or is a layer of) the `image` stage's kept image (SPEC §13).
+    assert not docker_client.api.images(filters={"reference": f"dockercise-build:{run_id}-*"})
     if image not in kept_lineage(docker_client):
         with pytest.raises(docker.errors.NotFound):
             docker_client.images.get(image)
     else:
-        assert not docker_client.images.get(image).tags
+        assert all(t.startswith("dockercise-cache/") for t in docker_client.images.get(image).tags)
     with pytest.raises(docker.errors.NotFound):
         docker_client.networks.get(network)
     assert not list(no_leaks.glob(f"dockercise-{run_id}-*"))

@@ -138,7 +138,7 @@ class FakeBackend:
         cache_from: str | None = None,
     ) -> None:
         self._record("build", tag)
-        self.images[tag] = {**(labels or {}), "dockercise.run": run_id}
+        self.images[tag] = {**(labels or {})}  # named by the run's tag, never labelled with it
         with self._lock:
             self.builds.append(
                 {"tag": tag, "resources": resources, "network": network, "timeout": timeout}
@@ -150,6 +150,15 @@ class FakeBackend:
     def keep(self, tag: str, kept: str, repo: str) -> None:
         self._record("keep", kept)
         self.images[kept] = dict(self.images.get(tag, {}))
+
+    def built_images(self, run_id: str) -> list[Labelled]:
+        self._record("built_images", run_id)
+        with self._lock:
+            return [
+                Labelled(Kind.IMAGE, t, ls)
+                for t, ls in self.images.items()
+                if t.startswith(f"dockercise-build:{run_id}-")
+            ]
 
     def has_image(self, image: str) -> bool:
         return image in self.images
