@@ -42,8 +42,9 @@ from bot.state import StateStore
 from bot.supersede import skip_applies, skip_ci
 from bot.triggers import unwanted
 from pages.links import results_url, runs_url
-from runner import caching
+from runner import caching, pruning
 from runner import pipeline as pipelines
+from runner.backend import ContainerBackend
 from runner.cachestore import CacheStore
 from runner.encryption import Audience, Secrets, decrypt_pipeline
 from runner.engine import Engine, RunOptions, prepare
@@ -474,7 +475,10 @@ class Builder:
         )
         if any(stage.cache for stage in loaded.stages.values()):
             options.cache_store = CacheStore(
-                self.settings.data_dir / "cache", self.settings.cache_max, self.settings.cache_url
+                self.settings.data_dir / "cache",
+                self.settings.cache_max,
+                self.settings.cache_url,
+                days=self.settings.cache_days,
             )
         plan = prepare(loaded, options)
         store = open_store(
@@ -494,10 +498,26 @@ class Builder:
             scans = self._scans(run, store, workdir) if report.checks else {}
             return run, scans
         finally:
+            self._tidy(containers, options.cache_store)
             containers.close()
             store.close()
             if options.cache_store is not None:
                 options.cache_store.close()
+
+    def _tidy(self, containers: ContainerBackend, caches: CacheStore | None) -> None:
+        """After a build: caches and kept images unused for DOCKERCISE_CACHE_DAYS days go
+        (S3 and the engine's kept images at most hourly); a failure is only logged."""
+        try:
+            if caches is not None:
+                gone = caches.tidy()
+                if gone:
+                    log.info("removed %d cache(s) unused or past the bound from S3", len(gone))
+            if pruning.due(self.settings.data_dir / "cache" / ".pruned-kept"):
+                dropped = pruning.prune_kept(containers, self.settings.cache_days, local=False)
+                if dropped:
+                    log.info("removed %d kept image(s) unused for days", len(dropped))
+        except (DockerciseError, OSError) as e:  # never the build's: the next one tries again
+            log.warning("cannot prune caches: %s", e)
 
     def _layer_salt(self) -> str:
         """This worker's salt in kept images' names, made once (`runner.caching.kept_image`)."""

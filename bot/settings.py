@@ -16,8 +16,9 @@ from pathlib import Path
 
 from bot.checks import ReportMode
 from bot.destinations import Allowance, AllowanceInvalid, parse_allowance
-from runner.cachestore import CACHE_MAX, CACHE_URL
+from runner.cachestore import CACHE_DAYS, CACHE_MAX, CACHE_URL
 from runner.cachestore import DEFAULT_MAX as DEFAULT_CACHE_MAX
+from runner.caching import DEFAULT_DAYS as DEFAULT_CACHE_DAYS
 from runner.encryption import is_repository
 from runner.errors import DockerciseError
 from runner.limits import Limits, limits_from_env, parse_size
@@ -75,6 +76,8 @@ class Settings:
     """Bytes of `cache` archives kept on this worker (`DOCKERCISE_CACHE_MAX`), LRU past it."""
     cache_url: str | None = None
     """`DOCKERCISE_CACHE_URL`: the S3 place every worker shares caches through."""
+    cache_days: int = DEFAULT_CACHE_DAYS
+    """`DOCKERCISE_CACHE_DAYS`: caches and kept images unused that long are removed."""
     client_id: str | None = None
     """The GitHub App's OAuth client id: sign-in is offered only when it is set (§11)."""
     client_secret: str | None = field(default=None, repr=False)
@@ -242,6 +245,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     limits, wrong = limits_from_env(env, defaults=True)
     problems += wrong
     cache_max = _size(env, CACHE_MAX, problems, DEFAULT_CACHE_MAX)
+    cache_days = _int(env, CACHE_DAYS, problems, DEFAULT_CACHE_DAYS)
     cache_url = env.get(CACHE_URL) or None
     if cache_url is not None and not cache_url.startswith("s3://"):
         problems.append(f"{CACHE_URL} must be s3://bucket/prefix, not '{cache_url}'")
@@ -286,6 +290,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         limits=limits,
         cache_max=cache_max,
         cache_url=cache_url,
+        cache_days=cache_days,
         client_id=client_id,
         client_secret=client_secret,
         web_url=web_url,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import sys
@@ -20,10 +21,10 @@ from cli.options import (
     results_option,
     stderr,
 )
-from runner import caching, encryption, recovery
-from runner.cachestore import LOCAL_CACHE, CacheStore
+from runner import caching, encryption, pruning, recovery
+from runner.cachestore import CACHE_DAYS, LOCAL_CACHE, CacheStore, parse_days
 from runner.engine import Engine, RunOptions, prepare
-from runner.errors import UsageError
+from runner.errors import DockerciseError, UsageError
 from runner.limits import limits_from_env
 from runner.masking import Masker
 from runner.outcome import Status
@@ -108,6 +109,12 @@ def run(
         ),
         cache_scope=caching.local_scope(str(loaded.root.resolve())),
     )
+    # Kept images of local projects unused for DOCKERCISE_CACHE_DAYS go when a run builds.
+    days = (
+        (parse_days(environ[CACHE_DAYS]) if environ.get(CACHE_DAYS) else caching.DEFAULT_DAYS)
+        if any(stage.build is not None for stage in loaded.stages.values())
+        else None
+    )
     plan = prepare(loaded, options)
     store = open_store(results, loaded.root, environ)
     from runner.containers import Containers  # the docker SDK is only imported when needed
@@ -116,9 +123,14 @@ def run(
     # What dead runs left is swept meanwhile (it never touches a live process's things),
     # so the first container does not wait for it.
     swept: list[recovery.Swept] = []
-    sweeper = threading.Thread(
-        target=lambda: swept.append(recovery.sweep_here(containers, environ)), name="sweep"
-    )
+
+    def sweep() -> None:
+        swept.append(recovery.sweep_here(containers, environ))
+        if days is not None:
+            with contextlib.suppress(DockerciseError):  # the next run tries again
+                pruning.prune_kept(containers, days, local=True)
+
+    sweeper = threading.Thread(target=sweep, name="sweep")
     sweeper.start()
     interrupt = Interrupt()
     reporter = ConsoleReporter(quiet=quiet)
@@ -145,6 +157,8 @@ def run(
         containers.close()
         store.close()
         if options.cache_store is not None:
+            with contextlib.suppress(DockerciseError, OSError):  # the next run tries again
+                options.cache_store.tidy()
             options.cache_store.close()
     click.echo(f"results: {_location(store, result.id)}")
     if result.status is Status.CANCELLED:

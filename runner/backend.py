@@ -24,6 +24,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Protocol
 
+from runner.caching import KeptImage
 from runner.limits import Resources
 from runner.plan import ContainerSpec
 
@@ -100,6 +101,18 @@ class ContainerBackend(Protocol):
         under that name is removed unless something else still names it.
         Never raises.
         """
+
+    def use_kept(self, kept: str) -> None:
+        """Record that a build starts from the kept image now (`kept_images` tells when it was
+        last used, for `runner.pruning`).  Never raises."""
+
+    def kept_images(self) -> list[KeptImage]:
+        """Every image kept for a stage's layers on this engine, with its repository and the
+        last time it was kept or used.  ContainerFailed when the engine cannot be asked."""
+
+    def drop_kept(self, kept: str) -> None:
+        """Forget a kept image: its name goes, and the image with it unless something else (a
+        run using it right now) still names it.  Never raises."""
 
     def built_images(self, run_id: str) -> list[Labelled]:
         """The images the run's `build` stages made, whoever made them (its own tags: removing

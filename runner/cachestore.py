@@ -7,6 +7,13 @@ Thin on purpose: what to restore and whether to save is `runner.caching`'s
 every save is uploaded too and a cache missing here is fetched from there,
 so that every worker finds it.  A store that fails is never a stage's
 failure: the stage runs without its cache, and says so in its log.
+
+Both are bounded alike (`caching.evictions`): an archive unused for
+`DOCKERCISE_CACHE_DAYS` days goes, then the least recently used past
+`DOCKERCISE_CACHE_MAX`.  An S3 object's time is when it was saved, so each
+restore also writes an empty `<name>.used` beside it, whose time is the last
+use: any worker's reads count, and pruning (`prune_shared`, at most hourly per
+worker, `tidy`) needs only a listing.
 """
 
 from __future__ import annotations
@@ -20,16 +27,27 @@ from pathlib import Path
 from typing import Any
 
 from runner import limits
-from runner.caching import Entry
-from runner.errors import UsageError
+from runner.caching import DEFAULT_DAYS, Entry, Held, evictions
+from runner.errors import StoreUnavailable, UsageError
+from runner.pruning import due
 
-__all__ = ["CACHE_MAX", "CACHE_URL", "LOCAL_CACHE", "CacheStore", "parse_size"]
+__all__ = ["CACHE_DAYS", "CACHE_MAX", "CACHE_URL", "LOCAL_CACHE", "CacheStore", "parse_size"]
 
+CACHE_DAYS = "DOCKERCISE_CACHE_DAYS"
 CACHE_MAX = "DOCKERCISE_CACHE_MAX"
 CACHE_URL = "DOCKERCISE_CACHE_URL"
 DEFAULT_MAX = 10 << 30
 LOCAL_CACHE = ".dockercise/cache"
 """Where a local run keeps its caches, under the project (never shown to a stage)."""
+USED = ".used"
+"""The suffix of the empty S3 object whose time is an archive's last use."""
+
+
+def parse_days(text: str, name: str = CACHE_DAYS) -> int:
+    """A whole number of days, at least 1; UsageError naming the variable otherwise."""
+    if not text.strip().isdigit() or int(text) < 1:
+        raise UsageError(f"{name}={text}: give a whole number of days, at least 1")
+    return int(text)
 
 
 def parse_size(text: str, name: str = CACHE_MAX) -> int:
@@ -45,10 +63,16 @@ class CacheStore:
     """Cache archives in `root` (LRU within `limit` bytes), and in S3 when `url` is given."""
 
     def __init__(
-        self, root: Path, limit: int = DEFAULT_MAX, url: str | None = None, client: Any = None
+        self,
+        root: Path,
+        limit: int = DEFAULT_MAX,
+        url: str | None = None,
+        client: Any = None,
+        days: int = DEFAULT_DAYS,
     ) -> None:
         self.root = root
         self.limit = limit
+        self.days = days
         self.root.mkdir(parents=True, exist_ok=True, mode=0o700)
         self.bucket = self.prefix = ""
         self.client = client
@@ -67,7 +91,8 @@ class CacheStore:
         url = environ.get(CACHE_URL) or None
         if url is not None and not url.startswith("s3://"):
             raise UsageError(f"{CACHE_URL}={url}: use s3://bucket/prefix")
-        return cls(root, limit, url)
+        days = parse_days(environ[CACHE_DAYS]) if environ.get(CACHE_DAYS) else DEFAULT_DAYS
+        return cls(root, limit, url, days=days)
 
     def _path(self, name: str) -> Path:
         return self.root / name
@@ -123,6 +148,10 @@ class CacheStore:
         if not path.is_file():
             return None
         os.utime(path, (_now(), path.stat().st_mtime))  # read now: last out of the LRU
+        if self.client is not None:
+            # Used now, for every worker's pruning; a store that refuses costs nothing more.
+            with contextlib.suppress(Exception):
+                self.client.put_object(Bucket=self.bucket, Key=self._key(name) + USED, Body=b"")
         return path
 
     def save(self, name: str, archive: Path) -> None:
@@ -135,21 +164,55 @@ class CacheStore:
         self._evict()
 
     def _evict(self) -> None:
-        """Remove the least recently used archives until the folder holds at most `limit`."""
+        """Remove the archives unused for `days`, then the least recently used past `limit`."""
         with self._locked():
-            files = []
+            held = []
             for path in self.root.rglob("*.tar"):
                 with contextlib.suppress(FileNotFoundError):
                     stat = path.stat()
-                    files.append((max(stat.st_atime, stat.st_mtime), stat.st_size, path))
-            total = sum(size for _, size, _ in files)
-            for _, size, path in sorted(files):
-                if total <= self.limit:
-                    break
+                    name = str(path.relative_to(self.root))
+                    held.append(Held(name, stat.st_size, max(stat.st_atime, stat.st_mtime)))
+            for name in evictions(held, _now(), self.days, self.limit):
                 with contextlib.suppress(FileNotFoundError):
-                    path.unlink()
-                    total -= size
-                    _prune(path.parent, self.root)
+                    self._path(name).unlink()
+                    _prune(self._path(name).parent, self.root)
+
+    def tidy(self) -> list[str]:
+        """The worker's clean-up after a build: this folder's, and the shared store's when an
+        hour has passed since this worker last pruned it.  What went from S3."""
+        self._evict()
+        if self.client is None or not due(self.root / ".pruned-shared"):
+            return []
+        try:
+            return self.prune_shared()
+        except Exception as e:  # botocore's many errors, as `runner.cacheio` meets them
+            raise StoreUnavailable(f"cannot prune the caches in s3://{self.bucket}: {e}") from e
+
+    def prune_shared(self, now: float | None = None) -> list[str]:
+        """Remove from S3 the archives unused for `days`, then the least recently used past
+        `limit` (the bucket holds what one worker may): their names."""
+        assert self.client is not None
+        objects: dict[str, tuple[int, float]] = {}
+        marks: dict[str, float] = {}
+        start = len(self.prefix) + 1 if self.prefix else 0
+        pages = self.client.get_paginator("list_objects_v2").paginate(
+            Bucket=self.bucket, **({"Prefix": f"{self.prefix}/"} if self.prefix else {})
+        )
+        for page in pages:
+            for item in page.get("Contents", []):
+                name, moment = item["Key"][start:], item["LastModified"].timestamp()
+                if name.endswith(".tar"):
+                    objects[name] = (int(item["Size"]), moment)
+                elif name.endswith(".tar" + USED):
+                    marks[name.removesuffix(USED)] = moment
+        held = [Held(n, size, max(at, marks.get(n, 0.0))) for n, (size, at) in objects.items()]
+        gone = evictions(held, now or _now(), self.days, self.limit)
+        orphans = [n for n in marks if n not in objects]  # their archive went: the mark too
+        keys = [self._key(n) for n in gone] + [self._key(n) + USED for n in gone + orphans]
+        for first in range(0, len(keys), 1000):
+            batch = [{"Key": key} for key in keys[first : first + 1000]]
+            self.client.delete_objects(Bucket=self.bucket, Delete={"Objects": batch})
+        return gone
 
     def close(self) -> None:
         if self.client is not None:

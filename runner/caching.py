@@ -24,18 +24,24 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 __all__ = [
+    "DEFAULT_DAYS",
     "LOCAL",
     "Entry",
+    "Held",
+    "KeptImage",
     "Restore",
     "Scope",
     "choose",
     "content_key",
     "entry_name",
+    "evictions",
+    "is_local",
     "kept_image",
     "member_problem",
     "repo_id",
     "scope_for",
     "slot",
+    "stale_kept",
 ]
 
 LOCAL = "local"
@@ -44,6 +50,9 @@ KEPT_IMAGES = "dockercise-cache/"
 """The repository part of every image kept for its layers (SPEC §13)."""
 KEPT_LABEL = "dockercise.cache.repo"
 """The label naming the repository a built (and perhaps kept) image belongs to."""
+DEFAULT_DAYS = 7
+"""Days a cache or a kept image may go unused before it is removed: GitHub Actions' week."""
+DAY = 86400.0
 NO_KEY_FILES = "-"
 """The content key of a path without `key` files (or whose globs match nothing)."""
 
@@ -150,6 +159,11 @@ def scope_for(
     return Scope(repo, tuple(dict.fromkeys(reads)), own, keep_layers=on_default)
 
 
+def is_local(repo: str) -> bool:
+    """Whether `repo` is a local run's project (`local_scope`), not a bot's repository."""
+    return repo.startswith(f"{LOCAL}:")
+
+
 def local_scope(project: str) -> Scope:
     """A local run: its project's own caches, read and written; its layers kept.
 
@@ -208,6 +222,57 @@ def should_save(scope: Scope, exact_exists: bool, restored_exact: bool, changed:
     if not exact_exists:
         return True
     return changed or not restored_exact
+
+
+# --- eviction ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Held:
+    """Something kept for later builds (a cache archive, a kept image) and when it was last
+    used (saved, restored, built from), in seconds since the epoch."""
+
+    name: str
+    size: int
+    used: float
+
+
+@dataclass(frozen=True)
+class KeptImage:
+    """An image kept for a `build` stage's layers: its name, repository and last use."""
+
+    name: str
+    repo: str
+    used: float
+
+
+def evictions(
+    held: Sequence[Held], now: float, days: float | None, max_bytes: int | None
+) -> list[str]:
+    """What goes: everything unused for more than `days` days, then the least recently used
+    until the rest fit in `max_bytes` (None: no bound of that kind).
+
+    Both bounds, as GitHub Actions has (7 days unused, 10 GB): a size bound
+    alone keeps a dead branch's caches for ever on a quiet store, an age bound
+    alone lets a busy week fill the disk.
+    """
+    gone = [h.name for h in held if days is not None and now - h.used > days * DAY]
+    stale = set(gone)
+    left = sorted((h for h in held if h.name not in stale), key=lambda h: (h.used, h.name))
+    total = sum(h.size for h in left)
+    for h in left:
+        if max_bytes is None or total <= max_bytes:
+            break
+        gone.append(h.name)
+        total -= h.size
+    return gone
+
+
+def stale_kept(kept: Sequence[KeptImage], now: float, days: float, local: bool) -> list[str]:
+    """The kept images unused for more than `days` days, of local runs' projects (`local`)
+    or of the bot's repositories: each prunes its own kind, under its own setting."""
+    mine = [Held(k.name, 0, k.used) for k in kept if is_local(k.repo) == local]
+    return evictions(mine, now, days, None)
 
 
 # --- archive members ---------------------------------------------------------------------------

@@ -16,6 +16,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, wait
+from datetime import datetime
 from pathlib import Path
 from typing import IO, Any, cast
 
@@ -28,7 +29,7 @@ from docker.types import LogConfig, Mount
 from docker.utils import parse_repository_tag
 
 from runner.backend import Kind, Labelled, Stream
-from runner.caching import KEPT_IMAGES, KEPT_LABEL
+from runner.caching import KEPT_IMAGES, KEPT_LABEL, KeptImage
 from runner.errors import (
     BuildFailed,
     BuildTimedOut,
@@ -124,6 +125,18 @@ def _host_limits(resources: Resources) -> dict[str, Any]:
 def _layers(image: Mapping[str, Any]) -> list[str]:
     layers: list[str] = (image.get("RootFS") or {}).get("Layers") or []
     return layers
+
+
+def _moment(text: object) -> float:
+    """An engine's RFC 3339 time (nanoseconds, `Z`) as seconds since the epoch; 0 if none."""
+    if not isinstance(text, str) or not text or text.startswith("0001-"):
+        return 0.0
+    found = re.match(r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(\.\d+)?(Z|[+-]\d\d:\d\d)$", text)
+    if found is None:
+        return 0.0
+    whole, fraction, zone = found.groups()
+    moment = datetime.fromisoformat(whole + ("+00:00" if zone == "Z" else zone))
+    return moment.timestamp() + float(fraction or 0)
 
 
 def _explain(e: Exception) -> str:
@@ -330,6 +343,38 @@ class Containers:
             if before is not None:
                 with contextlib.suppress(docker.errors.APIError):
                     self.api.remove_image(before["Id"])  # refused while it has other names
+
+    def use_kept(self, kept: str) -> None:
+        """Tag it again: the engine records the time (`LastTagTime`), which every worker and
+        run sharing the engine sees, so no record of our own is needed."""
+        repository, name = parse_repository_tag(kept)
+        with contextlib.suppress(
+            docker.errors.DockerException, requests.exceptions.RequestException
+        ):
+            self.api.tag(kept, repository, name or "latest", force=True)
+
+    def kept_images(self) -> list[KeptImage]:
+        found: list[KeptImage] = []
+        try:
+            for info in self.api.images(filters={"label": KEPT_LABEL}):
+                names = [t for t in info.get("RepoTags") or [] if t.startswith(KEPT_IMAGES)]
+                if not names:
+                    continue
+                repo = (info.get("Labels") or {}).get(KEPT_LABEL, "")
+                used = float(info.get("Created") or 0)
+                with contextlib.suppress(docker.errors.ImageNotFound):
+                    details = self.api.inspect_image(info["Id"])  # type: ignore[no-untyped-call]
+                    used = max(used, _moment(details.get("Metadata", {}).get("LastTagTime")))
+                found += [KeptImage(name, repo, used) for name in names]
+        except (docker.errors.DockerException, requests.exceptions.RequestException) as e:
+            raise ContainerFailed(f"cannot list the kept images: {_explain(e)}") from None
+        return found
+
+    def drop_kept(self, kept: str) -> None:
+        with contextlib.suppress(
+            docker.errors.DockerException, requests.exceptions.RequestException
+        ):
+            self.api.remove_image(kept)  # the name; the image too when nothing else names it
 
     def built_images(self, run_id: str) -> list[Labelled]:
         """The run's built images, by their tags (`dockercise-build:<runId>-...`)."""

@@ -338,6 +338,7 @@ class StageExecutor:
             kept = caching.kept_image(self.scope.repo, stage.name, self.layer_salt)
             if self.scope.reuse_layers and self.backend.has_image(kept):
                 cache_from = kept
+                self.backend.use_kept(kept)  # not stale while builds start from it
                 self._note(stage, log, "reusing the layers of this stage's last kept build")
         self.backend.build(
             context,

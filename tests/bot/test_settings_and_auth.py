@@ -23,6 +23,7 @@ def test_every_missing_setting_is_named(tmp_path: Path) -> None:
                 "GITHUB_APP_ID": "twelve",
                 "DOCKERCISE_REDIS_URL": "localhost:6379",
                 "DOCKERCISE_KEEP_DAYS": "0",
+                "DOCKERCISE_CACHE_DAYS": "a week",
             }
         )
     message = str(caught.value)
@@ -33,6 +34,7 @@ def test_every_missing_setting_is_named(tmp_path: Path) -> None:
         "DOCKERCISE_PUBLIC_URL",
         "DOCKERCISE_REDIS_URL must be redis://",
         "DOCKERCISE_KEEP_DAYS must be at least 1",
+        "DOCKERCISE_CACHE_DAYS must be a whole number",
     ):
         assert name in message
 

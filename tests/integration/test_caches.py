@@ -16,6 +16,7 @@ import os
 import re
 import secrets
 import tarfile
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -23,13 +24,15 @@ from typing import Any
 import docker
 import pytest
 
-from runner import caching
+from runner import caching, pruning
 from runner.cachestore import CacheStore
+from runner.caching import DAY
 from runner.containers import Containers
 from runner.engine import Engine, RunOptions, prepare
 from runner.outcome import RunResult, Status
 from runner.pipeline import load
 from runner.store.local import LocalStore
+from tests.bot.running import wait_for
 from tests.integration.conftest import IMAGE, Outcome, S3Bucket
 from tests.runner.conftest import RecordingReporter
 
@@ -405,3 +408,84 @@ def test_a_failed_build_removes_only_the_layers_it_made(
     docker_client.api.inspect_image(base)  # type: ignore[no-untyped-call]
     with pytest.raises(docker.errors.ImageNotFound):
         docker_client.api.inspect_image(layer)  # type: ignore[no-untyped-call]
+
+
+# --- eviction ------------------------------------------------------------------------------------
+
+
+def test_kept_images_unused_for_days_are_pruned_and_a_build_counts_as_a_use(
+    project: Project, dockercise: Run, kept_images: list[str]
+) -> None:
+    root = project(
+        """
+        image:
+          build: Dockerfile
+        """
+    )
+    (root / "Dockerfile").write_text(f"FROM {IMAGE}\nRUN echo pruned > /pruned\n")
+    kept = caching.kept_image(f"local:{root.resolve()}", "image")
+    kept_images.append(kept)
+
+    class OnlyThisTest(Containers):
+        """The real engine, its kept images but this test's hidden: other tests' kept images
+        share the engine, and pruning as if days had passed must not touch them."""
+
+        def kept_images(self) -> list[caching.KeptImage]:
+            return [k for k in super().kept_images() if k.name == kept]
+
+    before = time.time() - 1
+    assert dockercise(root, "run").code == 0
+    containers = OnlyThisTest()
+    try:
+        (made,) = containers.kept_images()
+        assert made.repo == f"local:{root.resolve()}" and made.used >= before
+        assert pruning.prune_kept(containers, 7, local=True, now=made.used + 6 * DAY) == []
+        assert pruning.prune_kept(containers, 7, local=False, now=made.used + 30 * DAY) == []
+
+        def used_again() -> caching.KeptImage | None:
+            assert dockercise(root, "run").code == 0
+            (now,) = containers.kept_images()
+            return now if now.used > made.used else None
+
+        used = wait_for(used_again, seconds=60)  # the engine's clock may tick coarsely
+        _, log = _last(root, "image")
+        assert "reusing the layers" in log
+
+        assert pruning.prune_kept(containers, 7, local=True, now=used.used + 8 * DAY) == [kept]
+        assert not containers.has_image(kept)
+    finally:
+        containers.close()
+    assert dockercise(root, "run").code == 0
+    _, log = _last(root, "image")
+    assert "reusing the layers" not in log  # pruned: built from scratch, and kept again
+
+
+def test_shared_caches_are_evicted_unused_for_days_and_least_recently_used_past_the_bound(
+    s3: S3Bucket, tmp_path: Path
+) -> None:
+    url = s3.url("caches")
+    one = CacheStore(tmp_path / "one", limit=1500, url=url)
+    two = CacheStore(tmp_path / "two", limit=1500, url=url)
+    names = {"a": "r/s/slot/a.tar", "b": "r/s/slot/b.tar"}
+    for letter, name in names.items():
+        archive = tmp_path / f"{letter}.tar"
+        archive.write_bytes(letter.encode() * 1000)
+        one.save(name, archive)
+
+    def a_used_after_b_was_saved() -> bool:
+        assert two.fetch(names["a"]) is not None  # another worker restores it: a use
+        times = {
+            o["Key"]: o["LastModified"]
+            for o in s3.client.list_objects_v2(Bucket=s3.name)["Contents"]
+        }
+        return bool(times["caches/r/s/slot/a.tar.used"] > times["caches/r/s/slot/b.tar"])
+
+    wait_for(a_used_after_b_was_saved, seconds=30)  # S3 times are to the second
+    assert one.tidy() == [names["b"]]  # the least recently used, past 1500 bytes
+    assert s3.listing("caches/") == ["caches/r/s/slot/a.tar", "caches/r/s/slot/a.tar.used"]
+    assert one.tidy() == []  # pruned within the hour: not due again
+    assert one.prune_shared(now=time.time() + 6 * DAY) == []
+    assert one.prune_shared(now=time.time() + 8 * DAY) == [names["a"]]
+    assert s3.listing("caches/") == []
+    one.close()
+    two.close()

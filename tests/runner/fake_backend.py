@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from runner.backend import ContainerBackend, Kind, Labelled, Stream
+from runner.caching import KEPT_IMAGES, KEPT_LABEL, KeptImage
 from runner.errors import BuildFailed, ContainerFailed, ImageUnavailable
 from runner.limits import Resources
 from runner.plan import ContainerSpec
@@ -150,6 +151,22 @@ class FakeBackend:
     def keep(self, tag: str, kept: str, repo: str) -> None:
         self._record("keep", kept)
         self.images[kept] = dict(self.images.get(tag, {}))
+
+    def use_kept(self, kept: str) -> None:
+        self._record("use_kept", kept)
+
+    def kept_images(self) -> list[KeptImage]:
+        with self._lock:
+            return [
+                KeptImage(t, ls.get(KEPT_LABEL, ""), 0.0)
+                for t, ls in self.images.items()
+                if t.startswith(KEPT_IMAGES)
+            ]
+
+    def drop_kept(self, kept: str) -> None:
+        self._record("drop_kept", kept)
+        with self._lock:
+            self.images.pop(kept, None)
 
     def built_images(self, run_id: str) -> list[Labelled]:
         self._record("built_images", run_id)
