@@ -40,13 +40,11 @@ from runner.errors import (
 from runner.limits import Resources
 from runner.networks import bridge_name
 from runner.ownership import blank_labels
-from runner.plan import ContainerSpec
+from runner.plan import BUILT_IMAGES, ContainerSpec, run_tag_prefix
 
 __all__ = ["Containers"]
 
 _STEP = re.compile(r"^ ---> (Running in [0-9a-f]+|[0-9a-f]{12,64})$", re.MULTILINE)
-BUILT_IMAGES = "dockercise-build"
-"""The repository of every run's built images (`plan.build_tag`): the tag names the run."""
 
 
 def built_layers(text: str, fresh: bool = False) -> tuple[list[str], bool]:
@@ -379,11 +377,11 @@ class Containers:
     def built_images(self, run_id: str) -> list[Labelled]:
         """The run's built images, by their tags (`dockercise-build:<runId>-...`)."""
         try:
-            found = self.api.images(filters={"reference": f"{BUILT_IMAGES}:{run_id}-*"})
+            found = self.api.images(filters={"reference": f"{run_tag_prefix(run_id)}*"})
         except (docker.errors.DockerException, requests.exceptions.RequestException) as e:
             why = _explain(e)
             raise ContainerFailed(f"cannot list the images of run {run_id}: {why}") from None
-        prefix = f"{BUILT_IMAGES}:{run_id}-"
+        prefix = run_tag_prefix(run_id)
         return [
             Labelled(Kind.IMAGE, tag, info.get("Labels") or {})
             for info in found

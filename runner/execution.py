@@ -30,7 +30,16 @@ from runner.limits import Limits, capped_timeout, format_size
 from runner.masking import LineSplitter, Masker
 from runner.model import CODE, Pipeline, Stage
 from runner.outcome import StageResult, Status, now
-from runner.plan import HIDDEN_IN_CODE, Bind, ContainerSpec, RunDirs, build_context, container_spec
+from runner.plan import (
+    BUILT_IMAGES,
+    HIDDEN_IN_CODE,
+    Bind,
+    ContainerSpec,
+    RunDirs,
+    build_context,
+    container_spec,
+    run_tag_prefix,
+)
 from runner.store import ResultStore
 from runner.supervisor import Guard, OutputSink, Stop, Supervisor
 
@@ -325,7 +334,7 @@ class StageExecutor:
         splitter = LineSplitter(self.masker)
         emit = self._emitter(stage, log)
         tag = self.spec(stage).image
-        refused = _foreign_from(context / dockerfile, self._own_kept())
+        refused = _foreign_from(context / dockerfile, self._own_kept(), self.run_id)
         if refused is not None:
             raise BuildFailed(refused)
         self._note(stage, log, f"building {tag} from {stage.build}")
@@ -361,10 +370,14 @@ class StageExecutor:
         return caching.own_kept_prefix(self.scope.repo, self.layer_salt)
 
     def _foreign_kept(self, image: str) -> str | None:
-        """Why `img` may not run this image: another repository's kept layer cache (SPEC §13)."""
+        """Why `img` may not run this image: another repository's kept layer cache (SPEC §13),
+        or another run's built image, which may be one (a build of an unchanged Dockerfile
+        *is* its kept image).  Anywhere in the name: `docker.io/...` names the same image."""
         own = self._own_kept()
-        if image.startswith(caching.KEPT_IMAGES) and not (own and image.startswith(own)):
+        if caching.KEPT_IMAGES in image and not (own and own in image):
             return f"image {image!r} is a layer cache kept for another repository"
+        if f"{BUILT_IMAGES}:" in image and run_tag_prefix(self.run_id) not in image:
+            return f"image {image!r} is another run's build"
         return None
 
     def _keep_layers(self, stage: Stage) -> None:
@@ -412,8 +425,9 @@ class StageExecutor:
         return sink, flush
 
 
-def _foreign_from(dockerfile: Path, own: str | None) -> str | None:
-    """A `FROM` naming another repository's kept image, as far as the Dockerfile spells it.
+def _foreign_from(dockerfile: Path, own: str | None, run_id: str) -> str | None:
+    """A `FROM` naming another repository's kept image (or another run's built image), as far
+    as the Dockerfile spells it.
 
     Best effort (an `ARG` can spell a name piecewise); kept images' names are
     salted per worker besides, so another repository cannot guess them.
@@ -426,6 +440,8 @@ def _foreign_from(dockerfile: Path, own: str | None) -> str | None:
         word = word.strip("\"'")
         if caching.KEPT_IMAGES in word and not (own and own in word):
             return "the Dockerfile names a layer cache kept for another repository"
+        if f"{BUILT_IMAGES}:" in word and run_tag_prefix(run_id) not in word:
+            return "the Dockerfile names another run's built image"
     return None
 
 

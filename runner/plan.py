@@ -106,10 +106,21 @@ def resolve_external(
     return found
 
 
+BUILT_IMAGES = "dockercise-build"
+"""The repository of every run's built images: the tag names the run (`build_tag`)."""
+
+
 def build_tag(run_id: str, stage: str) -> str:
-    """The per-run tag of a `build` stage's image (a valid tag whatever the stage's name)."""
+    """The per-run tag of a `build` stage's image (a valid tag whatever the stage's name).
+
+    The tag is all that names the image's run (`runner.containers.build_labels`)."""
     digest = hashlib.sha1(stage.encode(), usedforsecurity=False).hexdigest()[:12]
-    return f"dockercise-build:{run_id}-{digest}"
+    return f"{run_tag_prefix(run_id)}{digest}"
+
+
+def run_tag_prefix(run_id: str) -> str:
+    """What every tag of the run's built images starts with."""
+    return f"{BUILT_IMAGES}:{run_id}-"
 
 
 def build_context(project: Path, build: str) -> tuple[Path, str]:

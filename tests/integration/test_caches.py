@@ -347,23 +347,42 @@ def test_a_build_stage_reuses_its_kept_layers_and_no_other_repository_may(
     assert info["Id"] not in {thing.id for thing in found}
     docker_client.api.inspect_image(kept)  # type: ignore[no-untyped-call]
 
+    # A run's built image may be the kept image itself (an unchanged Dockerfile): another
+    # run's is refused too, by any spelling of the name.
+    runs = _runs(root)
+    theirs = json.loads((runs[-1] / "use.json").read_text())["image"]
+    assert theirs.startswith(f"dockercise-build:{runs[-1].name}-")
     other = project(
         f"""
         steal:
           img: {kept}
           run: cat /slow
+        spelled:
+          img: docker.io/{kept}
+          run: cat /slow
+        built:
+          img: {theirs}
+          run: cat /slow
         from:
           build: Dockerfile
+        from-built:
+          build: other.Dockerfile
         """,
         root=tmp_path / "other",
     )
     (other / "Dockerfile").write_text(f"FROM {kept}\nRUN cat /slow\n")
+    (other / "other.Dockerfile").write_text(f"FROM {theirs}\nRUN cat /slow\n")
     outcome = dockercise(other, "run")
     assert outcome.code == 1
-    steal, log = _last(other, "steal")
-    assert steal["status"] == "failure" and "kept for another repository" in steal["reason"]
+    for stage in ("steal", "spelled"):
+        steal, _ = _last(other, stage)
+        assert steal["status"] == "failure" and "kept for another repository" in steal["reason"]
+    steal, _ = _last(other, "built")
+    assert steal["status"] == "failure" and "another run's build" in steal["reason"]
     built, _ = _last(other, "from")
     assert built["status"] == "failure" and "kept for another repository" in built["reason"]
+    built, _ = _last(other, "from-built")
+    assert built["status"] == "failure" and "another run's built image" in built["reason"]
 
 
 def test_a_failed_build_removes_only_the_layers_it_made(
