@@ -328,7 +328,7 @@ class Containers:
             docker.errors.DockerException, requests.exceptions.RequestException
         ):
             built = self.api.inspect_image(tag)  # type: ignore[no-untyped-call]
-            if (built.get("Config") or {}).get("Labels", {}).get(KEPT_LABEL) != repo:
+            if ((built.get("Config") or {}).get("Labels") or {}).get(KEPT_LABEL) != repo:
                 return  # not built for this repository: never kept for it
             try:
                 before = self.api.inspect_image(kept)  # type: ignore[no-untyped-call]

@@ -8,6 +8,8 @@ and the default branch never sees what the others wrote.
 from __future__ import annotations
 
 import json
+import os
+import time
 from pathlib import Path
 from typing import Any
 
@@ -112,3 +114,16 @@ def test_push_on_main_writes_a_pull_request_reads_a_fork_never_writes(
     again = _build(settings, _push(github, github.push(REPO, {"y": "2"}), "main", 2))
     assert "refs/pull" not in again["log"]  # neither pull request wrote main's cache
     assert again["cache"][0]["restored"] == "exact"
+
+
+def test_a_build_prunes_caches_unused_for_the_days(settings: Settings, github: FakeGitHub) -> None:
+    stray = settings.data_dir / "cache" / "some-repo" / "some-scope" / "slot" / "old.tar"
+    stray.parent.mkdir(parents=True)
+    stray.write_bytes(b"\0" * 1024)
+    eight_days_ago = time.time() - 8 * 86400
+    os.utime(stray, (eight_days_ago, eight_days_ago))
+    sha = github.push(REPO, {".dockercise.yml": PIPELINE})
+    assert _build(settings, _push(github, sha, "main", 1))["status"] == "success"
+    assert not stray.exists()  # DOCKERCISE_CACHE_DAYS (7) passed without a use
+    assert list((settings.data_dir / "cache").rglob("*.tar"))  # the build's own stays
+    assert (settings.data_dir / "cache" / ".pruned-kept").is_file()  # kept images looked at
