@@ -120,11 +120,6 @@ def _host_limits(resources: Resources) -> dict[str, Any]:
     return limits
 
 
-def _layers(image: Mapping[str, Any]) -> list[str]:
-    layers: list[str] = (image.get("RootFS") or {}).get("Layers") or []
-    return layers
-
-
 def _moment(text: object) -> float:
     """An engine's RFC 3339 time (nanoseconds, `Z`) as seconds since the epoch; 0 if none."""
     if not isinstance(text, str) or not text or text.startswith("0001-"):
