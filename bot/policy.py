@@ -146,7 +146,7 @@ def restrictions(
         wants_secret = any(
             (item.value is None and {item.name, item.name.upper()} & pipeline.meta.secrets.keys())
             or (item.value or "").startswith("secure:")
-            for item in stage.env
+            for item in [*stage.env, *(i for service in stage.services for i in service.env)]
         )
         if fork and wants_secret:
             denied[stage.name] = FORK_SECRETS

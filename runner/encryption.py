@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING
 
 from runner.errors import SecretInvalid
 from runner.model import Pipeline
+from runner.services import literal_owner
 from runner.wording import quote
 
 if TYPE_CHECKING:  # cryptography costs 8 ms to import: only pipelines with secrets pay it
@@ -240,6 +241,14 @@ def decrypt_pipeline(pipeline: Pipeline, key: str | None, audience: Audience = L
                 found = plain(item.name, item.value, where)
                 if found is not None:
                     literals[(stage.name, item.name)] = found
+        for service in stage.services:
+            owner = literal_owner(stage.name, service.name)
+            at = f"{stage.file}:{service.line or stage.line}, stage {quote(stage.name)}"
+            for item in service.env:
+                if item.value is not None and is_secure(item.value):
+                    found = plain(item.name, item.value, f"{at}, service {quote(service.name)}")
+                    if found is not None:
+                        literals[(owner, item.name)] = found
     if problems:
         raise SecretInvalid(problems)
     return Secrets(variables, literals)

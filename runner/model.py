@@ -13,6 +13,7 @@ __all__ = [
     "Mount",
     "MountKind",
     "Pipeline",
+    "Service",
     "Stage",
     "Triggers",
     "When",
@@ -62,6 +63,21 @@ class CachePath:
 
 
 @dataclass(frozen=True)
+class Service:
+    """A `services` item: a container beside its stage, reached by `name` (SPEC §14)."""
+
+    name: str
+    img: str
+    line: int
+    """Where the service is written, for error messages."""
+    run: str | None = None
+    """A script run as `/bin/sh -c`; None: the image's own command."""
+    env: tuple[EnvItem, ...] = ()
+    ready: str | None = None
+    """A shell command that exits 0 once the service serves; None: ready once started."""
+
+
+@dataclass(frozen=True)
 class Stage:
     name: str
     file: str
@@ -84,6 +100,7 @@ class Stage:
     paths: tuple[str, ...] = ()
     remote: str | None = None
     cache: tuple[CachePath, ...] = ()
+    services: tuple[Service, ...] = ()
     matrix: dict[str, list[str | int | float | bool]] | None = field(
         default=None, compare=False, hash=False
     )

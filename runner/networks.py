@@ -16,7 +16,15 @@ from collections import Counter
 from collections.abc import Iterable
 from enum import StrEnum
 
-__all__ = ["BRIDGE_PREFIX", "NONE", "Networking", "bridge_name", "dns_aliases", "network_name"]
+__all__ = [
+    "BRIDGE_PREFIX",
+    "NONE",
+    "Networking",
+    "bridge_name",
+    "dns_aliases",
+    "network_name",
+    "stage_network",
+]
 
 NONE = "none"
 """The network mode of a container with no network at all (loopback only)."""
@@ -53,6 +61,18 @@ def network_name(run_id: str, stage: str | None = None) -> str:
     parts = ["dockercise", run_id] + ([stage] if stage is not None else [])
     name = _UNSPELLABLE.sub("_", "-".join(parts))
     return name[:_MAX_NAME]
+
+
+def stage_network(run_id: str, stage: str) -> str:
+    """The engine's name of a stage's own network, its services' (SPEC §14); unique in the run.
+
+    The stage's name is spelled for the engine and cut, then followed by a
+    digest of it: two stages whose names spell alike (`a[x]` and `a_x_`)
+    still get two networks.
+    """
+    spelled = _UNSPELLABLE.sub("_", stage)[:48]
+    digest = hashlib.sha256(stage.encode()).hexdigest()[:10]
+    return network_name(run_id, f"{spelled}-{digest}")
 
 
 def bridge_name(network: str) -> str:

@@ -16,12 +16,12 @@ from __future__ import annotations
 
 import gc
 import re
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import replace
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from runner import dag, matrix, rules, sources, yaml12
+from runner import dag, matrix, rules, services, sources, yaml12
 from runner.errors import CycleError, PipelineInvalid, Problem
 from runner.model import (
     CODE,
@@ -31,6 +31,7 @@ from runner.model import (
     Mount,
     MountKind,
     Pipeline,
+    Service,
     Stage,
     Supersede,
     Triggers,
@@ -156,7 +157,8 @@ class _Loading:
         broken = False
         for key, why in rules.stage_problems(name, body, self.suggest):
             broken = True
-            self.problems.append(Problem(file, lines.get(key, line), name, why))
+            at = key if isinstance(key, int) else lines.get(key, line)
+            self.problems.append(Problem(file, at, name, why))
         if broken:
             # Keep the name, so other stages' references to it are not reported too.
             self.stages[name] = Stage(name, file, line)
@@ -281,11 +283,24 @@ def _expand(
                 what = f"'img' becomes {quote(img)} in {quote(new)}, which is no image name"
                 problems.append(Problem(stage.file, stage.key_lines.get("img", line), name, what))
                 break
+            beside = tuple(
+                replace(service, img=matrix.substitute(service.img, combo))
+                for service in stage.services
+            )
+            bad = next((s for s in beside if not _image_name(s.img)), None)
+            if bad is not None:
+                what = (
+                    f"service {quote(bad.name)}: 'img' becomes {quote(bad.img)} in {quote(new)},"
+                    " which is no image name"
+                )
+                problems.append(Problem(stage.file, bad.line or line, name, what))
+                break
             expanded[new] = replace(
                 stage,
                 name=new,
                 env=env + stage.env,
                 img=img,
+                services=beside,
                 matrix=None,
                 origin=name,
                 variables=combo,
@@ -293,6 +308,10 @@ def _expand(
             names.append(new)
         matrices[name] = tuple(names)
     return expanded, matrices
+
+
+def _image_name(img: str) -> bool:
+    return bool(img) and img.isprintable() and " " not in img
 
 
 def _as_tuple(value: Any) -> tuple[str, ...]:
@@ -328,12 +347,6 @@ def _mount(item: str) -> Mount | str:
     return Mount(kind, name, target or f"/{name}", True)
 
 
-def _literal(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    return str(value)
-
-
 _WHEN = {when.value: when for when in When}
 
 
@@ -348,13 +361,7 @@ def _build_stage(file: str, line: int, name: str, body: dict[str, Any] | None) -
         if isinstance(parsed, str):
             return Problem(file, lines.get("vol", line), name, parsed)
         mounts.append(parsed)
-    env: list[EnvItem] = []
-    raw_env = body.get("env")
-    for item in [raw_env] if isinstance(raw_env, str) else raw_env or ():
-        if isinstance(item, dict):
-            env.extend(EnvItem(str(k), _literal(v)) for k, v in item.items())
-        else:
-            env.append(EnvItem(item))
+    env = list(services.env_items(body.get("env")))
     timeout = body.get("timeout")
     return Stage(
         name=name,
@@ -379,6 +386,7 @@ def _build_stage(file: str, line: int, name: str, body: dict[str, Any] | None) -
         paths=_as_tuple(body.get("paths")),
         remote=body.get("remote"),
         cache=tuple(_cache_items(body.get("cache"))),
+        services=services.parse(body.get("services"), _script),
         matrix=body.get("matrix"),
     )
 
@@ -443,6 +451,8 @@ def _reference_problems(pipeline: Pipeline, suggest: Suggester) -> list[Problem]
     if matrices:
         choices = [*choices, *matrices]
 
+    folded = {n.casefold(): n for n in names} if any(s.services for s in names.values()) else {}
+
     def matrix_problem(key: str, ref: str) -> str | None:
         """Why `key` may not name `ref`: only `after` names a matrix stage, nothing an expansion."""
         named = f"'run' reads {quote('out/' + ref)} of" if key == "run" else f"'{key}' names"
@@ -458,7 +468,7 @@ def _reference_problems(pipeline: Pipeline, suggest: Suggester) -> list[Problem]
 
     for stage in names.values():
         deps: set[str] = set()
-        found: list[tuple[str | None, str]] = []
+        found: list[tuple[str | int | None, str]] = []
         refs = [("after", ref) for ref in stage.after]
         refs += [("vol", m.source) for m in stage.vol if m.kind is MountKind.STAGE]
         refs += [(key, ref) for key, ref in (("if", stage.if_), ("unless", stage.unless)) if ref]
@@ -506,6 +516,10 @@ def _reference_problems(pipeline: Pipeline, suggest: Suggester) -> list[Problem]
                 if why is not None:
                     found.append(("run", why))
             deps.update(m for m in mentions if m in names)
+        for service in stage.services:
+            found.extend(
+                _service_references(stage, service, names, folded, builds, deps, matrix_problem)
+            )
         if stage.build is not None and not _inside(stage.build):
             why = f"'build' must be a path inside the checkout, not {quote(stage.build)}"
             found.append(("build", why))
@@ -515,7 +529,49 @@ def _reference_problems(pipeline: Pipeline, suggest: Suggester) -> list[Problem]
         if stage.run and not stage.img and not stage.build:
             found.append((None, "has 'run' but no 'img' (add img: IMAGE)"))
         for at, what in found:
-            line = stage.key_lines.get(at, stage.line) if at else stage.line
+            if isinstance(at, int):  # a service's own line
+                line = at
+            else:
+                line = stage.key_lines.get(at, stage.line) if at else stage.line
             problems.append(Problem(stage.file, line, stage.name, what))
         pipeline.deps[stage.name] = deps
     return problems
+
+
+def _service_references(
+    stage: Stage,
+    service: Service,
+    names: Mapping[str, Stage],
+    folded: Mapping[str, str],
+    builds: set[str],
+    deps: set[str],
+    matrix_problem: Callable[[str, str], str | None],
+) -> Iterator[tuple[int, str]]:
+    """A service's references, as a stage's: `env` items naming stages, `img` a `build` stage.
+
+    What it names becomes a dependency of its stage (the service starts just
+    before it).  Its name must not be another stage's too (which one would it
+    reach?), nor make its log's name another stage's (`a` + `b` and `a.b`).
+    """
+    who, line = f"service {quote(service.name)}", service.line or stage.line
+    for item in service.env:
+        if item.value is not None:
+            continue
+        if (why := matrix_problem("env", item.name)) is not None:
+            yield line, f"{who}: {why}"
+        elif item.name in names:
+            deps.add(item.name)
+        elif not rules.is_variable(item.name.upper()):
+            why = "is neither a stage nor a variable name (letters, digits and _, no digit first)"
+            yield line, f"{who}: 'env' item {quote(item.name)} {why}"
+    if (why := matrix_problem("img", service.img)) is not None:
+        yield line, f"{who}: {why}"
+    elif service.img in builds:
+        deps.add(service.img)
+    same = folded.get(service.name.casefold())
+    if same is not None and same != stage.name:
+        yield line, f"{who} has the name of stage {quote(same)}, which it would hide (rename one)"
+    log = services.log_name(stage.name, service.name)
+    if log in names:
+        shown = quote(log + ".log")
+        yield line, f"{who} keeps its log as {shown}, as stage {quote(log)} does (rename one)"

@@ -13,11 +13,19 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from runner import services
 from runner.errors import MissingVariables
 from runner.limits import Resources
-from runner.model import CODE, MountKind, Pipeline, Stage
+from runner.model import CODE, EnvItem, MountKind, Pipeline, Service, Stage
 
-__all__ = ["Bind", "ContainerSpec", "RunDirs", "container_spec", "external_variables"]
+__all__ = [
+    "Bind",
+    "ContainerSpec",
+    "RunDirs",
+    "container_spec",
+    "external_variables",
+    "service_spec",
+]
 
 HIDDEN_IN_CODE = ".dockercise"
 """The checkout's folder of local results and state: never shown to a stage."""
@@ -71,15 +79,21 @@ class ContainerSpec:
     """What the container may use (memory, CPUs, processes, kept log): the run's limits."""
     aliases: tuple[str, ...] = ()
     """The names the container answers to on `network` (a run's own network)."""
+    joins: tuple[str, ...] = ()
+    """Further networks it joins, under the same aliases (a stage's own, its services')."""
 
 
 def external_variables(pipeline: Pipeline, selected: Iterable[str]) -> dict[str, list[str]]:
     """Every external variable the selected stages want -> the stages that want it."""
     wanted: dict[str, list[str]] = {}
     for name in sorted(selected):
-        for item in pipeline.stages[name].env:
+        stage = pipeline.stages[name]
+        items = [*stage.env, *(item for service in stage.services for item in service.env)]
+        for item in items:
             if item.value is None and item.name not in pipeline.stages:
-                wanted.setdefault(item.name, []).append(name)
+                wanted.setdefault(item.name, [])
+                if name not in wanted[item.name]:
+                    wanted[item.name].append(name)
     return wanted
 
 
@@ -154,6 +168,69 @@ def _host_path(path: str, project: Path) -> Path:
     return Path(os.path.normpath(expanded if expanded.is_absolute() else project / expanded))
 
 
+def _variables(
+    pipeline: Pipeline,
+    owner: str,
+    items: Iterable[EnvItem],
+    external: Mapping[str, str],
+    outputs: Mapping[str, str],
+    literals: Mapping[tuple[str, str], str] | None,
+) -> dict[str, str]:
+    """`env` items' variables (SPEC §3); `owner` keys the items' decrypted `secure:` values."""
+    env: dict[str, str] = {}
+    for item in items:
+        if item.value is not None:
+            env[item.name] = (literals or {}).get((owner, item.name), item.value)
+        elif item.name in pipeline.stages:
+            value = outputs.get(item.name, "")
+            env[item.name.upper()] = value
+            # `assume-role` -> also ASSUME_ROLE: shells drop names they cannot spell.
+            env[shell_name(item.name.upper())] = value
+        else:
+            env[item.name.upper()] = external[item.name]
+    return env
+
+
+def service_spec(
+    pipeline: Pipeline,
+    stage: Stage,
+    service: Service,
+    run_id: str,
+    external: Mapping[str, str],
+    outputs: Mapping[str, str],
+    extra_env: Mapping[str, str] | None = None,
+    literals: Mapping[tuple[str, str], str] | None = None,
+    resources: Resources | None = None,
+) -> ContainerSpec:
+    """The container of one of a stage's services (SPEC §14): its image, its own command or
+    `run`, its `env` as a stage's; no mounts (no /out, no volume, no checkout), the image's
+    own working directory.  Its network is the stage's own, set by the caller."""
+    env = {"DOCKERCISE_RUN_ID": run_id, "DOCKERCISE_STAGE": stage.name}
+    env.update(extra_env or {})
+    env["DOCKERCISE_SERVICE"] = service.name
+    owner = services.literal_owner(stage.name, service.name)
+    env.update(_variables(pipeline, owner, service.env, external, outputs, literals))
+    image, built = service.img, False
+    if image in pipeline.stages and pipeline.stages[image].build is not None:
+        image, built = build_tag(run_id, image), True
+    return ContainerSpec(
+        image=image,
+        built=built,
+        command=["/bin/sh", "-c", service.run] if service.run is not None else None,
+        env=env,
+        binds=[],
+        workdir=None,
+        network=None,
+        labels={
+            "dockercise.run": run_id,
+            "dockercise.stage": stage.name,
+            "dockercise.service": service.name,
+        },
+        resources=resources or Resources(),
+        aliases=(service.name,),
+    )
+
+
 def container_spec(
     pipeline: Pipeline,
     stage: Stage,
@@ -169,16 +246,7 @@ def container_spec(
     own = f"/{stage.name}"
     env = {"OUT": own, "DOCKERCISE_RUN_ID": run_id, "DOCKERCISE_STAGE": stage.name}
     env.update(extra_env or {})
-    for item in stage.env:
-        if item.value is not None:
-            env[item.name] = (literals or {}).get((stage.name, item.name), item.value)
-        elif item.name in pipeline.stages:
-            value = outputs.get(item.name, "")
-            env[item.name.upper()] = value
-            # `assume-role` -> also ASSUME_ROLE: shells drop names they cannot spell.
-            env[shell_name(item.name.upper())] = value
-        else:
-            env[item.name.upper()] = external[item.name]
+    env.update(_variables(pipeline, stage.name, stage.env, external, outputs, literals))
 
     binds = [Bind(dirs.out, "/out", True), Bind(dirs.volume(stage.name), own, False)]
     hide = (dirs.project / HIDDEN_IN_CODE).is_dir()

@@ -18,7 +18,7 @@ from functools import cache
 from importlib import resources
 from typing import Any
 
-from runner import matrix
+from runner import matrix, services
 from runner.downstream import count_problem, url_problem
 from runner.model import CODE
 from runner.wording import Suggester, describe, quote
@@ -53,8 +53,9 @@ _VARIABLE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 _REPO = re.compile(r"[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+\Z")
 _REMOTE = re.compile(r"[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+(?:@.+)?\Z")
 
-Problems = Iterator[tuple[str | None, str]]
-"""(key the problem is at, or None for the stage itself; what is wrong)."""
+Problems = Iterator[tuple[str | int | None, str]]
+"""(key the problem is at, or the line of a nested one (a service's), or None for the stage
+itself; what is wrong)."""
 
 
 def parse_duration(value: str | int) -> float:
@@ -181,6 +182,7 @@ STAGE_KEYS: dict[str, Callable[[Any], bool]] = {
     "remote": _remote,
     "cache": _cache,
     "matrix": lambda value: isinstance(value, dict),  # the values: matrix.problems
+    "services": lambda value: isinstance(value, dict),  # the values: services.problems
 }
 META_KEYS: dict[str, Callable[[Any], bool]] = {
     "name": _string,
@@ -369,11 +371,39 @@ def stage_problems(name: str, body: Any, suggest: Suggester) -> Problems:
         if "remote" in body:
             yield "matrix", "a 'remote' stage cannot have a 'matrix' (it runs no container)"
         yield from _matrix_env_problems(body["matrix"], env)
+    variables = [v for v in body.get("matrix") or () if isinstance(v, str)]
     if "img" in body:
-        variables = [v for v in body.get("matrix") or () if isinstance(v, str)]
         why = matrix.image_problem(body["img"], variables)
         if why:
             yield "img", why
+    if "services" in body:
+        yield from _services_problems(name, body, variables, suggest)
+
+
+def _services_problems(
+    name: str, body: Mapping[str, Any], variables: list[str], suggest: Suggester
+) -> Problems:
+    """A stage's `services`: their names and keys (runner.services), values as a stage's."""
+    expect = _expect("stage")
+
+    def check(key: str, value: Any) -> str | None:
+        if not STAGE_KEYS[key](value):
+            return f"'{key}' must be {expect[key]}, not {describe(value)}"
+        if key == "img":
+            return matrix.image_problem(value, variables)
+        for item in value if key == "env" and isinstance(value, list) else ():
+            for variable in item if isinstance(item, dict) else ():
+                why = _variable_problem(variable)
+                if why:
+                    return f"'env' item {why}"
+        return None
+
+    if "remote" in body:
+        yield "services", "a 'remote' stage cannot have 'services' (it runs no container)"
+    elif "run" not in body:
+        yield "services", "'services' run beside the stage's script: add 'run'"
+    for line, why in services.problems(name, body["services"], check, suggest):
+        yield "services" if line is None else line, why
 
 
 def _matrix_env_problems(variables: Any, env: Any) -> Problems:

@@ -16,6 +16,7 @@ SCHEMA_FILE = REPO / "runner" / "schema.json"
 STAGE_KEYS = {
     "img", "build", "run", "after", "env", "vol", "on", "dir", "noLog", "neverFail",
     "when", "if", "unless", "timeout", "retry", "paths", "remote", "cache", "matrix",
+    "services",
 }  # fmt: skip
 META_KEYS = {
     "name", "concurrency", "timeout", "network", "secrets", "statuses", "on", "downstream",
