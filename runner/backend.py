@@ -124,26 +124,41 @@ class ContainerBackend(Protocol):
     def has_image(self, image: str) -> bool:
         """Whether the engine holds the image (never pulls)."""
 
-    def create_network(self, name: str, labels: Mapping[str, str]) -> None:
+    def create_network(self, name: str, labels: Mapping[str, str], internal: bool = False) -> None:
         """Make a network for a run's containers, with `labels` (its run's, `dockercise.run`
         among them: `remove_run` removes it, and the sweep when its owner died).
 
         Containers on it reach each other by their aliases (`spec.aliases`),
-        and no container of another run is on it.  ContainerFailed when the
-        engine refuses.
+        and no container of another run is on it; an `internal` network
+        reaches nothing outside it.  ContainerFailed when the engine refuses.
+        """
+
+    def remove_network(self, name: str) -> None:
+        """Remove a network made by `create_network` and whatever container is still on it.
+
+        May return before it is gone (off the critical path, as `remove`);
+        `remove_run` waits for it.  Never raises.
         """
 
     def create(self, spec: ContainerSpec) -> str:
         """Create the container (labelled with `spec.labels`, limited by `spec.resources`),
         not started; its id.
 
-        It joins `spec.network` under `spec.aliases`.
+        It joins `spec.network`, and then every network of `spec.joins`, under
+        `spec.aliases`.
 
         No output written after `start` may be lost: a backend attaches here
         (Docker) or reads the logs from the very beginning.
         """
 
     def start(self, container: str) -> None: ...
+
+    def exec(self, container: str, command: Sequence[str], timeout: float) -> int | None:
+        """Run `command` inside the running container; its exit code, or None when it has not
+        ended within `timeout` seconds (it is left to end with the container).
+
+        ContainerFailed when the container is not running (it ended) or the engine refuses.
+        """
 
     def output(self, container: str) -> Iterator[tuple[Stream, bytes]]:
         """The container's output as it is written, in chunks; ends when the container does."""

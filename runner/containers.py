@@ -408,7 +408,7 @@ class Containers:
             ):
                 self.api.remove_image(layers[-1], force=True)
 
-    def create_network(self, name: str, labels: Mapping[str, str]) -> None:
+    def create_network(self, name: str, labels: Mapping[str, str], internal: bool = False) -> None:
         """A bridge network of the run's own (DNS between its containers), labelled with it.
 
         Its host interface is `bridge_name(name)` (`dcx-...`), which the
@@ -421,9 +421,32 @@ class Containers:
                 options={"com.docker.network.bridge.name": bridge_name(name)},
                 labels=dict(labels),
                 check_duplicate=True,
+                internal=internal,
             )
         except (docker.errors.DockerException, requests.exceptions.RequestException) as e:
             raise ContainerFailed(f"cannot create the network {name}: {_explain(e)}") from None
+
+    def remove_network(self, name: str) -> None:
+        """Schedule its removal: its containers first (by force), then the network itself."""
+        with self._lock:
+            self._removals.append(self._remover.submit(self._remove_network_now, name))
+
+    def _remove_network_now(self, name: str) -> None:
+        try:
+            on_it = self.api.containers(all=True, filters={"network": name})
+        except (docker.errors.DockerException, requests.exceptions.RequestException):
+            on_it = []
+        for info in on_it:
+            self._remove(info["Id"])
+        for pause in (0.0, 0.1, 0.3, 1.0, 2.0):  # a removal begun elsewhere may still be ending
+            time.sleep(pause)
+            try:
+                self.api.remove_network(name)
+                return
+            except docker.errors.NotFound:
+                return
+            except (docker.errors.DockerException, requests.exceptions.RequestException):
+                continue  # left to remove_run, and to the sweep after that
 
     def create(self, spec: ContainerSpec) -> str:
         """Create and attach to a container, ready to start; ContainerFailed if Docker says no."""
@@ -454,6 +477,13 @@ class Containers:
         except (docker.errors.DockerException, requests.exceptions.RequestException) as e:
             raise ContainerFailed(f"cannot create the container: {_explain(e)}") from None
         cid: str = created["Id"]
+        for network in spec.joins:
+            try:
+                self.api.connect_container_to_network(cid, network, aliases=list(spec.aliases))
+            except (docker.errors.DockerException, requests.exceptions.RequestException) as e:
+                self._schedule_removal(cid)
+                why = _explain(e)
+                raise ContainerFailed(f"cannot join the network {network}: {why}") from None
         try:
             # Attached before it starts, so no output can be missed (as `docker run` does).
             stream = self.api.attach(cid, stdout=True, stderr=True, stream=True, demux=True)
@@ -469,6 +499,24 @@ class Containers:
             self.api.start(container)
         except (docker.errors.DockerException, requests.exceptions.RequestException) as e:
             raise ContainerFailed(f"the container failed: {_explain(e)}") from None
+
+    def exec(self, container: str, command: Sequence[str], timeout: float) -> int | None:
+        """Started detached, then asked after until it ends: a hanging command blocks nothing."""
+        deadline = time.monotonic() + timeout
+        try:
+            created = self.api.exec_create(container, list(command), stdout=False, stderr=False)
+            self.api.exec_start(created["Id"], detach=True)
+            pause = 0.01
+            while True:
+                info = self.api.exec_inspect(created["Id"])
+                if not info.get("Running") and info.get("ExitCode") is not None:
+                    return int(info["ExitCode"])
+                if time.monotonic() >= deadline:
+                    return None
+                time.sleep(min(pause, max(deadline - time.monotonic(), 0.0)))
+                pause = min(pause * 2, 0.1)
+        except (docker.errors.DockerException, requests.exceptions.RequestException) as e:
+            raise ContainerFailed(f"cannot run a command in the container: {_explain(e)}") from None
 
     def output(self, container: str) -> Iterator[tuple[Stream, bytes]]:
         with self._lock:

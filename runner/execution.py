@@ -28,7 +28,8 @@ from runner.errors import BuildFailed, ContainerFailed, Refused, StoreUnavailabl
 from runner.guards import DISK_LIMIT, CappedLog, CappedWriter, log_cut_note, volume_size
 from runner.limits import Limits, capped_timeout, format_size
 from runner.masking import LineSplitter, Masker
-from runner.model import CODE, Pipeline, Stage
+from runner.model import CODE, Pipeline, Service, Stage
+from runner.networks import NONE, stage_network
 from runner.outcome import StageResult, Status, now
 from runner.plan import (
     BUILT_IMAGES,
@@ -39,9 +40,12 @@ from runner.plan import (
     build_context,
     container_spec,
     run_tag_prefix,
+    service_spec,
 )
+from runner.services import log_name
+from runner.sidecars import Readiness, Sidecars
 from runner.store import ResultStore
-from runner.supervisor import Guard, OutputSink, Stop, Supervisor
+from runner.supervisor import Exit, Guard, OutputSink, Stop, Supervisor
 
 __all__ = ["DEFAULT_TIMEOUT", "StageExecutor", "StageReporter", "backoff"]
 
@@ -104,6 +108,8 @@ class StageExecutor:
     scope: Scope | None = None
     """Whose kept layers `build` stages start from, and whether theirs are kept; None: neither."""
     layer_salt: str = ""
+    _service_logs: dict[str, dict[str, CappedLog]] = field(default_factory=dict, init=False)
+    """Stage -> its services' open logs, kept across its attempts."""
 
     def execute(self, stage: Stage) -> StageResult:
         """Run the stage, again after a failure as `retry` allows.
@@ -145,6 +151,7 @@ class StageExecutor:
                 log = None
             raise
         finally:
+            self._close_service_logs(stage)
             if log is not None:
                 log.close()
                 result.logs = f"{stage.name}.log"
@@ -255,13 +262,24 @@ class StageExecutor:
             result.status, result.reason = Status.CANCELLED, self.cancel.reason
             return
         spec = self._confined(spec)  # after the pull, which may take long: nothing in between
-        stdout_path = self.dirs.stdout(stage.name)
-        with stdout_path.open("wb") as stdout:
-            sink, flush = self._sink(stage, log, CappedWriter(stdout, self.limits.max_log))
-            left = max(deadline - time.monotonic(), 0.0)
-            exit = self.supervisor.run(spec, sink, left, self._disk_guard(volume))
-            flush()
-        os.replace(stdout_path, self.dirs.out / stage.name)
+        sidecars = self._sidecars(stage, log, spec) if stage.services else None
+        try:
+            with sidecars or contextlib.nullcontext():
+                if sidecars is not None:
+                    readiness = sidecars.start(max(deadline - time.monotonic(), 0.0))
+                    if readiness is not Readiness.READY:
+                        result.status, result.reason = (
+                            (Status.CANCELLED, self.cancel.reason)
+                            if readiness is Readiness.CANCELLED
+                            else (Status.FAILURE, "timeout")
+                        )
+                        return
+                    spec = _beside(spec, sidecars.network, self.network)
+                exit = self._container(stage, log, spec, volume, deadline)
+        finally:
+            if sidecars is not None:
+                result.services = sidecars.results()
+        os.replace(self.dirs.stdout(stage.name), self.dirs.out / stage.name)
         with (self.dirs.out / stage.name).open("rb") as produced:
             # What `env` items and masking need; a stage printing gigabytes must not fill memory.
             output = produced.read(MAX_OUTPUT).decode("utf-8", "replace").strip()
@@ -300,6 +318,75 @@ class StageExecutor:
             _zip(volume, archive)
             self.store.put_file(self.run_id, f"{stage.name}.zip", archive)
             result.artefact = f"{stage.name}.zip"
+
+    def _container(
+        self,
+        stage: Stage,
+        log: CappedLog | None,
+        spec: ContainerSpec,
+        volume: Path,
+        deadline: float,
+    ) -> Exit:
+        stdout_path = self.dirs.stdout(stage.name)
+        with stdout_path.open("wb") as stdout:
+            sink, flush = self._sink(stage, log, CappedWriter(stdout, self.limits.max_log))
+            left = max(deadline - time.monotonic(), 0.0)
+            exit = self.supervisor.run(spec, sink, left, self._disk_guard(volume))
+            flush()
+        return exit
+
+    def _sidecars(self, stage: Stage, log: CappedLog | None, spec: ContainerSpec) -> Sidecars:
+        """The stage's services, their images there (pulled when missing) or refused (Refused)."""
+        network = stage_network(self.run_id, stage.name)
+        specs = []
+        for service in stage.services:
+            made = service_spec(
+                self.pipeline,
+                stage,
+                service,
+                self.run_id,
+                self.external,
+                self.outputs,
+                self.extra_env,
+                self.literals,
+                self.limits.resources,
+            )
+            refused = self._foreign_kept(made.image)
+            if refused is not None:
+                raise Refused(f"service {service.name}: {refused}")
+            if not made.built:
+                self.backend.ensure_image(made.image, lambda text: self._note(stage, log, text))
+            made.labels = {**self.labels, **made.labels}
+            specs.append((service, replace(made, network=network)))
+        return Sidecars(
+            backend=self.backend,
+            stage=stage.name,
+            network=network,
+            internal=self.network == NONE,
+            labels={**self.labels, "dockercise.stage": stage.name},
+            specs=specs,
+            masker=self.masker,
+            logs=lambda service: self._service_log(stage, service),
+            cancel=self.cancel,
+            note=lambda text: self._note(stage, log, text),
+        )
+
+    def _service_log(self, stage: Stage, service: Service) -> CappedLog | None:
+        """`<stage>.<service>.log`, one for every attempt (as the stage's); none with noLog."""
+        if stage.no_log:
+            return None
+        logs = self._service_logs.setdefault(stage.name, {})
+        if service.name not in logs:
+            name = log_name(stage.name, service.name)
+            logs[service.name] = CappedLog(
+                self.store.open_log(self.run_id, name), self.limits.max_log
+            )
+        return logs[service.name]
+
+    def _close_service_logs(self, stage: Stage) -> None:
+        for log in self._service_logs.pop(stage.name, {}).values():
+            with contextlib.suppress(StoreUnavailable):
+                log.close()
 
     def _disk_guard(self, volume: Path) -> Guard | None:
         limit = self.limits.stage_disk
@@ -423,6 +510,18 @@ class StageExecutor:
                 emit(splitter.close())
 
         return sink, flush
+
+
+def _beside(spec: ContainerSpec, own: str, run_network: str | None) -> ContainerSpec:
+    """The stage's container on its own network, its services', besides the run's.
+
+    With the engine's default network (None) or none at all, the stage's own
+    network is its only one; on a named network (a bot build's own), it stays
+    there too, so it still reaches the build's other stages by name.
+    """
+    if run_network is None or run_network == NONE:
+        return replace(spec, network=own)
+    return replace(spec, joins=(*spec.joins, own))
 
 
 def _foreign_from(dockerfile: Path, own: str | None, run_id: str) -> str | None:

@@ -60,6 +60,8 @@ class StageResult:
     attempts: int = 0
     cache: list[dict[str, Any]] | None = None
     """Each `cache` path: key, restored (`exact`, `fallback`, None), saved, bytes, seconds."""
+    services: list[dict[str, Any]] | None = None
+    """Each service beside the stage (SPEC §14): name, image, ready (seconds), exit_code, logs."""
     failed_upstream: str | None = None
     """For a skipped stage: the failed stage that caused the skip (not stored)."""
 
@@ -87,6 +89,8 @@ class StageResult:
             data["check"] = self.check
         if self.cache is not None:
             data["cache"] = self.cache
+        if self.services is not None:
+            data["services"] = self.services
         return data
 
 

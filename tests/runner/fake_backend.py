@@ -85,6 +85,13 @@ class FakeBackend:
         """What other processes left on the engine, for `labelled` (tests of recovery)."""
         self.networks: dict[str, dict[str, str]] = {}
         """Network name -> its labels, while it exists."""
+        self.internal: set[str] = set()
+        """Networks made `internal` (no way out)."""
+        self.ready: dict[str, list[int | None]] = {}
+        """`stage.service` -> what its `ready` tries exit with, in turn (the last repeats;
+        None: the try did not end in time); 0 when not scripted."""
+        self.tries: dict[str, int] = {}
+        """`stage.service` -> how many times its `ready` was tried."""
         self.refuse_networks = False
         """The engine refuses to make networks."""
         self.max_running = 0
@@ -180,24 +187,54 @@ class FakeBackend:
     def has_image(self, image: str) -> bool:
         return image in self.images
 
-    def create_network(self, name: str, labels: Mapping[str, str]) -> None:
+    def create_network(self, name: str, labels: Mapping[str, str], internal: bool = False) -> None:
         self._record("create_network", name)
         if self.refuse_networks:
             raise ContainerFailed(f"cannot create the network {name}: scripted refusal")
         with self._lock:
             assert name not in self.networks, f"network {name} made twice"
             self.networks[name] = dict(labels)
+            if internal:
+                self.internal.add(name)
+
+    def remove_network(self, name: str) -> None:
+        self._record("remove_network", name)
+        with self._lock:
+            on_it = [
+                c
+                for c in self.containers
+                if not c.removed and name in (c.spec.network, *c.spec.joins)
+            ]
+            self.networks.pop(name, None)
+        for c in on_it:
+            self.remove(c.id)
+
+    def exec(self, container: str, command: Sequence[str], timeout: float) -> int | None:
+        self._record("exec", container)
+        c = self._by_id[container]
+        if c.ended.is_set() or not c.started:
+            raise ContainerFailed("cannot run a command in the container: it is not running")
+        with self._lock:
+            codes = self.ready.get(c.stage, [0])
+            tried = self.tries[c.stage] = self.tries.get(c.stage, 0) + 1
+        return codes[min(tried, len(codes)) - 1]
 
     def create(self, spec: ContainerSpec) -> str:
         stage = spec.labels["dockercise.stage"]
+        if "dockercise.service" in spec.labels:  # scripted as `stage.service`
+            stage = f"{stage}.{spec.labels['dockercise.service']}"
         if spec.network is not None and spec.network not in ("none", "host", "bridge"):
             assert spec.network in self.networks, f"{stage}: joins missing network {spec.network}"
+        for network in spec.joins:
+            assert network in self.networks, f"{stage}: joins missing network {network}"
         self._record("create", stage)
         if stage in self.refused:
             raise ContainerFailed("cannot create the container: scripted refusal")
         with self._lock:
             attempt = len(self.of(stage))
-            scripts = self.scripts.get(stage, [Script()])
+            # An unscripted service serves until it is stopped, as services do.
+            default = Script(hang=True) if "dockercise.service" in spec.labels else Script()
+            scripts = self.scripts.get(stage, [default])
             container = FakeContainer(
                 f"c{len(self.containers) + 1}", spec, scripts[min(attempt, len(scripts) - 1)], stage
             )
@@ -208,13 +245,14 @@ class FakeBackend:
     def start(self, container: str) -> None:
         self._record("start", container)
         c = self._by_id[container]
-        own = next(b.source for b in c.spec.binds if not b.read_only)
-        c.volume_at_start = sorted(p.name for p in own.iterdir())
-        for name in c.script.files:
-            (own / name).write_text(name)
-        if c.script.fill:
-            with (own / "fill").open("wb") as fill:
-                fill.write(b"x" * c.script.fill)
+        own = next((b.source for b in c.spec.binds if not b.read_only), None)
+        if own is not None:  # a service has no volume
+            c.volume_at_start = sorted(p.name for p in own.iterdir())
+            for name in c.script.files:
+                (own / name).write_text(name)
+            if c.script.fill:
+                with (own / "fill").open("wb") as fill:
+                    fill.write(b"x" * c.script.fill)
         with self._lock:
             c.started = True
             self._running += 1

@@ -1,0 +1,226 @@
+"""A stage's services at run time (SPEC §14): network, containers, readiness, logs, removal.
+
+`Sidecars` is used around one attempt of a stage's container:
+
+    with Sidecars(...) as sidecars:
+        sidecars.start()       # network, containers, each `ready` until it passes
+        ... the stage runs on sidecars.network ...
+    # services and network removed, whatever happened in between
+
+Services are not the supervisor's containers: the stage's outcome is its own
+container's, and a service is only ever killed and removed, once the stage
+has ended (or never started).  Whatever kills this process instead leaves
+containers and a network carrying the run's and its owner's labels, which
+the next start's sweep removes (`runner.recovery`).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any
+
+from runner.backend import ContainerBackend, Stream
+from runner.errors import ContainerFailed
+from runner.guards import CappedLog
+from runner.masking import LineSplitter, Masker
+from runner.model import Service
+from runner.plan import ContainerSpec
+from runner.services import log_name
+from runner.supervisor import Stop
+
+__all__ = ["READY_TIMEOUT", "Readiness", "ServiceFailed", "Sidecars"]
+
+READY_TIMEOUT = 60.0
+"""Seconds a stage's services have, together, to become ready (SPEC §14)."""
+READY_PAUSES = (0.05, 0.1, 0.2, 0.4, 0.8)
+"""Seconds between the first tries of `ready`; every second after them.  A service that is
+ready at once (most are) costs the stage a fraction of a second, not a whole one."""
+READY_EVERY = 1.0
+PUMP_JOIN = 10.0
+"""Seconds to wait for a killed service's output to end before its log is closed."""
+
+
+class ServiceFailed(ContainerFailed):
+    """A service never became ready, or ended before it did: the stage's `error` reason."""
+
+
+class Readiness(Enum):
+    READY = "ready"
+    CANCELLED = "cancelled"
+    """The run was stopped while the services started."""
+    TIMED_OUT = "timed out"
+    """The stage's own timeout came before the services were ready."""
+
+
+@dataclass
+class _Running:
+    """One service's container while the stage runs."""
+
+    service: Service
+    spec: ContainerSpec
+    log: CappedLog | None
+    container: str | None = None
+    ready: float | None = None
+    """Seconds from its start until `ready` passed."""
+    code: int | None = None
+    """Its exit code, once it ended on its own (a kill after the stage is not recorded)."""
+    ended: threading.Event = field(default_factory=threading.Event)
+    killed: bool = False
+    """Killed after the stage, still running: its exit code is the kill's, not its own."""
+    pump: threading.Thread | None = None
+    started: float = 0.0
+
+
+@dataclass
+class Sidecars:
+    """One attempt's services: what `start` makes, `__exit__` removes."""
+
+    backend: ContainerBackend
+    stage: str
+    network: str
+    """The stage's own network (`networks.stage_network`), made by `start`."""
+    internal: bool
+    """The run has no network (`meta.network: none`): neither has the stage's, beyond itself."""
+    labels: Mapping[str, str]
+    specs: Sequence[tuple[Service, ContainerSpec]]
+    masker: Masker
+    logs: Callable[[Service], CappedLog | None]
+    """The service's log, opened once for every attempt of the stage; None: not kept (noLog)."""
+    cancel: Stop
+    note: Callable[[str], None]
+    _running: list[_Running] = field(default_factory=list)
+    _made: bool = False
+
+    def __enter__(self) -> Sidecars:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.stop()
+
+    def start(self, left: float) -> Readiness:
+        """Make the network, start every service on it, wait until each is ready.
+
+        `left`: seconds until the stage's timeout.  ServiceFailed when a service
+        is not ready within `ready_timeout` (or ended before it was);
+        ContainerFailed when the engine refuses.
+        """
+        self.backend.create_network(self.network, self.labels, internal=self.internal)
+        self._made = True
+        for service, spec in self.specs:
+            running = _Running(service, spec, self.logs(service))
+            self._running.append(running)
+            running.container = self.backend.create(spec)
+            self.backend.start(running.container)
+            running.started = time.monotonic()
+            running.pump = threading.Thread(
+                target=self._pump, args=(running,), name=f"service-{service.name}", daemon=True
+            )
+            running.pump.start()
+        return self._wait_ready(left)
+
+    def _wait_ready(self, left: float) -> Readiness:
+        """Each service's `ready`, again after a pause, until all pass or the time is up."""
+        limit = READY_TIMEOUT  # read at each start: tests shorten it
+        end = time.monotonic() + min(limit, left)
+        waiting = [r for r in self._running if r.service.ready is not None]
+        for running in self._running:
+            if running.service.ready is None:
+                running.ready = 0.0
+        tries = 0
+        while waiting:
+            for running in list(waiting):
+                if self._ready(running, end):
+                    running.ready = round(time.monotonic() - running.started, 3)
+                    self.note(f"service {running.service.name} ready after {running.ready} s")
+                    waiting.remove(running)
+            if not waiting:
+                break
+            now = time.monotonic()
+            if now >= end:
+                if left < limit:
+                    return Readiness.TIMED_OUT
+                raise ServiceFailed(f"service {waiting[0].service.name} not ready")
+            pause = READY_PAUSES[tries] if tries < len(READY_PAUSES) else READY_EVERY
+            tries += 1
+            if self.cancel.wait(min(pause, end - now)):
+                return Readiness.CANCELLED
+        return Readiness.CANCELLED if self.cancel.is_set() else Readiness.READY
+
+    def _ready(self, running: _Running, deadline: float) -> bool:
+        """One try of the service's `ready`; ServiceFailed once the service has ended.
+
+        A try that does not end by the deadline counts as not ready.
+        """
+        assert running.container is not None and running.service.ready is not None
+        name = running.service.name
+        if running.ended.is_set():
+            raise ServiceFailed(f"service {name} exited (code {running.code}) before ready")
+        left = max(deadline - time.monotonic(), 0.1)
+        try:
+            code = self.backend.exec(
+                running.container, ["/bin/sh", "-c", running.service.ready], left
+            )
+        except ContainerFailed:
+            if running.ended.wait(PUMP_JOIN):
+                raise ServiceFailed(
+                    f"service {name} exited (code {running.code}) before ready"
+                ) from None
+            raise
+        return code == 0
+
+    def _pump(self, running: _Running) -> None:
+        """The service's output, masked line by line, into its log; then its exit code."""
+        assert running.container is not None
+        splitters = {stream: LineSplitter(self.masker) for stream in Stream}
+        log = running.log
+
+        def keep(lines: list[str]) -> None:
+            if log is not None:
+                for line in lines:
+                    log.output(self.masker(line).encode())
+
+        try:
+            for stream, chunk in self.backend.output(running.container):
+                keep(splitters[stream].feed(chunk))
+            for splitter in splitters.values():
+                keep(splitter.close())
+            running.code = self.backend.wait(running.container)
+        except ContainerFailed:
+            pass  # its end is all that is known
+        finally:
+            if log is not None:
+                log.flush()
+            running.ended.set()
+
+    def stop(self) -> None:
+        """Kill and remove every service, then the network; never raises."""
+        stopped_at = time.monotonic()
+        for running in self._running:
+            if running.container is not None:
+                running.killed = not running.ended.is_set()
+                self.backend.kill(running.container)
+        for running in self._running:
+            if running.pump is not None:
+                running.pump.join(max(PUMP_JOIN - (time.monotonic() - stopped_at), 0.1))
+            if running.container is not None:
+                self.backend.remove(running.container)
+        if self._made:
+            self.backend.remove_network(self.network)
+            self._made = False
+
+    def results(self) -> list[dict[str, Any]]:
+        """The stage JSON's `services`: what each service was and how it went."""
+        return [
+            {
+                "name": r.service.name,
+                "image": r.spec.image,
+                "ready": r.ready,
+                "exit_code": None if r.killed else r.code,
+                "logs": f"{log_name(self.stage, r.service.name)}.log" if r.log else None,
+            }
+            for r in self._running
+        ]
