@@ -1,0 +1,173 @@
+"""`services` (SPEC §14) against the real Docker engine: the example reaching its service by
+name, a service never ready, a failing stage, secrets in a service's log, and kill -9 during
+a stage with services followed by the next start's sweep."""
+
+from __future__ import annotations
+
+import shutil
+import signal
+from collections.abc import Callable
+from pathlib import Path
+
+import docker
+import docker.errors
+import pytest
+
+from runner import sidecars
+from tests.integration.conftest import IMAGE, Outcome
+from tests.integration.test_recovery import QUICK, _running, _start, _wait_for
+
+pytestmark = pytest.mark.docker
+
+Run = Callable[..., Outcome]
+Project = Callable[..., Path]
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "services"
+
+SERVED = f"""
+    test:
+      img: {IMAGE}
+      services:
+        web:
+          img: {IMAGE}
+          run: mkdir -p /www && echo up > /www/index.html && exec httpd -f -p 8080 -h /www
+          ready: wget -q -O- http://127.0.0.1:8080/
+      run: wget -q -O- http://web:8080/ && exit 1
+"""
+
+
+def _left(client: docker.DockerClient, run_id: str) -> list[str]:
+    """Containers and networks of the run still on the engine."""
+    label = {"label": f"dockercise.run={run_id}"}
+    containers = [c["Id"] for c in client.api.containers(all=True, filters=label)]
+    return containers + [n["Name"] for n in client.api.networks(filters=label)]
+
+
+def test_the_example_reaches_its_service_by_name(
+    dockercise: Run, tmp_path: Path, docker_client: docker.DockerClient
+) -> None:
+    root = tmp_path / "example"
+    shutil.copytree(EXAMPLE, root, ignore=shutil.ignore_patterns(".dockercise"))
+    outcome = dockercise(root, "run")
+    assert outcome.code == 0, outcome.out + outcome.err
+    assert "hello from web" in outcome.log("test")
+    assert "service web ready after" in outcome.log("test")
+    assert "serving /www on port 8080" in outcome.log("test.web")
+    (web,) = outcome.stage("test")["services"]
+    assert (web["name"], web["image"], web["logs"]) == ("web", IMAGE, "test.web.log")
+    assert isinstance(web["ready"], float) and web["exit_code"] is None
+    assert (outcome.run_dir / "test.zip").exists()
+    assert _left(docker_client, outcome.run_id) == []
+
+
+def test_a_service_never_ready_errors_the_stage_and_is_removed(
+    dockercise: Run,
+    project: Project,
+    docker_client: docker.DockerClient,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(sidecars, "READY_TIMEOUT", 2.0)
+    root = project(
+        f"""
+        test:
+          img: {IMAGE}
+          services:
+            db: {{img: {IMAGE}, run: sleep 600, ready: 'test -e /never'}}
+          run: echo never
+        """
+    )
+    outcome = dockercise(root, "run")
+    assert outcome.code == 1, outcome.out + outcome.err
+    stage = outcome.stage("test")
+    assert (stage["status"], stage["reason"]) == ("error", "service db not ready")
+    assert stage["services"][0]["ready"] is None
+    assert "never" not in outcome.log("test").splitlines()  # the stage never ran
+    assert _left(docker_client, outcome.run_id) == []
+
+
+def test_a_service_that_exits_before_ready_says_its_code(
+    dockercise: Run, project: Project, docker_client: docker.DockerClient
+) -> None:
+    root = project(
+        f"""
+        test:
+          img: {IMAGE}
+          services:
+            db: {{img: {IMAGE}, run: echo broken config; exit 3, ready: 'false'}}
+          run: echo never
+        """
+    )
+    outcome = dockercise(root, "run")
+    stage = outcome.stage("test")
+    assert (stage["status"], stage["reason"]) == (
+        "error",
+        "service db exited (code 3) before ready",
+    )
+    assert "broken config" in outcome.log("test.db")
+    assert _left(docker_client, outcome.run_id) == []
+
+
+def test_a_failing_stage_still_removes_its_services_and_network(
+    dockercise: Run, project: Project, docker_client: docker.DockerClient
+) -> None:
+    outcome = dockercise(project(SERVED), "run")
+    assert outcome.code == 1, outcome.out + outcome.err
+    stage = outcome.stage("test")
+    assert (stage["status"], stage["reason"]) == ("failure", "exit 1")
+    assert "up" in outcome.log("test").splitlines()
+    assert _left(docker_client, outcome.run_id) == []
+
+
+def test_secrets_are_masked_in_a_services_log(
+    dockercise: Run, project: Project, docker_client: docker.DockerClient
+) -> None:
+    root = project(
+        f"""
+        meta:
+          secrets: {{TOKEN: s3cr3t-token-value}}
+        test:
+          img: {IMAGE}
+          services:
+            web:
+              img: {IMAGE}
+              env: [TOKEN]
+              run: echo "token=$TOKEN"; echo "base64=$(echo -n $TOKEN | base64)"; exec sleep 600
+          run: echo done
+        """
+    )
+    outcome = dockercise(root, "run")
+    assert outcome.code == 0, outcome.out + outcome.err
+    log = outcome.log("test.web")
+    assert "token=***" in log and "base64=***" in log, log
+    assert "s3cr3t" not in log
+    assert _left(docker_client, outcome.run_id) == []
+
+
+@pytest.mark.slow
+def test_kill_9_during_a_stage_with_services_leaves_nothing_after_the_next_start(
+    project: Project, docker_client: docker.DockerClient, no_leaks: Path, tmp_path: Path
+) -> None:
+    root = project(
+        f"""
+        long:
+          img: {IMAGE}
+          services:
+            web: {{img: {IMAGE}, run: exec sleep 600}}
+          run: echo started; sleep 120
+        """
+    )
+    results = tmp_path / "results"
+    victim = _start(root, results, no_leaks)
+    try:
+        (container,) = _wait_for(lambda: _running(docker_client, results, "long"))
+        run_id = container["Labels"]["dockercise.run"]
+        # Looked at while its owner lives: no other process's sweep may take them yet.
+        left = _left(docker_client, run_id)
+        assert len(left) == 3, left  # the stage, its service, its network
+    finally:
+        victim.send_signal(signal.SIGKILL)
+        victim.communicate()
+
+    survivor = _start(project(QUICK, root=tmp_path / "second"), results, no_leaks)
+    out, err = survivor.communicate(timeout=120)
+    assert survivor.returncode == 0, out + err
+    assert _left(docker_client, run_id) == []
