@@ -149,10 +149,20 @@ def make_blueprint(locate: Locate, controls: Controls | None = None) -> Blueprin
         store = store_of(owner, repo)
         found = state_of(store, run_id)
         stage, dot, suffix = filename.rpartition(".")
+        stored = set(store.names(run_id))
+        if suffix == "log" and stage not in found.names:  # a service's, `<stage>.<service>.log`
+            owner_stage = stage.rpartition(".")[0]
+            if owner_stage not in found.names:
+                abort(404)
+            entry = found.stages[found.names.index(owner_stage)]
+            if filename not in reading.service_logs(entry, stored).values():
+                abort(404)
+            response = _streamed(store, run_id, filename, "text/plain")
+            response.headers["Cache-Control"] = "no-cache"
+            return response
         if not dot or suffix not in ("log", "zip") or stage not in found.names:
             abort(404)
         entry = found.stages[found.names.index(stage)]
-        stored = set(store.names(run_id))
         if suffix == "log":
             if not reading.log_allowed(entry, stored):
                 abort(404)

@@ -31,6 +31,7 @@ __all__ = [
     "read_json",
     "run_rows",
     "run_state",
+    "service_logs",
     "stage_rows",
 ]
 
@@ -159,6 +160,17 @@ class LogView:
 
 
 @dataclass(frozen=True)
+class ServiceRow:
+    """A service beside a stage (SPEC §14), as its stage's JSON lists it, with its log."""
+
+    name: str
+    image: str
+    ready: float | None
+    exit_code: str
+    log: LogView
+
+
+@dataclass(frozen=True)
 class StageRow:
     name: str
     status: str
@@ -170,6 +182,7 @@ class StageRow:
     attempts: int
     artefact: bool
     log: LogView
+    services: tuple[ServiceRow, ...] = ()
 
 
 def log_allowed(stage: Mapping[str, Any], stored: set[str]) -> bool:
@@ -188,6 +201,54 @@ def log_allowed(stage: Mapping[str, Any], stored: set[str]) -> bool:
     return stage.get("status") == Status.RUNNING
 
 
+def service_logs(stage: Mapping[str, Any], stored: set[str]) -> dict[str, str]:
+    """`<stage>.<service>` -> its log's file name, for each service log that may be shown.
+
+    A stage lists its services' logs in its JSON once it has ended, and only
+    when it keeps logs at all (a `noLog` stage's services keep none): the
+    same rule as the stage's own log.
+    """
+    services = stage.get("services")
+    name = stage.get("name")
+    if not isinstance(services, list) or not isinstance(name, str) or stage.get("logs") is None:
+        return {}
+    found = {}
+    for service in services:
+        logs = service.get("logs") if isinstance(service, dict) else None
+        if isinstance(logs, str) and logs in stored and logs == f"{name}.{service.get('name')}.log":
+            found[logs.removesuffix(".log")] = logs
+    return found
+
+
+def _services(
+    store: ResultReader, run_id: str, stage: Mapping[str, Any], stored: set[str]
+) -> tuple[ServiceRow, ...]:
+    services = stage.get("services")
+    if not isinstance(services, list):
+        return ()
+    shown = service_logs(stage, stored)
+    rows = []
+    for service in services:
+        if not isinstance(service, dict):
+            continue
+        name = _text(service.get("name"))
+        base = f"{_text(stage.get('name'))}.{name}"
+        log = LogView(None, "no log stored")
+        if base in shown:
+            log = _tail_view(store, run_id, base)
+        ready, code = service.get("ready"), service.get("exit_code")
+        rows.append(
+            ServiceRow(
+                name=name,
+                image=_text(service.get("image")),
+                ready=float(ready) if isinstance(ready, int | float) else None,
+                exit_code="" if code is None else str(code),
+                log=log,
+            )
+        )
+    return tuple(rows)
+
+
 def _log(store: ResultReader, run_id: str, stage: Mapping[str, Any], stored: set[str]) -> LogView:
     status = _text(stage.get("status"))
     if not log_allowed(stage, stored):
@@ -198,7 +259,12 @@ def _log(store: ResultReader, run_id: str, stage: Mapping[str, Any], stored: set
         if status in _NOT_RUN:
             return LogView(None, f"no output ({status})")
         return LogView(None, "output hidden (noLog)")
-    found = _tail(store, run_id, _text(stage.get("name")), LOG_TAIL)
+    return _tail_view(store, run_id, _text(stage.get("name")))
+
+
+def _tail_view(store: ResultReader, run_id: str, name: str) -> LogView:
+    """The end of `<name>.log`, from a whole line on."""
+    found = _tail(store, run_id, name, LOG_TAIL)
     if found is None:  # removed since it was listed
         return LogView(None, "no log stored")
     tail, size = found
@@ -244,6 +310,7 @@ def stage_rows(store: ResultReader, run_id: str, state: RunState) -> list[StageR
                 attempts=attempts if isinstance(attempts, int) else 0,
                 artefact=stage.get("artefact") is not None and f"{name}.zip" in stored,
                 log=_log(store, run_id, stage, stored),
+                services=_services(store, run_id, stage, stored),
             )
         )
     return rows
