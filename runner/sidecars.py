@@ -65,7 +65,8 @@ class _Running:
     log: CappedLog | None
     container: str | None = None
     ready: float | None = None
-    """Seconds from its start until `ready` passed."""
+    """Seconds from its creation (its container made and started: its own start) until
+    `ready` passed; 0 without `ready`."""
     code: int | None = None
     """Its exit code, once it ended on its own (a kill after the stage is not recorded)."""
     ended: threading.Event = field(default_factory=threading.Event)
@@ -111,11 +112,10 @@ class Sidecars:
         self.backend.create_network(self.network, self.labels, internal=self.internal)
         self._made = True
         for service, spec in self.specs:
-            running = _Running(service, spec, self.logs(service))
+            running = _Running(service, spec, self.logs(service), started=time.monotonic())
             self._running.append(running)
             running.container = self.backend.create(spec)
             self.backend.start(running.container)
-            running.started = time.monotonic()
             running.pump = threading.Thread(
                 target=self._pump, args=(running,), name=f"service-{service.name}", daemon=True
             )
@@ -129,7 +129,7 @@ class Sidecars:
         waiting = [r for r in self._running if r.service.ready is not None]
         for running in self._running:
             if running.service.ready is None:
-                running.ready = 0.0
+                running.ready = 0.0  # ready once started: nothing to wait for
         tries = 0
         while waiting:
             for running in list(waiting):
