@@ -97,11 +97,11 @@ def _show_stages(run: RunView) -> None:
 @project_option
 @results_option
 def logs(run_id: str, stage: str, directory: Path, results: str | None) -> None:
-    """Print one stage's log."""
+    """Print one stage's log, or one of its services' (STAGE.SERVICE)."""
     store = open_store(results, directory.resolve(), os.environ)
     if store.read_json(run_id, "run.json") is None:
         raise UsageError(f"no run '{run_id}' in {store.url}")
-    if store.read_json(run_id, f"{stage}.json") is None:
+    if store.read_json(run_id, f"{stage}.json") is None and not _service_log(store, run_id, stage):
         raise UsageError(f"run {run_id} has no stage '{stage}'")
     found = False
     for chunk in store.iter_log(run_id, stage):  # streamed: a log may be bigger than memory
@@ -111,6 +111,15 @@ def logs(run_id: str, stage: str, directory: Path, results: str | None) -> None:
     if not found:
         raise UsageError(f"stage '{stage}' of run {run_id} has no log (noLog, or it never ran)")
     store.close()
+
+
+def _service_log(store: ResultStore, run_id: str, name: str) -> bool:
+    """Whether `name` is `<stage>.<service>` of a stage whose JSON lists that service's log."""
+    owner = store.read_json(run_id, f"{name.rpartition('.')[0]}.json") if "." in name else None
+    services = owner.get("services") if owner is not None else None
+    return isinstance(services, list) and any(
+        isinstance(s, dict) and s.get("logs") == f"{name}.log" for s in services
+    )
 
 
 @click.command("serve-results")

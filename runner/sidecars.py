@@ -189,11 +189,11 @@ class Sidecars:
             for splitter in splitters.values():
                 keep(splitter.close())
             running.code = self.backend.wait(running.container)
-        except ContainerFailed:
-            pass  # its end is all that is known
-        finally:
             if log is not None:
                 log.flush()
+        except Exception:  # this thread's one catch-all: a service's log is not the stage's
+            pass  # outcome (the engine failing, the store full: the stage's own log says so)
+        finally:
             running.ended.set()
 
     def stop(self) -> None:

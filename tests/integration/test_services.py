@@ -13,9 +13,16 @@ import docker
 import docker.errors
 import pytest
 
-from runner import sidecars
+from runner import pipeline, sidecars
+from runner.containers import Containers
+from runner.engine import Engine, RunOptions, prepare
+from runner.limits import Limits
+from runner.networks import Networking
+from runner.outcome import Status
+from runner.store.local import LocalStore
 from tests.integration.conftest import IMAGE, Outcome
 from tests.integration.test_recovery import QUICK, _running, _start, _wait_for
+from tests.runner.conftest import RecordingReporter
 
 pytestmark = pytest.mark.docker
 
@@ -57,6 +64,9 @@ def test_the_example_reaches_its_service_by_name(
     assert isinstance(web["ready"], float) and web["exit_code"] is None
     assert (outcome.run_dir / "test.zip").exists()
     assert _left(docker_client, outcome.run_id) == []
+    printed = dockercise(root, "logs", outcome.run_id, "test.web")
+    assert printed.code == 0 and "serving /www on port 8080" in printed.out
+    assert dockercise(root, "logs", outcome.run_id, "test.nope").code == 2
 
 
 def test_a_service_never_ready_errors_the_stage_and_is_removed(
@@ -171,3 +181,77 @@ def test_kill_9_during_a_stage_with_services_leaves_nothing_after_the_next_start
     out, err = survivor.communicate(timeout=120)
     assert survivor.returncode == 0, out + err
     assert _left(docker_client, run_id) == []
+
+
+def test_in_a_bot_build_a_stage_reaches_its_service_and_the_builds_other_stages(
+    tmp_path: Path, docker_client: docker.DockerClient
+) -> None:
+    """On the build's own network too (SPEC §10), limited as stages are: `server` is a stage
+    running beside `test`, reached by its stage name; `web` is `test`'s service."""
+    root = tmp_path / "bot-build"
+    root.mkdir()
+    (root / ".dockercise.yml").write_text(
+        f"""
+server:
+  img: {IMAGE}
+  timeout: 60s
+  run: echo from-server | nc -l -p 9000
+test:
+  img: {IMAGE}
+  services:
+    web:
+      img: {IMAGE}
+      run: >-
+        cat /sys/fs/cgroup/memory/memory.limit_in_bytes;
+        mkdir -p /www && echo from-web > /www/index.html && exec httpd -f -p 8080 -h /www
+      ready: wget -q -O- http://127.0.0.1:8080/
+  run: |
+    wget -q -O- http://web:8080/
+    for i in $(seq 300); do nc -w 5 server 9000 </dev/null && exit 0; sleep 0.2; done
+    exit 1
+"""
+    )
+    loaded = pipeline.load(root)
+    assert loaded is not None
+    limits = Limits(stage_memory=256 << 20, stage_pids=64)
+    options = RunOptions(networking=Networking.OWN, limits=limits, concurrency=2)
+    backend = Containers()
+    store = LocalStore(tmp_path / "results")
+    try:
+        result = Engine(backend, store, RecordingReporter()).run(prepare(loaded, options))
+    finally:
+        backend.close()
+    assert result.status is Status.SUCCESS, result.stages
+    log = (store.read_bytes(result.id, "test.log") or b"").decode()
+    assert "from-web" in log and "from-server" in log
+    service_log = (store.read_bytes(result.id, "test.web.log") or b"").decode()
+    assert str(256 << 20) in service_log.split()
+    assert _left(docker_client, result.id) == []
+
+
+def test_a_service_gets_the_stage_limits_in_a_local_run_that_sets_them(
+    dockercise: Run,
+    project: Project,
+    docker_client: docker.DockerClient,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("DOCKERCISE_STAGE_MEMORY", "128m")
+    monkeypatch.setenv("DOCKERCISE_STAGE_PIDS", "32")
+    root = project(
+        f"""
+        test:
+          img: {IMAGE}
+          services:
+            box:
+              img: {IMAGE}
+              run: >-
+                cat /sys/fs/cgroup/memory/memory.limit_in_bytes /sys/fs/cgroup/pids/pids.max;
+                touch /ready; exec sleep 600
+              ready: test -e /ready
+          run: "true"
+        """
+    )
+    outcome = dockercise(root, "run")
+    assert outcome.code == 0, outcome.out + outcome.err
+    assert outcome.log("test.box").split() == [str(128 << 20), "32"]
+    assert _left(docker_client, outcome.run_id) == []
