@@ -201,6 +201,8 @@ class Engine:
             unfinished = scheduler is not None and scheduler.saved  # run.json says `running`
             raise
         finally:
+            if scheduler is not None:
+                scheduler.executor.drain()  # services stopped, their logs closed
             self.backend.remove_run(run.id)
             _remove_private(private, keep_record=unfinished)
         return run

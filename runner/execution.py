@@ -11,6 +11,7 @@ import contextlib
 import errno
 import os
 import shutil
+import threading
 import time
 import zipfile
 from collections.abc import Callable, Iterable, Mapping
@@ -110,6 +111,10 @@ class StageExecutor:
     layer_salt: str = ""
     _service_logs: dict[str, dict[str, CappedLog]] = field(default_factory=dict, init=False)
     """Stage -> its services' open logs, kept across its attempts."""
+    _stopping: dict[str, list[threading.Thread]] = field(default_factory=dict, init=False)
+    """Stage -> the threads stopping its services (one per attempt), until waited for."""
+    _closing: list[threading.Thread] = field(default_factory=list, init=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, init=False)
 
     def execute(self, stage: Stage) -> StageResult:
         """Run the stage, again after a failure as `retry` allows.
@@ -144,6 +149,7 @@ class StageExecutor:
                 pause = self.retry_pause(attempt)
                 self._note(stage, log, f"{result.reason}; trying again in {format_duration(pause)}")
                 self.cancel.wait(pause)
+                self._stopped(stage)  # its services gone before the next attempt's start
         except StoreUnavailable:
             if log is not None:
                 with contextlib.suppress(StoreUnavailable):
@@ -262,23 +268,24 @@ class StageExecutor:
             result.status, result.reason = Status.CANCELLED, self.cancel.reason
             return
         spec = self._confined(spec)  # after the pull, which may take long: nothing in between
-        sidecars = self._sidecars(stage, log, spec) if stage.services else None
+        sidecars = self._sidecars(stage, log, spec, result.attempts) if stage.services else None
         try:
-            with sidecars or contextlib.nullcontext():
-                if sidecars is not None:
-                    readiness = sidecars.start(max(deadline - time.monotonic(), 0.0))
-                    if readiness is not Readiness.READY:
-                        result.status, result.reason = (
-                            (Status.CANCELLED, self.cancel.reason)
-                            if readiness is Readiness.CANCELLED
-                            else (Status.FAILURE, "timeout")
-                        )
-                        return
-                    spec = _beside(spec, sidecars.network, self.network)
-                exit = self._container(stage, log, spec, volume, deadline)
+            if sidecars is not None:
+                readiness = sidecars.start(max(deadline - time.monotonic(), 0.0))
+                if readiness is not Readiness.READY:
+                    result.status, result.reason = (
+                        (Status.CANCELLED, self.cancel.reason)
+                        if readiness is Readiness.CANCELLED
+                        else (Status.FAILURE, "timeout")
+                    )
+                    return
+                spec = _beside(spec, sidecars.network, self.network)
+            exit = self._container(stage, log, spec, volume, deadline)
         finally:
             if sidecars is not None:
+                sidecars.halt()
                 result.services = sidecars.results()
+                self._stop_later(stage, sidecars)
         os.replace(self.dirs.stdout(stage.name), self.dirs.out / stage.name)
         with (self.dirs.out / stage.name).open("rb") as produced:
             # What `env` items and masking need; a stage printing gigabytes must not fill memory.
@@ -335,9 +342,11 @@ class StageExecutor:
             flush()
         return exit
 
-    def _sidecars(self, stage: Stage, log: CappedLog | None, spec: ContainerSpec) -> Sidecars:
+    def _sidecars(
+        self, stage: Stage, log: CappedLog | None, spec: ContainerSpec, attempt: int
+    ) -> Sidecars:
         """The stage's services, their images there (pulled when missing) or refused (Refused)."""
-        network = stage_network(self.run_id, stage.name)
+        network = stage_network(self.run_id, stage.name, attempt)
         specs = []
         for service in stage.services:
             made = service_spec(
@@ -383,10 +392,53 @@ class StageExecutor:
             )
         return logs[service.name]
 
+    def _stop_later(self, stage: Stage, sidecars: Sidecars) -> None:
+        """Stop and remove the services off the stage's clock, as containers are removed.
+
+        Their stage's dependents need not wait for it; a retry of the stage
+        does (`_stopped`), and the run waits for every stop before it ends
+        (`drain`), so that nothing outlives it and every service log is whole.
+        """
+        stopping = threading.Thread(target=sidecars.stop, name=f"stop-services-{stage.name}")
+        stopping.start()
+        with self._lock:
+            self._stopping.setdefault(stage.name, []).append(stopping)
+
+    def _stopped(self, stage: Stage) -> None:
+        """Wait until the stage's services so far are stopped and removed."""
+        with self._lock:
+            stopping = self._stopping.pop(stage.name, [])
+        for thread in stopping:
+            thread.join()
+
     def _close_service_logs(self, stage: Stage) -> None:
-        for log in self._service_logs.pop(stage.name, {}).values():
-            with contextlib.suppress(StoreUnavailable):
-                log.close()
+        """Once its services are stopped (on a thread of its own: see `_stop_later`)."""
+        with self._lock:
+            logs = self._service_logs.pop(stage.name, {})
+            if not logs and stage.name not in self._stopping:
+                return
+
+        def close() -> None:
+            self._stopped(stage)
+            for log in logs.values():
+                with contextlib.suppress(Exception):  # the stage's own log reports a store failure
+                    log.close()
+
+        closing = threading.Thread(target=close, name=f"close-services-{stage.name}")
+        closing.start()
+        with self._lock:
+            self._closing.append(closing)
+
+    def drain(self) -> None:
+        """Wait for every stage's services to be stopped and removed and their logs closed."""
+        while True:
+            with self._lock:
+                closing, self._closing = self._closing, []
+                stopping = [t for threads in self._stopping.values() for t in threads]
+            if not closing and not any(t.is_alive() for t in stopping):
+                return
+            for thread in [*closing, *stopping]:
+                thread.join()
 
     def _disk_guard(self, volume: Path) -> Guard | None:
         limit = self.limits.stage_disk

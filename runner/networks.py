@@ -63,16 +63,18 @@ def network_name(run_id: str, stage: str | None = None) -> str:
     return name[:_MAX_NAME]
 
 
-def stage_network(run_id: str, stage: str) -> str:
+def stage_network(run_id: str, stage: str, attempt: int = 1) -> str:
     """The engine's name of a stage's own network, its services' (SPEC §14); unique in the run.
 
     The stage's name is spelled for the engine and cut, then followed by a
     digest of it: two stages whose names spell alike (`a[x]` and `a_x_`)
-    still get two networks.
+    still get two networks.  A retry's attempt gets one of its own, so it
+    never waits for the last attempt's to be removed.
     """
     spelled = _UNSPELLABLE.sub("_", stage)[:48]
     digest = hashlib.sha256(stage.encode()).hexdigest()[:10]
-    return network_name(run_id, f"{spelled}-{digest}")
+    suffix = "" if attempt == 1 else f"-{attempt}"
+    return network_name(run_id, f"{spelled}-{digest}{suffix}")
 
 
 def bridge_name(network: str) -> str:

@@ -1,11 +1,11 @@
 """A stage's services at run time (SPEC §14): network, containers, readiness, logs, removal.
 
-`Sidecars` is used around one attempt of a stage's container:
+`Sidecars` serves one attempt of a stage's container:
 
-    with Sidecars(...) as sidecars:
-        sidecars.start()       # network, containers, each `ready` until it passes
-        ... the stage runs on sidecars.network ...
-    # services and network removed, whatever happened in between
+    sidecars.start(left)   # network, containers, each `ready` until it passes
+    ... the stage runs on sidecars.network ...
+    sidecars.halt()        # whatever happened: the services' results are settled
+    sidecars.stop()        # killed, drained, removed with the network (on a thread of its own)
 
 Services are not the supervisor's containers: the stage's outcome is its own
 container's, and a service is only ever killed and removed, once the stage
@@ -95,12 +95,7 @@ class Sidecars:
     note: Callable[[str], None]
     _running: list[_Running] = field(default_factory=list)
     _made: bool = False
-
-    def __enter__(self) -> Sidecars:
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        self.stop()
+    _halted: bool = False
 
     def start(self, left: float) -> Readiness:
         """Make the network, start every service on it, wait until each is ready.
@@ -196,12 +191,21 @@ class Sidecars:
         finally:
             running.ended.set()
 
+    def halt(self) -> None:
+        """Mark the services still running as stopped by dockercise (their exit code is then
+        the kill's, not theirs): what `results` says from now on.  No engine call."""
+        if self._halted:
+            return
+        for running in self._running:
+            running.killed = not running.ended.is_set()
+        self._halted = True
+
     def stop(self) -> None:
         """Kill and remove every service, then the network; never raises."""
+        self.halt()
         stopped_at = time.monotonic()
         for running in self._running:
             if running.container is not None:
-                running.killed = not running.ended.is_set()
                 self.backend.kill(running.container)
         for running in self._running:
             if running.pump is not None:

@@ -255,3 +255,14 @@ def test_a_service_gets_the_stage_limits_in_a_local_run_that_sets_them(
     assert outcome.code == 0, outcome.out + outcome.err
     assert outcome.log("test.box").split() == [str(128 << 20), "32"]
     assert _left(docker_client, outcome.run_id) == []
+
+
+def test_each_attempt_of_a_retried_stage_gets_fresh_services(
+    dockercise: Run, project: Project, docker_client: docker.DockerClient
+) -> None:
+    root = project(SERVED.replace("      run: wget", "      retry: 1\n      run: wget"))
+    outcome = dockercise(root, "run")
+    stage = outcome.stage("test")
+    assert (stage["status"], stage["reason"], stage["attempts"]) == ("failure", "exit 1", 2)
+    assert outcome.log("test").count("service web ready after") == 2
+    assert _left(docker_client, outcome.run_id) == []

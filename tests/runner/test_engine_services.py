@@ -226,7 +226,9 @@ def test_each_attempt_gets_fresh_services_and_one_log(fake_run: MakeRun) -> None
     )
     result = run.run(PIPE.replace("  run: pytest", "  run: pytest\n  retry: 1"))
     assert result.stages["test"].status is Status.SUCCESS
-    assert len(run.backend.of("test.db")) == 2
+    first, second = run.backend.of("test.db")
+    assert first.spec.network == stage_network(result.id, "test")
+    assert second.spec.network == stage_network(result.id, "test", 2) != first.spec.network
     assert run.log("test.db").count("up") == 2
     _gone(run)
 
