@@ -11,7 +11,6 @@ import contextlib
 import errno
 import os
 import shutil
-import threading
 import time
 import zipfile
 from collections.abc import Callable, Iterable, Mapping
@@ -44,7 +43,7 @@ from runner.plan import (
     service_spec,
 )
 from runner.services import log_name
-from runner.sidecars import Readiness, Sidecars
+from runner.sidecars import Readiness, Sidecars, Stopping
 from runner.store import ResultStore
 from runner.supervisor import Exit, Guard, OutputSink, Stop, Supervisor
 
@@ -109,12 +108,8 @@ class StageExecutor:
     scope: Scope | None = None
     """Whose kept layers `build` stages start from, and whether theirs are kept; None: neither."""
     layer_salt: str = ""
-    _service_logs: dict[str, dict[str, CappedLog]] = field(default_factory=dict, init=False)
-    """Stage -> its services' open logs, kept across its attempts."""
-    _stopping: dict[str, list[threading.Thread]] = field(default_factory=dict, init=False)
-    """Stage -> the threads stopping its services (one per attempt), until waited for."""
-    _closing: list[threading.Thread] = field(default_factory=list, init=False)
-    _lock: threading.Lock = field(default_factory=threading.Lock, init=False)
+    _services: Stopping = field(default_factory=Stopping, init=False)
+    """Stages' services being stopped off their stage's clock, and their logs."""
 
     def execute(self, stage: Stage) -> StageResult:
         """Run the stage, again after a failure as `retry` allows.
@@ -149,7 +144,7 @@ class StageExecutor:
                 pause = self.retry_pause(attempt)
                 self._note(stage, log, f"{result.reason}; trying again in {format_duration(pause)}")
                 self.cancel.wait(pause)
-                self._stopped(stage)  # its services gone before the next attempt's start
+                self._services.wait(stage.name)  # gone before the next attempt's start
         except StoreUnavailable:
             if log is not None:
                 with contextlib.suppress(StoreUnavailable):
@@ -157,7 +152,7 @@ class StageExecutor:
                 log = None
             raise
         finally:
-            self._close_service_logs(stage)
+            self._services.close(stage.name)
             if log is not None:
                 log.close()
                 result.logs = f"{stage.name}.log"
@@ -268,7 +263,7 @@ class StageExecutor:
             result.status, result.reason = Status.CANCELLED, self.cancel.reason
             return
         spec = self._confined(spec)  # after the pull, which may take long: nothing in between
-        sidecars = self._sidecars(stage, log, spec, result.attempts) if stage.services else None
+        sidecars = self._sidecars(stage, log, result.attempts) if stage.services else None
         try:
             if sidecars is not None:
                 readiness = sidecars.start(max(deadline - time.monotonic(), 0.0))
@@ -285,7 +280,7 @@ class StageExecutor:
             if sidecars is not None:
                 sidecars.halt()
                 result.services = sidecars.results()
-                self._stop_later(stage, sidecars)
+                self._services.later(stage.name, sidecars)
         os.replace(self.dirs.stdout(stage.name), self.dirs.out / stage.name)
         with (self.dirs.out / stage.name).open("rb") as produced:
             # What `env` items and masking need; a stage printing gigabytes must not fill memory.
@@ -342,9 +337,7 @@ class StageExecutor:
             flush()
         return exit
 
-    def _sidecars(
-        self, stage: Stage, log: CappedLog | None, spec: ContainerSpec, attempt: int
-    ) -> Sidecars:
+    def _sidecars(self, stage: Stage, log: CappedLog | None, attempt: int) -> Sidecars:
         """The stage's services, their images there (pulled when missing) or refused (Refused)."""
         network = stage_network(self.run_id, stage.name, attempt)
         specs = []
@@ -384,61 +377,16 @@ class StageExecutor:
         """`<stage>.<service>.log`, one for every attempt (as the stage's); none with noLog."""
         if stage.no_log:
             return None
-        logs = self._service_logs.setdefault(stage.name, {})
-        if service.name not in logs:
-            name = log_name(stage.name, service.name)
-            logs[service.name] = CappedLog(
-                self.store.open_log(self.run_id, name), self.limits.max_log
-            )
-        return logs[service.name]
-
-    def _stop_later(self, stage: Stage, sidecars: Sidecars) -> None:
-        """Stop and remove the services off the stage's clock, as containers are removed.
-
-        Their stage's dependents need not wait for it; a retry of the stage
-        does (`_stopped`), and the run waits for every stop before it ends
-        (`drain`), so that nothing outlives it and every service log is whole.
-        """
-        stopping = threading.Thread(target=sidecars.stop, name=f"stop-services-{stage.name}")
-        stopping.start()
-        with self._lock:
-            self._stopping.setdefault(stage.name, []).append(stopping)
-
-    def _stopped(self, stage: Stage) -> None:
-        """Wait until the stage's services so far are stopped and removed."""
-        with self._lock:
-            stopping = self._stopping.pop(stage.name, [])
-        for thread in stopping:
-            thread.join()
-
-    def _close_service_logs(self, stage: Stage) -> None:
-        """Once its services are stopped (on a thread of its own: see `_stop_later`)."""
-        with self._lock:
-            logs = self._service_logs.pop(stage.name, {})
-            if not logs and stage.name not in self._stopping:
-                return
-
-        def close() -> None:
-            self._stopped(stage)
-            for log in logs.values():
-                with contextlib.suppress(Exception):  # the stage's own log reports a store failure
-                    log.close()
-
-        closing = threading.Thread(target=close, name=f"close-services-{stage.name}")
-        closing.start()
-        with self._lock:
-            self._closing.append(closing)
+        name = log_name(stage.name, service.name)
+        return self._services.log(
+            stage.name,
+            service.name,
+            lambda: CappedLog(self.store.open_log(self.run_id, name), self.limits.max_log),
+        )
 
     def drain(self) -> None:
-        """Wait for every stage's services to be stopped and removed and their logs closed."""
-        while True:
-            with self._lock:
-                closing, self._closing = self._closing, []
-                stopping = [t for threads in self._stopping.values() for t in threads]
-            if not closing and not any(t.is_alive() for t in stopping):
-                return
-            for thread in [*closing, *stopping]:
-                thread.join()
+        """Wait until every stage's services are stopped and removed, their logs closed."""
+        self._services.drain()
 
     def _disk_guard(self, volume: Path) -> Guard | None:
         limit = self.limits.stage_disk

@@ -16,6 +16,7 @@ the next start's sweep removes (`runner.recovery`).
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -32,7 +33,7 @@ from runner.plan import ContainerSpec
 from runner.services import log_name
 from runner.supervisor import Stop
 
-__all__ = ["READY_TIMEOUT", "Readiness", "ServiceFailed", "Sidecars"]
+__all__ = ["READY_TIMEOUT", "Readiness", "ServiceFailed", "Sidecars", "Stopping"]
 
 READY_TIMEOUT = 60.0
 """Seconds a stage's services have, together, to become ready (SPEC §14)."""
@@ -228,3 +229,72 @@ class Sidecars:
             }
             for r in self._running
         ]
+
+
+class Stopping:
+    """Services stopped off their stage's clock, as the engine removes containers.
+
+    A stage's dependents need not wait for its services to go; a retry of
+    the stage does (`wait`), and the run waits for all of them before it
+    ends (`drain`), so that nothing of it outlives it and every service log
+    is whole before it is closed.  A stage's service logs are kept open
+    across its attempts (`log`) and closed once its last services are gone
+    (`close`).
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._logs: dict[str, dict[str, CappedLog]] = {}
+        self._stopping: dict[str, list[threading.Thread]] = {}
+        self._closing: list[threading.Thread] = []
+
+    def log(self, stage: str, service: str, open_log: Callable[[], CappedLog]) -> CappedLog:
+        """The service's log, opened at its first attempt."""
+        with self._lock:
+            logs = self._logs.setdefault(stage, {})
+        if service not in logs:  # only the stage's own thread asks for its logs
+            logs[service] = open_log()
+        return logs[service]
+
+    def later(self, stage: str, sidecars: Sidecars) -> None:
+        """Stop and remove one attempt's services on a thread of their own."""
+        thread = threading.Thread(target=sidecars.stop, name=f"stop-services-{stage}")
+        thread.start()
+        with self._lock:
+            self._stopping.setdefault(stage, []).append(thread)
+
+    def wait(self, stage: str) -> None:
+        """Return once the stage's services so far are stopped and removed."""
+        with self._lock:
+            threads = self._stopping.pop(stage, [])
+        for thread in threads:
+            thread.join()
+
+    def close(self, stage: str) -> None:
+        """Close the stage's service logs once its services are gone (on a thread)."""
+        with self._lock:
+            logs = self._logs.pop(stage, {})
+            if not logs and stage not in self._stopping:
+                return
+
+        def close() -> None:
+            self.wait(stage)
+            for log in logs.values():
+                with contextlib.suppress(Exception):  # the stage's own log reports a store failure
+                    log.close()
+
+        thread = threading.Thread(target=close, name=f"close-services-{stage}")
+        thread.start()
+        with self._lock:
+            self._closing.append(thread)
+
+    def drain(self) -> None:
+        """Return once every stage's services are stopped and their logs closed."""
+        while True:
+            with self._lock:
+                closing, self._closing = self._closing, []
+                stopping = [t for threads in self._stopping.values() for t in threads]
+            if not closing and not any(t.is_alive() for t in stopping):
+                return
+            for thread in [*closing, *stopping]:
+                thread.join()

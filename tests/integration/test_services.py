@@ -168,7 +168,14 @@ def test_kill_9_during_a_stage_with_services_leaves_nothing_after_the_next_start
     results = tmp_path / "results"
     victim = _start(root, results, no_leaks)
     try:
-        (container,) = _wait_for(lambda: _running(docker_client, results, "long"))
+        # The stage's own container (its service is labelled with the stage too).
+        (container,) = _wait_for(
+            lambda: [
+                c
+                for c in _running(docker_client, results, "long")
+                if "dockercise.service" not in c["Labels"]
+            ]
+        )
         run_id = container["Labels"]["dockercise.run"]
         # Looked at while its owner lives: no other process's sweep may take them yet.
         left = _left(docker_client, run_id)
