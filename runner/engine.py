@@ -365,7 +365,8 @@ class _Run:
                         self.run.reason = BUILD_TIME_LIMIT
                         self.stop(BUILD_TIME_LIMIT, pending, running)
                         break
-                    for name in self.ready(pending, limit - len(running)):
+                    used = sum(self.weight(n, limit) for n in running.values())
+                    for name in self.ready(pending, limit - used, limit):
                         stage = self.pipeline.stages[name]
                         running[pool.submit(self.executor.execute, stage)] = name
                     for result in self.remote.poll():
@@ -395,20 +396,32 @@ class _Run:
         self.save_run()
         self.reporter.run_finished(self.run)
 
-    def ready(self, pending: list[str], free: int) -> list[str]:
-        """Take from `pending` the stages to start now; skip those that must not run."""
+    def weight(self, name: str, limit: int) -> int:
+        """The slots a stage takes: its container and its services' (SPEC §10: containers at
+        once), at most all of them, so that a stage with many services still runs, alone."""
+        return min(1 + len(self.pipeline.stages[name].services), limit)
+
+    def ready(self, pending: list[str], free: int, limit: int) -> list[str]:
+        """Take from `pending` the stages to start now; skip those that must not run.
+
+        A stage that needs more slots than are free waits, and so does every
+        stage after it: it gets the next ones free, however many lighter
+        stages there are.
+        """
         started: list[str] = []
         for name in list(pending):
-            if len(started) >= free:
+            if free <= 0:
                 break
             deps = {d: self.run.stages[d] for d in self.deps[name]}
             if any(r.finished is None for r in deps.values()):
                 continue
-            pending.remove(name)
             stage = self.pipeline.stages[name]
             why = decide(stage, deps)
             if why is None and not paths_match(stage.paths, self.options.changed):
                 why = "no changed file matches 'paths'"
+            if why is None and stage.remote is None and self.weight(name, limit) > free:
+                break  # it needs more slots: the next ones free are its
+            pending.remove(name)
             if why is None and stage.remote is not None:
                 wanted = stage.timeout or self.pipeline.meta.timeout or DEFAULT_TIMEOUT
                 timeout, _ = capped_timeout(wanted, self.options.limits)
@@ -419,6 +432,7 @@ class _Run:
             elif why is None:
                 self.run.stages[name].status = Status.RUNNING
                 started.append(name)
+                free -= self.weight(name, limit)
             else:
                 skipped = StageResult(name, Status.SKIPPED, why, started=now(), finished=now())
                 skipped.failed_upstream = blame(deps)

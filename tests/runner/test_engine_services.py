@@ -258,3 +258,30 @@ def test_two_stages_with_services_at_once_each_have_their_own_network(fake_run: 
     (b,) = run.backend.of("b.db")
     assert a.spec.network != b.spec.network
     _gone(run)
+
+
+def test_a_stage_and_its_services_count_against_the_containers_at_once(
+    fake_run: MakeRun,
+) -> None:
+    run = fake_run({"a": Script(seconds=0.2), "b": Script(seconds=0.1), "c": Script(seconds=0.1)})
+    text = (
+        "a:\n  img: busybox\n  services: {db: {img: pg}, mq: {img: mq}}\n  run: x\n"
+        "b: {img: busybox, run: x}\nc: {img: busybox, run: x}\n"
+    )
+    result = run.run(text, concurrency=8, limits=Limits(build_concurrency=3))
+    assert result.status is Status.SUCCESS
+    events = run.backend.events
+    assert events.index(("end", "a")) < events.index(("start", "b"))
+    assert events.index(("end", "a")) < events.index(("start", "c"))
+
+
+def test_a_stage_with_more_services_than_slots_still_runs_alone(fake_run: MakeRun) -> None:
+    run = fake_run({"a": Script(seconds=0.1), "b": Script(seconds=0.1)})
+    services = ", ".join(f"s{i}: {{img: pg}}" for i in range(4))
+    text = (
+        f"a:\n  img: busybox\n  services: {{{services}}}\n  run: x\nb: {{img: busybox, run: x}}\n"
+    )
+    result = run.run(text, limits=Limits(build_concurrency=2))
+    assert result.status is Status.SUCCESS
+    events = run.backend.events
+    assert events.index(("end", "a")) < events.index(("start", "b"))
