@@ -205,6 +205,7 @@ server:
   run: echo from-server | nc -l -p 9000
 test:
   img: {IMAGE}
+  timeout: 90s
   services:
     web:
       img: {IMAGE}
@@ -221,7 +222,8 @@ test:
     loaded = pipeline.load(root)
     assert loaded is not None
     limits = Limits(stage_memory=256 << 20, stage_pids=64)
-    options = RunOptions(networking=Networking.OWN, limits=limits, concurrency=2)
+    # `test` takes two slots (its container and its service's), `server` one.
+    options = RunOptions(networking=Networking.OWN, limits=limits, concurrency=3)
     backend = Containers()
     store = LocalStore(tmp_path / "results")
     try:
