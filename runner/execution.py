@@ -275,7 +275,7 @@ class StageExecutor:
                     )
                     return
                 spec = _beside(spec, sidecars.network, self.network)
-            exit = self._container(stage, log, spec, volume, deadline)
+            exit = self._container(stage, log, spec, volume, deadline, sidecars)
         finally:
             if sidecars is not None:
                 sidecars.halt()
@@ -328,12 +328,14 @@ class StageExecutor:
         spec: ContainerSpec,
         volume: Path,
         deadline: float,
+        sidecars: Sidecars | None = None,
     ) -> Exit:
         stdout_path = self.dirs.stdout(stage.name)
         with stdout_path.open("wb") as stdout:
             sink, flush = self._sink(stage, log, CappedWriter(stdout, self.limits.max_log))
             left = max(deadline - time.monotonic(), 0.0)
-            exit = self.supervisor.run(spec, sink, left, self._disk_guard(volume))
+            guard = self._disk_guard(volume, sidecars)
+            exit = self.supervisor.run(spec, sink, left, guard)
             flush()
         return exit
 
@@ -388,14 +390,16 @@ class StageExecutor:
         """Wait until every stage's services are stopped and removed, their logs closed."""
         self._services.drain()
 
-    def _disk_guard(self, volume: Path) -> Guard | None:
+    def _disk_guard(self, volume: Path, sidecars: Sidecars | None) -> Guard | None:
         limit = self.limits.stage_disk
         if limit is None:
             return None
+        services = sidecars.containers() if sidecars is not None else []
 
         def guard(container: str) -> str | None:
-            # What it writes outside its volume, into its own layer, counts too: it is disk.
-            layer = self.backend.disk_usage(container) or 0
+            # What it writes outside its volume, into its own layer, counts too: it is disk;
+            # and so does what its services write into theirs (SPEC §14: the stage's limits).
+            layer = sum(self.backend.disk_usage(c) or 0 for c in [container, *services])
             return DISK_LIMIT if layer + volume_size(volume, limit - layer) > limit else None
 
         return guard

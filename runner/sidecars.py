@@ -118,6 +118,10 @@ class Sidecars:
             running.pump.start()
         return self._wait_ready(left)
 
+    def containers(self) -> list[str]:
+        """The services' containers made so far: the stage's disk limit counts their layers."""
+        return [r.container for r in self._running if r.container is not None]
+
     def _wait_ready(self, left: float) -> Readiness:
         """Each service's `ready`, again after a pause, until all pass or the time is up."""
         limit = READY_TIMEOUT  # read at each start: tests shorten it

@@ -266,6 +266,38 @@ def test_a_service_gets_the_stage_limits_in_a_local_run_that_sets_them(
     assert _left(docker_client, outcome.run_id) == []
 
 
+def test_what_a_service_writes_counts_against_the_stage_s_disk_limit(
+    dockercise: Run,
+    project: Project,
+    docker_client: docker.DockerClient,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("DOCKERCISE_STAGE_DISK", "1m")
+    root = project(
+        f"""
+        test:
+          img: {IMAGE}
+          services:
+            filler:
+              img: {IMAGE}
+              run: |
+                touch /ready; i=0
+                while true; do
+                  dd if=/dev/zero of=/part$i bs=65536 count=4 2>/dev/null
+                  i=$((i+1)); sleep 0.1
+                done
+              ready: test -e /ready
+          run: sleep 600
+          timeout: 90s
+        """
+    )
+    outcome = dockercise(root, "run")
+    assert outcome.code == 1, outcome.out + outcome.err
+    stage = outcome.stage("test")
+    assert (stage["status"], stage["reason"]) == ("failure", "disk limit")  # not `timeout`
+    assert _left(docker_client, outcome.run_id) == []
+
+
 def test_each_attempt_of_a_retried_stage_gets_fresh_services(
     dockercise: Run, project: Project, docker_client: docker.DockerClient
 ) -> None:
