@@ -20,27 +20,14 @@ from runner import matrix, pipeline
 from runner.engine import RunOptions, prepare
 from runner.errors import PipelineInvalid, UsageError
 from runner.limits import Limits
-from runner.model import EnvItem, Pipeline
+from runner.model import EnvItem
 from runner.outcome import Status
 from tests.cli.test_cli import run_cli
 from tests.runner.conftest import MakeRun
 from tests.runner.fake_backend import Script
+from tests.runner.one_file import load_one, problems_of
 
 WritePipeline = Callable[[Mapping[str, str]], Path]
-
-
-def _load(text: str) -> Pipeline:
-    loaded = pipeline.load_texts({".dockercise.yml": text})
-    assert loaded is not None
-    return loaded
-
-
-def _problems(text: str) -> list[str]:
-    with pytest.raises(PipelineInvalid) as caught:
-        pipeline.load_texts({".dockercise.yml": text})
-    lines = [str(p) for p in caught.value.problems]
-    assert all("\n" not in line for line in lines)
-    return lines
 
 
 # --- values and names (pure) -------------------------------------------------------------------
@@ -146,7 +133,7 @@ def test_img_uses_only_the_stage_s_own_matrix_variables() -> None:
 
 
 def test_a_matrix_stage_becomes_one_stage_per_combination_in_its_place() -> None:
-    loaded = _load(
+    loaded = load_one(
         """
         first: {img: busybox, run: x}
         test:
@@ -178,7 +165,7 @@ def test_a_matrix_stage_becomes_one_stage_per_combination_in_its_place() -> None
 
 
 def test_after_a_matrix_stage_waits_for_every_expansion_and_targets_select_them_all() -> None:
-    loaded = _load(
+    loaded = load_one(
         "build: {img: b, run: x}\n"
         "test: {img: b, matrix: {v: [1, 2, 3]}, after: build, run: cat out/build}\n"
         "report: {img: b, after: [test], run: x}\n"
@@ -195,7 +182,7 @@ def test_after_a_matrix_stage_waits_for_every_expansion_and_targets_select_them_
 
 
 def test_the_count_after_expansion_is_what_the_build_has() -> None:
-    loaded = _load(
+    loaded = load_one(
         "a: {img: b, run: x, matrix: {x: [1, 2, 3, 4, 5, 6, 7, 8], y: [1, 2, 3, 4, 5, 6, 7, 8]}}\n"
         "b: {img: b, run: x}\n"
     )
@@ -238,7 +225,7 @@ BAD = [
 @pytest.mark.parametrize(("keys", "expected"), BAD, ids=[k for k, _ in BAD])
 def test_a_bad_matrix_is_one_line_naming_the_stage(keys: str, expected: str) -> None:
     text = f"t: {{img: x, run: x, {keys}}}\n" if "img:" not in keys else f"t: {{run: x, {keys}}}\n"
-    problems = _problems(text)
+    problems = problems_of(text)
     assert len(problems) == 1, problems
     assert problems[0].startswith(".dockercise.yml:1: stage 't': ")
     assert expected in problems[0], problems
@@ -263,7 +250,7 @@ NAMING = [
 @pytest.mark.parametrize(("keys", "expected"), NAMING, ids=[k for k, _ in NAMING])
 def test_only_after_may_name_a_matrix_stage(keys: str, expected: str) -> None:
     img = "" if "img:" in keys else "img: x, "
-    problems = _problems(f"m: {{img: x, matrix: {{a: [1, 2]}}}}\nr: {{{img}{keys}}}\n")
+    problems = problems_of(f"m: {{img: x, matrix: {{a: [1, 2]}}}}\nr: {{{img}{keys}}}\n")
     assert len(problems) == 1, problems
     assert problems[0].startswith(".dockercise.yml:2: stage 'r': "), problems
     assert expected in problems[0], problems
@@ -271,28 +258,28 @@ def test_only_after_may_name_a_matrix_stage(keys: str, expected: str) -> None:
 
 def test_schedule_watch_may_not_name_a_matrix_stage() -> None:
     text = "meta: {on: {schedule: {cron: '0 3 * * *', watch: m}}}\nm: {img: x, matrix: {a: [1]}}\n"
-    (problem,) = _problems(text)
+    (problem,) = problems_of(text)
     assert "meta.on.schedule.watch names matrix stage 'm'" in problem
 
 
 def test_an_unknown_stage_suggests_the_matrix_stage() -> None:
-    (problem,) = _problems("test: {img: x, matrix: {a: [1]}}\nr: {img: x, after: tset}\n")
+    (problem,) = problems_of("test: {img: x, matrix: {a: [1]}}\nr: {img: x, after: tset}\n")
     assert "(did you mean 'test'?)" in problem
 
 
 def test_expanded_names_obey_the_stage_name_rules() -> None:
     long_value = "v" * 95
-    (problem,) = _problems(f"test: {{img: x, matrix: {{a: [1, {long_value}]}}}}\n")
+    (problem,) = problems_of(f"test: {{img: x, matrix: {{a: [1, {long_value}]}}}}\n")
     assert re.search(
         r"'matrix' makes the stage name 'test\[a=v+'\.\.\. \(103 characters\), longer than 100",
         problem,
     )
-    (taken,) = _problems("'m[a=1]': {img: x}\nm: {img: x, matrix: {a: [1]}}\n")
+    (taken,) = problems_of("'m[a=1]': {img: x}\nm: {img: x, matrix: {a: [1]}}\n")
     assert "'matrix' makes the stage name 'm[a=1]', which is taken" in taken
 
 
 def test_a_matrix_after_itself_is_a_cycle() -> None:
-    (problem,) = _problems("m: {img: x, after: m, matrix: {a: [1]}}\n")
+    (problem,) = problems_of("m: {img: x, after: m, matrix: {a: [1]}}\n")
     assert "dependency cycle: m[a=1] -> m[a=1]" in problem
 
 

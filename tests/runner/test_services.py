@@ -15,10 +15,11 @@ from hypothesis import strategies as st
 from runner import pipeline
 from runner.encryption import decrypt_pipeline, encrypt, generate_key
 from runner.errors import PipelineInvalid
-from runner.model import EnvItem, Pipeline, Service
+from runner.model import EnvItem, Service
 from runner.networks import stage_network
 from runner.plan import external_variables
 from runner.services import MAX_SERVICES
+from tests.runner.one_file import load_one, problems_of
 
 GOOD = """\
 test:
@@ -35,22 +36,8 @@ test:
 """
 
 
-def _load(text: str) -> Pipeline:
-    loaded = pipeline.load_texts({".dockercise.yml": text})
-    assert loaded is not None
-    return loaded
-
-
-def _problems(text: str) -> list[str]:
-    with pytest.raises(PipelineInvalid) as caught:
-        pipeline.load_texts({".dockercise.yml": text})
-    lines = [str(p) for p in caught.value.problems]
-    assert all("\n" not in line for line in lines)
-    return lines
-
-
 def test_services_are_read_in_order_with_their_keys() -> None:
-    stage = _load(GOOD).stages["test"]
+    stage = load_one(GOOD).stages["test"]
     db, cache = stage.services
     assert db == Service(
         name="db",
@@ -67,7 +54,7 @@ def test_services_are_read_in_order_with_their_keys() -> None:
 
 
 def test_a_service_naming_a_stage_in_env_or_img_makes_it_a_dependency() -> None:
-    loaded = _load(
+    loaded = load_one(
         "token: {img: x, run: echo t}\nimage: {build: .}\n"
         "test:\n  img: x\n  services: {db: {img: image, env: [token]}}\n  run: y\n"
     )
@@ -75,11 +62,11 @@ def test_a_service_naming_a_stage_in_env_or_img_makes_it_a_dependency() -> None:
 
 
 def test_external_variables_of_services_are_wanted_by_their_stage() -> None:
-    assert external_variables(_load(GOOD), ["test"]) == {"TOKEN": ["test"]}
+    assert external_variables(load_one(GOOD), ["test"]) == {"TOKEN": ["test"]}
 
 
 def test_a_matrix_variable_completes_a_service_image() -> None:
-    loaded = _load(
+    loaded = load_one(
         "t:\n  img: x\n  matrix: {pg: ['15', '16']}\n"
         "  services: {db: {img: 'postgres:${pg}'}}\n  run: y\n"
     )
@@ -90,14 +77,18 @@ def test_a_matrix_variable_completes_a_service_image() -> None:
 def test_secure_values_of_services_are_decrypted_for_their_service() -> None:
     key = generate_key()
     token = encrypt("hunter2-secret", key)
-    loaded = _load(GOOD.replace("POSTGRES_PASSWORD: test", f"POSTGRES_PASSWORD: 'secure:{token}'"))
+    loaded = load_one(
+        GOOD.replace("POSTGRES_PASSWORD: test", f"POSTGRES_PASSWORD: 'secure:{token}'")
+    )
     secrets = decrypt_pipeline(loaded, key)
     assert secrets.literals == {("test/db", "POSTGRES_PASSWORD"): "hunter2-secret"}
     assert "hunter2-secret" in secrets.values()
 
 
 def test_a_secure_value_that_cannot_be_decrypted_names_the_service() -> None:
-    loaded = _load(GOOD.replace("POSTGRES_PASSWORD: test", "POSTGRES_PASSWORD: 'secure:nonsense'"))
+    loaded = load_one(
+        GOOD.replace("POSTGRES_PASSWORD: test", "POSTGRES_PASSWORD: 'secure:nonsense'")
+    )
     with pytest.raises(Exception) as caught:
         decrypt_pipeline(loaded, generate_key())
     assert "service 'db'" in str(caught.value) and ".dockercise.yml:4" in str(caught.value)
@@ -138,7 +129,7 @@ def test_stages_with_alike_names_get_different_networks() -> None:
 def test_a_bad_service_is_one_line_naming_file_stage_service_and_key(
     services: str, expected: str
 ) -> None:
-    problems = _problems(f"test:\n  img: x\n  run: y\n  services: {services}\n")
+    problems = problems_of(f"test:\n  img: x\n  run: y\n  services: {services}\n")
     assert any(expected in p for p in problems), problems
     assert all(p.startswith(".dockercise.yml:4: stage 'test': ") for p in problems), problems
 
@@ -178,13 +169,13 @@ def test_a_bad_service_is_one_line_naming_file_stage_service_and_key(
     ],
 )
 def test_references_and_collisions_are_one_line_each(text: str, expected: str) -> None:
-    problems = _problems(text)
+    problems = problems_of(text)
     assert any(expected in p for p in problems), problems
 
 
 def test_a_problem_inside_a_service_points_at_its_line() -> None:
     text = "test:\n  img: x\n  run: y\n  services:\n    db:\n      img: x\n      imgg: z\n"
-    (problem,) = _problems(text)
+    (problem,) = problems_of(text)
     assert problem.startswith(".dockercise.yml:7: stage 'test': service 'db': unknown key 'imgg'")
 
 
@@ -193,7 +184,7 @@ def test_hostile_service_values_stay_one_line_and_cut() -> None:
     text = yaml.safe_dump(
         {"t": {"img": "x", "run": "y", "services": {"db": {"img": "x", long: 1}}}}
     )
-    (problem,) = _problems(text)
+    (problem,) = problems_of(text)
     assert "\u2028" not in problem and "(300 characters)" in problem
 
 

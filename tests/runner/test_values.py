@@ -15,16 +15,10 @@ from pathlib import Path
 import pytest
 
 from runner import pipeline
-from runner.errors import PipelineInvalid
+from tests.runner.one_file import problems_of
 
 PIPE = ".dockercise.yml"
 DOCKERCISE = Path(sys.executable).parent / "dockercise"
-
-
-def _problems(text: str) -> list[str]:
-    with pytest.raises(PipelineInvalid) as caught:
-        pipeline.load_texts({PIPE: text})
-    return [str(p) for p in caught.value.problems]
 
 
 STAGE_CASES = [
@@ -73,7 +67,7 @@ STAGE_CASES = [
 
 @pytest.mark.parametrize(("body", "expected"), STAGE_CASES, ids=[c[0] for c in STAGE_CASES])
 def test_stage_values_the_run_would_trip_on(body: str, expected: str) -> None:
-    problems = _problems(f"a:\n  img: x\nx:\n  img: x\n  {body}\n")
+    problems = problems_of(f"a:\n  img: x\nx:\n  img: x\n  {body}\n")
     assert len(problems) == 1, problems
     assert expected in problems[0]
 
@@ -89,7 +83,7 @@ def test_stage_values_the_run_would_trip_on(body: str, expected: str) -> None:
     ],
 )
 def test_reserved_names(text: str, expected: str) -> None:
-    problems = _problems(text)
+    problems = problems_of(text)
     assert len(problems) == 1
     assert problems[0].startswith(expected)
 
@@ -143,7 +137,7 @@ META_CASES = [
 
 @pytest.mark.parametrize(("body", "expected"), META_CASES, ids=[c[0] for c in META_CASES])
 def test_meta_values_of_the_wrong_type(body: str, expected: str) -> None:
-    problems = _problems(f"a:\n  img: x\nmeta:\n  {body}\n")
+    problems = problems_of(f"a:\n  img: x\nmeta:\n  {body}\n")
     assert len(problems) == 1, problems
     assert expected in problems[0]
 
