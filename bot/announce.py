@@ -28,16 +28,23 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 
 from bot import checks, statuses
-from bot.approval import WAITING, WAITING_TEXT, approved_text, needs_approval, waiting_of
+from bot.approval import (
+    WAITING,
+    WAITING_TEXT,
+    approved_id,
+    approved_text,
+    needs_approval,
+    waiting_of,
+)
 from bot.checkout import Mirrors
 from bot.checks import ReportMode
 from bot.github_api import GitHubApp, Installation
-from bot.jobs import Job
+from bot.jobs import Job, JobKind
 from bot.reasons import Redactor, Step, crashed
 from bot.report import BuildReport, uses_checks
 from bot.settings import ForkApproval
-from bot.state import ANNOUNCE_LEASE, Claim, StateStore
-from bot.supersede import SUPERSEDED, skip_applies, skip_ci, superseded
+from bot.state import ANNOUNCE_LEASE, Build, Claim, StateStore
+from bot.supersede import SUPERSEDED, in_line, skip_applies, skip_ci, superseded
 from bot.triggers import unwanted
 from pages.links import runs_url
 from runner import pipeline as pipelines
@@ -65,10 +72,48 @@ def _skipped(installation: Installation, job: Job) -> bool:
     return skip_applies(job) and skip_ci(installation.commit_message(job.repo, job.sha))
 
 
-def _supersede(state: StateStore, job: Job, policy: Supersede) -> None:
-    for build_id in superseded(job, policy, state.unfinished(job.repo)):
+def _supersede(
+    state: StateStore, job: Job, policy: Supersede, end: Callable[[Build], None]
+) -> None:
+    """Cancel the older builds of `job`'s pull request (or branch); a waiting one is ended
+    here (`end` tells GitHub), as no worker will ever take it."""
+    waiting = (
+        state.waiting(job.repo, job.number)
+        if job.kind is JobKind.PULL_REQUEST and job.number is not None
+        and policy is not Supersede.NONE
+        else []
+    )  # fmt: skip
+    unfinished = state.unfinished(job.repo)
+    waited: dict[str, float] = {}
+    for build in unfinished:
+        twin_of = waiting_of(build.job)
+        if twin_of is not None and (found := state.get(twin_of)) is not None:
+            waited[twin_of] = found.created or 0.0
+    waits = {b.job.id: b for b in waiting}
+    for build_id in superseded(job, policy, in_line([*waiting, *unfinished], waited)):
         log.info("build %s of %s supersedes build %s", job.id, job.repo, build_id)
-        state.request_cancel(build_id, SUPERSEDED)
+        if build_id not in waits:
+            state.request_cancel(build_id, SUPERSEDED)
+        elif state.end_waiting(build_id, SUPERSEDED):
+            end(waits[build_id])
+        else:  # approved meanwhile: its approved build is the older commit's, superseded too
+            state.request_cancel(approved_id(build_id), SUPERSEDED)
+
+
+def _superseded_waiting(
+    installation: Installation, checks_wanted: bool, build_url: Callable[[Job], str | None]
+) -> Callable[[Build], None]:
+    """Tell GitHub that a waiting build was superseded: its `queued` check run (or `pending`
+    status) completed `cancelled`, linking to its page, which says so."""
+
+    def end(build: Build) -> None:
+        url = build_url(build.job)
+        BuildReport(installation, build.job, checks_wanted).post_now(
+            checks.cancelled_before(build.job.id, SUPERSEDED, url),
+            statuses.CommitStatus("error", statuses.fit(SUPERSEDED), target_url=url),
+        )
+
+    return end
 
 
 def announce(
@@ -92,7 +137,7 @@ def announce(
     writer's Approve records its approved twin. If GitHub cannot say whether
     the author collaborates, the build waits too.
     A build the pipeline wants supersedes the older ones of its pull request
-    (`meta.supersede`).
+    (`meta.supersede`), waiting or not, whether it waits itself or not.
     """
     reporting = reporting or Reporting()
     try:
@@ -116,6 +161,7 @@ def announce(
             return "filtered"
         report = BuildReport(installation, job, uses_checks(reporting.mode, installation))
         owner, name = job.repo.split("/", 1)
+        policy = loaded.meta.supersede if loaded else Supersede.PULL_REQUESTS
         try:
             waits = needs_approval(
                 approval, job, lambda login: installation.is_collaborator(job.repo, login)
@@ -130,6 +176,9 @@ def announce(
                 statuses.pending(url, what=WAITING_TEXT),
             )
             state.finish(job.id, WAITING)
+            _supersede(
+                state, job, policy, _superseded_waiting(installation, report.checks, build_url)
+            )
             return WAITING
         queued = checks.queued(job.id, runs_url(reporting.public_url, owner, name))
         waited = waiting_of(job)
@@ -139,7 +188,7 @@ def announce(
             text = approved_text(job)
             report.take_over(waited, replace(queued, title=text, summary=text),
                              statuses.pending(what="build queued"))  # fmt: skip
-        _supersede(state, job, loaded.meta.supersede if loaded else Supersede.PULL_REQUESTS)
+        _supersede(state, job, policy, _superseded_waiting(installation, report.checks, build_url))
         outcome = "announced"
     except DockerciseError as e:
         log.info("build %s of %s queued unannounced: %s", job.id, job.repo, e)

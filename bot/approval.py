@@ -16,6 +16,7 @@ from dataclasses import replace
 
 from bot.jobs import Job, JobKind
 from bot.settings import ForkApproval
+from bot.state.base import WAITING, approved_id, waited_id
 
 __all__ = [
     "WAITING",
@@ -27,10 +28,7 @@ __all__ = [
     "waiting_of",
 ]
 
-WAITING = "waiting"
-"""The state's final word on a build that waits for approval (its approved twin runs)."""
 WAITING_TEXT = "waiting for approval"
-_APPROVED = "-approved"
 
 
 def needs_approval(mode: ForkApproval, job: Job, is_collaborator: Callable[[str], bool]) -> bool:
@@ -47,18 +45,10 @@ def needs_approval(mode: ForkApproval, job: Job, is_collaborator: Callable[[str]
     return not is_collaborator(job.author)
 
 
-def approved_id(build_id: str) -> str:
-    """The id of the build an Approve of `build_id` makes: one per waiting build, whoever
-    presses it and however often, so two writers approving at once start one build."""
-    return f"{build_id}{_APPROVED}"
-
-
 def waiting_of(job: Job) -> str | None:
     """The waiting build whose Approve made `job` (its check run is taken over, SPEC §11);
     None for any other build, a re-run of an approved one included (its id is its own)."""
-    if job.approved_by is None or not job.id.endswith(_APPROVED):
-        return None
-    return job.id.removesuffix(_APPROVED)
+    return None if job.approved_by is None else waited_id(job.id)
 
 
 def approved_text(job: Job) -> str:

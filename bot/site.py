@@ -36,6 +36,7 @@ from bot.approval import WAITING, approved, approved_id
 from bot.github_user import GitHubUser, GitHubUserFailed, Permission, Token
 from bot.sessions import ServerSession
 from bot.state.base import StateStore
+from bot.supersede import SUPERSEDED
 from pages import reading
 from pages.badge import badge
 from pages.links import build_url, results_url
@@ -259,6 +260,7 @@ class Site:
                 build=build,
                 job=build.job,
                 waiting=build.state == WAITING,
+                superseded=build.state == SUPERSEDED,
                 may_approve=may_approve,
             )
 
@@ -276,8 +278,12 @@ class Site:
             check_csrf()
             if build.state == WAITING:
                 job = approved(build.job, viewer.login)
-                self.state.record(job)  # one approved build however often it is pressed
-                log.info("build %s of %s approved by %s", build_id, full, viewer.login)
+                # One approved build however often it is pressed; none once superseded.
+                recorded = self.state.record(job)
+                log.info("build %s of %s approved by %s: %s", build_id, full, viewer.login,
+                         recorded if isinstance(recorded, str) else "recorded")  # fmt: skip
+            if self.state.get(approved_id(build_id)) is None:  # superseded: its page says so
+                return redirect(build_url("", build.job.repo, build_id), 303)
             return redirect(build_url("", build.job.repo, approved_id(build_id)), 303)
 
         return bp

@@ -3,17 +3,20 @@
 A newer commit of a pull request (with `all`, of a branch too) cancels the
 queued and running builds of its older commits; they end as cancelled ones
 do, "cancelled: superseded". The cancel is only asked for in the state: the
-worker on each build stops it (`bot.builds`).
+worker on each build stops it (`bot.builds`). A fork's build still waiting
+for approval is ended at once (`bot.announce`), as nobody runs it.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from bot.jobs import Job, JobKind
-from bot.state.base import Build
+from bot.state.base import Build, waited_id
 from runner.model import Supersede
 from webhooks.events import skips_ci
 
-__all__ = ["SUPERSEDED", "skip_applies", "skip_ci", "superseded"]
+__all__ = ["SUPERSEDED", "in_line", "skip_applies", "skip_ci", "superseded"]
 
 SUPERSEDED = "cancelled: superseded"
 
@@ -49,3 +52,20 @@ def superseded(job: Job, policy: Supersede, unfinished: list[Build]) -> list[str
     ids = [b.job.id for b in unfinished]
     older = unfinished[: ids.index(job.id)] if job.id in ids else []
     return [b.job.id for b in older if _same_line(job, b.job, policy)]
+
+
+def in_line(builds: list[Build], waited: Mapping[str, float]) -> list[Build]:
+    """`builds` (waiting, queued, running) in the order their commits came, for `superseded`.
+
+    An approved build stands where its waiting build stood (`waited`: those
+    builds' creation times): approving an older commit after a newer one was
+    pushed does not make it the newer.
+    """
+
+    def place(build: Build) -> float:
+        twin_of = waited_id(build.job.id) if build.job.approved_by is not None else None
+        if twin_of is not None and twin_of in waited:
+            return waited[twin_of]
+        return build.created or 0.0
+
+    return sorted(builds, key=place)

@@ -16,12 +16,42 @@ from typing import Protocol
 
 from bot.jobs import Job
 
-__all__ = ["ANNOUNCE_LEASE", "PRUNE_BATCH", "Build", "Claim", "Known", "Phase", "StateStore"]
+__all__ = [
+    "ANNOUNCE_LEASE",
+    "PRUNE_BATCH",
+    "WAITING",
+    "WAITING_LIMIT",
+    "Build",
+    "Claim",
+    "Known",
+    "Phase",
+    "StateStore",
+    "approved_id",
+    "waited_id",
+]
 
 ANNOUNCE_LEASE = 60.0
 """Seconds an announcer has to queue a build it claimed before another may claim it."""
 PRUNE_BATCH = 1000
 """Builds `prune()` forgets at most in one call (the minutely chore calls it)."""
+WAITING = "waiting"
+"""The final word on a fork's build that waits for a writer's Approve (`bot.approval`);
+the stores index builds finished with it by pull request (`waiting()`)."""
+WAITING_LIMIT = 50
+"""Waiting builds `waiting()` returns at most: each newer commit ends the older ones, so a
+pull request has one at a time but for races; the bound keeps a lookup cheap whatever."""
+_APPROVED = "-approved"
+
+
+def approved_id(build_id: str) -> str:
+    """The id of the build an Approve of `build_id` makes: one per waiting build, whoever
+    presses it and however often, so two writers approving at once start one build."""
+    return f"{build_id}{_APPROVED}"
+
+
+def waited_id(build_id: str) -> str | None:
+    """The waiting build `build_id` is the approved twin of, by its id alone (None: none)."""
+    return build_id.removesuffix(_APPROVED) if build_id.endswith(_APPROVED) else None
 
 
 class Phase(StrEnum):
@@ -70,6 +100,9 @@ class Build:
     heartbeat: float | None
     attempts: int
     state: str | None
+    created: float | None = None
+    """When it was recorded (the store's clock): superseding compares waiting and queued
+    builds by it."""
 
 
 class StateStore(Protocol):
@@ -86,7 +119,9 @@ class StateStore(Protocol):
 
         A redelivered event whose build started already is a duplicate; one
         whose build never started is that build again (its task is idempotent):
-        the caller queues what this returns, not its own copy.
+        the caller queues what this returns, not its own copy. An approved build
+        (`approved_id`, `job.approved_by` set) is refused once the build it
+        approves no longer waits (superseded).
         """
         ...
 
@@ -167,6 +202,27 @@ class StateStore(Protocol):
 
     def builds_of(self, repo: str, sha: str) -> list[Build]:
         """The builds of one commit of a repository still remembered, newest first (re-runs)."""
+        ...
+
+    # --- fork builds waiting for approval (SPEC §11) -----------------------------
+
+    def waiting(self, repo: str, number: int) -> list[Build]:
+        """Pull request `number`'s builds finished `WAITING` and not approved, oldest first,
+        at most WAITING_LIMIT (superseding, SPEC §11).
+
+        Indexed by repository and pull request: the cost does not grow with
+        the repository's other pull requests, however many an outsider opens.
+        """
+        ...
+
+    def end_waiting(self, build_id: str, state: str) -> bool:
+        """Give a waiting build the final word `state` (`cancelled: superseded`) unless it is
+        no longer waiting or its approved twin was recorded; True when it was ended.
+
+        Atomic with `record()` of the approved twin, which is refused once the
+        waiting build has ended: an Approve and a newer commit racing leave
+        either a running approved build or a superseded waiting one, never both.
+        """
         ...
 
     # --- pipelines the bot knows (upstream subscriptions, schedules) ------------

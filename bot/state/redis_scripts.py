@@ -10,6 +10,7 @@ __all__ = [
     "BEAT",
     "CANCEL",
     "CLAIM",
+    "END_WAITING",
     "FINISH",
     "NOW",
     "PRUNE",
@@ -31,6 +32,9 @@ local now = string.format('%.6f', tonumber(t[1]) + tonumber(t[2]) / 1000000)
 RECORD = (
     NOW
     + """
+if ARGV[7] ~= '' and redis.call('HGET', KEYS[5], 'state') ~= 'waiting' then
+  return {'refused', 'build ' .. ARGV[7] .. ' no longer waits'}
+end
 if ARGV[5] ~= '' then
   local existing = redis.call('GET', KEYS[2])
   if existing then
@@ -90,6 +94,22 @@ FINISH = """
 if redis.call('EXISTS', KEYS[1]) == 0 then return end
 redis.call('HSET', KEYS[1], 'status', 'done', 'state', ARGV[2])
 redis.call('SREM', KEYS[2], ARGV[1])
+if ARGV[2] == 'waiting' then
+  local fields = redis.call('HMGET', KEYS[1], 'repo', 'job', 'created')
+  local number = cjson.decode(fields[2])['number']
+  if type(number) == 'number' then
+    local key = ARGV[3] .. 'waiting:' .. fields[1] .. ':' .. string.format('%d', number)
+    redis.call('ZADD', key, fields[3], ARGV[1])
+    redis.call('EXPIRE', key, tonumber(ARGV[4]))
+  end
+end
+"""
+
+END_WAITING = """
+if redis.call('HGET', KEYS[1], 'state') ~= 'waiting' then return 0 end
+if redis.call('EXISTS', KEYS[2]) == 1 then return 0 end
+redis.call('HSET', KEYS[1], 'state', ARGV[1])
+return 1
 """
 
 REQUEUE = """

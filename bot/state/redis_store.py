@@ -17,7 +17,9 @@ Keys, all under `dockercise:`:
   `active:<repo>` sorted set of builds recorded and not yet seen done, by
   creation (`unfinished`, which drops the done ones); `commit:<repo>:<sha>`
   sorted set of a commit's builds (`builds_of`), expiring KEEP_COMMITS after
-  its last build
+  its last build; `waiting:<repo>:<number>` sorted set of a pull request's
+  builds finished `waiting`, by creation (`waiting`, which drops those no
+  longer waiting or approved), expiring KEEP_COMMITS after its last one
 - `pipeline:<repo>` hash and `pipelines` (repos, lexically ordered)
 - `event:<run id>` (JSON) and `green:<pipeline>` / `green:<pipeline>:<ref>`:
   run ids of green builds, all scored 0 so ZRANGEBYLEX finds the first after one;
@@ -35,7 +37,19 @@ import redis
 
 import bot.state.redis_scripts as lua
 from bot.jobs import Job
-from bot.state.base import ANNOUNCE_LEASE, PRUNE_BATCH, Build, Claim, Known, Phase, StateStore
+from bot.state.base import (
+    ANNOUNCE_LEASE,
+    PRUNE_BATCH,
+    WAITING,
+    WAITING_LIMIT,
+    Build,
+    Claim,
+    Known,
+    Phase,
+    StateStore,
+    approved_id,
+    waited_id,
+)
 
 __all__ = ["PREFIX", "RedisState"]
 
@@ -64,6 +78,7 @@ class RedisState(StateStore):
         self._claim = script(lua.CLAIM)
         self._prune = script(lua.PRUNE)
         self._cancel = script(lua.CANCEL)
+        self._end_waiting = script(lua.END_WAITING)
 
     def close(self) -> None:
         self.redis.close()
@@ -74,14 +89,24 @@ class RedisState(StateStore):
     # --- builds -----------------------------------------------------------------
 
     def record(self, job: Job) -> Job | str:
+        waited = (None if job.approved_by is None else waited_id(job.id)) or ""
         answer = self._record(
             keys=[
                 self._key("build", job.id),
                 self._key("delivery", job.delivery or ""),
                 self._key("builds"),
                 self._key("unhanded"),
+                self._key("build", waited),
             ],
-            args=[job.id, job.to_json(), job.repo, job.sha, job.delivery or "", self.prefix],
+            args=[
+                job.id,
+                job.to_json(),
+                job.repo,
+                job.sha,
+                job.delivery or "",
+                self.prefix,
+                waited,
+            ],
         )
         if not answer:
             now = time.time()
@@ -116,7 +141,8 @@ class RedisState(StateStore):
 
     def finish(self, build_id: str, state: str) -> None:
         self._finish(
-            keys=[self._key("build", build_id), self._key("running")], args=[build_id, state]
+            keys=[self._key("build", build_id), self._key("running")],
+            args=[build_id, state, self.prefix, KEEP_COMMITS],
         )
 
     def requeue(self, build_id: str) -> None:
@@ -167,6 +193,32 @@ class RedisState(StateStore):
     def builds_of(self, repo: str, sha: str) -> list[Build]:
         ids = self.redis.zrevrange(self._key("commit", repo, sha), 0, -1)
         return self._load([str(i) for i in ids])
+
+    def waiting(self, repo: str, number: int) -> list[Build]:
+        key = self._key("waiting", repo, str(number))
+        while True:  # each round drops what no longer waits, for good: amortised
+            ids = [str(i) for i in self.redis.zrange(key, 0, WAITING_LIMIT - 1)]
+            pipe = self.redis.pipeline(transaction=False)
+            for build_id in ids:
+                pipe.hgetall(self._key("build", build_id))
+                pipe.exists(self._key("build", approved_id(build_id)))
+            answers = pipe.execute()
+            builds = [
+                _build(fields) if fields and not twin and fields.get("state") == WAITING else None
+                for fields, twin in zip(answers[::2], answers[1::2], strict=True)
+            ]
+            over = [i for i, b in zip(ids, builds, strict=True) if b is None]
+            if over:
+                self.redis.zrem(key, *over)
+            if not over or len(ids) < WAITING_LIMIT:
+                return [b for b in builds if b is not None]
+
+    def end_waiting(self, build_id: str, state: str) -> bool:
+        ended = self._end_waiting(
+            keys=[self._key("build", build_id), self._key("build", approved_id(build_id))],
+            args=[state],
+        )
+        return bool(ended)
 
     def _load(self, ids: list[str]) -> list[Build]:
         pipe = self.redis.pipeline(transaction=False)
@@ -287,6 +339,7 @@ def _build(fields: dict[str, Any]) -> Build:
         heartbeat=_optional_float(fields.get("heartbeat")),
         attempts=int(fields.get("attempts", 0)),
         state=fields.get("state"),
+        created=_optional_float(fields.get("created")),
     )
 
 

@@ -20,7 +20,19 @@ from pathlib import Path
 from typing import Any
 
 from bot.jobs import Job
-from bot.state.base import ANNOUNCE_LEASE, PRUNE_BATCH, Build, Claim, Known, Phase, StateStore
+from bot.state.base import (
+    ANNOUNCE_LEASE,
+    PRUNE_BATCH,
+    WAITING,
+    WAITING_LIMIT,
+    Build,
+    Claim,
+    Known,
+    Phase,
+    StateStore,
+    approved_id,
+    waited_id,
+)
 
 __all__ = ["SqliteState"]
 
@@ -41,11 +53,14 @@ create table if not exists builds (
     state text,
     claimable real,
     announces integer not null default 0,
-    cancel text
+    cancel text,
+    number integer
 );
 create unique index if not exists builds_delivery on builds(delivery) where delivery is not null;
 create index if not exists builds_commit on builds(repo, sha);
 create index if not exists builds_unfinished on builds(repo, created) where status != 'done';
+create index if not exists builds_waiting on builds(repo, number, created)
+    where state = 'waiting';
 create index if not exists builds_unannounced on builds(created)
     where handed = 0 and status = 'queued';
 create table if not exists pipelines (
@@ -84,6 +99,16 @@ create table if not exists leases (
 """
 
 
+def _waits(db: sqlite3.Connection, build_id: str, twin: bool) -> bool:
+    """Whether the build is `waiting` (inside a transaction); with `twin`, and not approved."""
+    row = db.execute(
+        "select (select 1 from builds where id = ? and state = ?),"
+        " (select 1 from builds where id = ?)",
+        (build_id, WAITING, approved_id(build_id)),
+    ).fetchone()
+    return row[0] is not None and not (twin and row[1] is not None)
+
+
 def _close_all(descriptors: list[int], connections: list[sqlite3.Connection]) -> None:
     for fd in descriptors:
         os.close(fd)
@@ -120,6 +145,12 @@ class SqliteState(StateStore):
                 db.execute("alter table builds add column announces integer not null default 0")
             if columns and "cancel" not in columns:
                 db.execute("alter table builds add column cancel text")
+            if columns and "number" not in columns:  # waiting builds are found by it
+                db.execute("alter table builds add column number integer")
+                db.execute(
+                    "update builds set number = json_extract(job, '$.number')"
+                    " where state = 'waiting'"
+                )
             db.executescript(_SCHEMA)
         finally:
             db.close()
@@ -174,12 +205,15 @@ class SqliteState(StateStore):
     # --- builds -----------------------------------------------------------------
 
     def record(self, job: Job) -> Job | str:
+        waited = None if job.approved_by is None else waited_id(job.id)
         with self._db() as db:
+            if waited is not None and not _waits(db, waited, twin=False):
+                return f"build {waited} no longer waits"
             inserted = db.execute(
-                "insert into builds (id, delivery, repo, sha, job, created)"
-                " values (?, ?, ?, ?, ?, ?)"
+                "insert into builds (id, delivery, repo, sha, job, created, number)"
+                " values (?, ?, ?, ?, ?, ?, ?)"
                 " on conflict (delivery) where delivery is not null do nothing",
-                (job.id, job.delivery, job.repo, job.sha, job.to_json(), time.time()),
+                (job.id, job.delivery, job.repo, job.sha, job.to_json(), time.time(), job.number),
             )
             if inserted.rowcount == 1:
                 return job
@@ -246,8 +280,8 @@ class SqliteState(StateStore):
     def _builds(self, where: str, args: tuple[Any, ...]) -> list[Build]:
         with self._db() as db:
             rows = db.execute(
-                "select job, status, run_id, worker, heartbeat, attempts, state from builds "
-                + where,
+                "select job, status, run_id, worker, heartbeat, attempts, state, created"
+                " from builds " + where,
                 args,
             ).fetchall()
         return [Build(Job.from_json(r[0]), Phase(r[1]), *r[2:]) for r in rows]
@@ -303,6 +337,25 @@ class SqliteState(StateStore):
 
     def builds_of(self, repo: str, sha: str) -> list[Build]:
         return self._builds("where repo = ? and sha = ? order by created desc", (repo, sha))
+
+    # --- fork builds waiting for approval (SPEC §11) -----------------------------
+
+    def waiting(self, repo: str, number: int) -> list[Build]:
+        # The partial index `builds_waiting` holds waiting builds only (its condition is
+        # spelled as in the schema, so SQLite uses it); each twin is a primary-key probe.
+        return self._builds(
+            "where repo = ? and number = ? and state = 'waiting' and not exists"
+            " (select 1 from builds twin where twin.id = builds.id || ?)"
+            " order by created limit ?",
+            (repo, number, approved_id(""), WAITING_LIMIT),
+        )
+
+    def end_waiting(self, build_id: str, state: str) -> bool:
+        with self._db() as db:
+            if not _waits(db, build_id, twin=True):
+                return False
+            db.execute("update builds set state = ? where id = ?", (state, build_id))
+            return True
 
     # --- pipelines the bot knows (upstream subscriptions, schedules) ------------
 

@@ -20,11 +20,14 @@ from pathlib import Path
 
 import pytest
 
+from bot.approval import approved
 from bot.jobs import Job, JobKind
 from bot.settings import Settings
 from bot.state import StateStore, open_state
+from bot.state.base import WAITING, WAITING_LIMIT, Phase, approved_id
 from bot.state.redis_store import RedisState
 from bot.state.sqlite_store import SqliteState
+from bot.supersede import SUPERSEDED
 from runner.outcome import new_run_id
 
 
@@ -474,3 +477,113 @@ def test_privacy_is_the_latest_word_in_any_case(store: StateStore) -> None:
     assert store.is_private("octo/app") is False
     store.set_private("octo/app", True)
     assert store.is_private("OCTO/APP") is True
+
+
+# --- fork builds waiting for approval, superseded (SPEC §11) ---------------------------------
+
+
+def pull_request(
+    build_id: str, number: int = 7, sha: str = "c" * 40, repo: str = "octo/app"
+) -> Job:
+    return replace(
+        job(build_id, repo=repo),
+        kind=JobKind.PULL_REQUEST,
+        ref=f"refs/pull/{number}/head",
+        sha=sha,
+        number=number,
+        fork=True,
+        author="mallory",
+    )
+
+
+def wait(store: StateStore, build: Job) -> None:
+    store.record(build)
+    store.finish(build.id, WAITING)
+    time.sleep(0.002)  # creation times apart
+
+
+def test_a_pull_request_s_waiting_builds_oldest_first_until_approved_or_ended(
+    store: StateStore,
+) -> None:
+    for build_id, number in (("w1", 7), ("w2", 7), ("w8", 8), ("w3", 7)):
+        wait(store, pull_request(build_id, number))
+    wait(store, pull_request("elsewhere", 7, repo="octo/other"))
+    store.record(pull_request("queued", 7))  # recorded, not waiting
+    store.record(pull_request("failed", 7))
+    store.finish("failed", "failure")
+    found = store.waiting("octo/app", 7)
+    assert [b.job.id for b in found] == ["w1", "w2", "w3"]
+    assert all(b.state == WAITING and b.created is not None for b in found)
+    assert [b.created for b in found] == sorted(b.created or 0.0 for b in found)
+    assert [b.job.id for b in store.waiting("octo/app", 8)] == ["w8"]
+    assert store.waiting("octo/app", 9) == []
+    # Approved: its twin runs, it is no longer the pull request's to supersede.
+    assert isinstance(store.record(approved(pull_request("w2"), "writer")), Job)
+    assert [b.job.id for b in store.waiting("octo/app", 7)] == ["w1", "w3"]
+    assert not store.end_waiting("w2", SUPERSEDED)
+    # Ended: once, and for good; an Approve then records nothing.
+    assert store.end_waiting("w1", SUPERSEDED)
+    assert not store.end_waiting("w1", SUPERSEDED)
+    ended = store.get("w1")
+    assert ended is not None and (ended.status, ended.state) == (Phase.DONE, SUPERSEDED)
+    assert store.record(approved(pull_request("w1"), "writer")) == "build w1 no longer waits"
+    assert store.get(approved_id("w1")) is None
+    assert [b.job.id for b in store.waiting("octo/app", 7)] == ["w3"]
+    assert not store.end_waiting("queued", SUPERSEDED)  # not waiting: left alone
+    assert not store.end_waiting("failed", SUPERSEDED)
+    assert not store.end_waiting("unknown", SUPERSEDED)
+    failed = store.get("failed")
+    assert failed is not None and failed.state == "failure"
+    # A second Approve of an approved build is the same approved build, not refused.
+    again = store.record(approved(pull_request("w2"), "other writer"))
+    assert isinstance(again, Job) and again.approved_by == "writer"
+
+
+def test_waiting_builds_are_bounded_per_pull_request(store: StateStore) -> None:
+    for i in range(WAITING_LIMIT + 3):
+        wait(store, pull_request(f"w{i:03}", 7))
+    found = store.waiting("octo/app", 7)
+    assert [b.job.id for b in found] == [f"w{i:03}" for i in range(WAITING_LIMIT)]
+    for build in found[:10]:
+        assert store.end_waiting(build.job.id, SUPERSEDED)
+    after = store.waiting("octo/app", 7)
+    assert [b.job.id for b in after] == [f"w{i:03}" for i in range(10, WAITING_LIMIT + 3)]
+
+
+def test_sqlite_finds_a_pull_request_s_waiting_builds_by_its_index(tmp_path: Path) -> None:
+    """Many pull requests (an outsider can open them) do not make one's lookup dearer."""
+    store = SqliteState(tmp_path / "state.db")
+    wait(store, pull_request("w1", 7))
+    db = sqlite3.connect(tmp_path / "state.db")
+    plan = db.execute(
+        "explain query plan select id from builds where repo = ? and number = ?"
+        " and state = 'waiting' and not exists"
+        " (select 1 from builds twin where twin.id = builds.id || ?) order by created limit ?",
+        ("octo/app", 7, "-approved", 50),
+    ).fetchall()
+    db.close()
+    details = " ".join(str(row[-1]) for row in plan)
+    assert "builds_waiting" in details and "SCAN builds" not in details, details
+    assert [b.job.id for b in store.waiting("octo/app", 7)] == ["w1"]
+
+
+def test_a_waiting_build_of_the_previous_version_is_found_after_the_upgrade(
+    tmp_path: Path,
+) -> None:
+    old = sqlite3.connect(tmp_path / "state.db")
+    old.executescript(
+        "create table builds (id text primary key, delivery text, repo text not null,"
+        " sha text not null, job text not null, status text not null default 'queued',"
+        " run_id text, worker text, heartbeat real, attempts integer not null default 0,"
+        " handed integer not null default 0, created real not null, state text);"
+    )
+    old.execute(
+        "insert into builds (id, repo, sha, job, created, status, state)"
+        " values (?, ?, ?, ?, ?, 'done', 'waiting')",
+        ("w1", "octo/app", "c" * 40, pull_request("w1").to_json(), time.time()),
+    )
+    old.commit()
+    old.close()
+    upgraded = SqliteState(tmp_path / "state.db")
+    assert [b.job.id for b in upgraded.waiting("octo/app", 7)] == ["w1"]
+    assert upgraded.end_waiting("w1", SUPERSEDED)
