@@ -256,3 +256,87 @@ def test_the_worker_skips_a_pull_request_whose_message_the_announcer_could_not_r
     assert found is not None and (found.status, found.state) == ("done", "skipped")
     assert parts.reports(sha) == []
     assert not (parts.settings.data_dir / "checkouts" / "s1").exists()
+
+
+# --- a newer commit supersedes the waiting build (SPEC §11) -----------------------------------
+
+
+def _fork_push(client: FlaskClient, github: FakeGitHub, sha: str, action: str) -> None:
+    """GitHub tells of a fork's pull request #7 by Codertocat (no collaborator) at `sha`."""
+    payload = pull_request_payload(github, "octo/app", 7, sha, "Codertocat/app")
+    payload["action"] = action
+    assert _deliver(client, "pull_request", payload, f"pr-{action}-{sha[:8]}") == 202
+
+
+@pytest.mark.parametrize("checks", [True, False])
+def test_a_newer_commit_ends_the_waiting_build_of_the_older(
+    parts: Announcing, github: FakeGitHub, tmp_path: Path, checks: bool
+) -> None:
+    if checks:
+        github.grant_checks()
+    github.push("octo/app", {"README": "main\n"})
+    first = github.push("octo/app", {".dockercise.yml": PIPELINE}, branch="topic")
+    github.open_pull_request("octo/app", 7, "topic")
+    client = create_bot_app(bot_env(github, tmp_path)).test_client()
+    _fork_push(client, github, first, "opened")
+    assert parts.announce_recorded() == [WAITING]
+    (older,) = parts.state.builds_of("octo/app", first)
+    assert older.state == WAITING
+
+    second = github.push("octo/app", {"more": "x\n"}, branch="topic")
+    github.open_pull_request("octo/app", 7, "topic")
+    _fork_push(client, github, second, "synchronize")
+    assert parts.announce_recorded() == [WAITING]
+    (newer,) = parts.state.builds_of("octo/app", second)
+    assert newer.state == WAITING  # only the newest waits
+    ended = parts.state.get(older.job.id)
+    assert ended is not None and ended.state == "cancelled: superseded"
+    assert [b.job.id for b in parts.state.waiting("octo/app", 7)] == [newer.job.id]
+    assert parts.queued == []
+    page = f"{PUBLIC_URL}/results/octo/app/build/{older.job.id}"
+    if checks:
+        (run,) = github.check_runs_for(first)  # the same check run, completed
+        assert (run["status"], run["conclusion"], run["external_id"]) == (
+            "completed",
+            "cancelled",
+            older.job.id,
+        )
+        assert run["output"]["title"] == "cancelled: superseded" and run["details_url"] == page
+        (waiting,) = github.check_runs_for(second)
+        assert (waiting["status"], waiting["output"]["title"]) == ("queued", "waiting for approval")
+        assert github.statuses_for(first) == github.statuses_for(second) == []
+    else:
+        assert [
+            (s["state"], s["description"], s["target_url"]) for s in github.statuses_for(first)
+        ] == [
+            ("pending", "waiting for approval", page),
+            ("error", "cancelled: superseded", page),
+        ]
+        assert [(s["state"], s["description"]) for s in github.statuses_for(second)] == [
+            ("pending", "waiting for approval")
+        ]
+    # An Approve pressed on the old page too late records nothing.
+    assert isinstance(parts.state.record(approved(older.job, "writer")), str)
+    assert parts.state.get(approved_id(older.job.id)) is None
+
+
+def test_a_newer_commit_cancels_the_older_commit_s_approved_build(parts: Announcing) -> None:
+    """Approved before the push, the older commit's build is queued: cancelled as any other;
+    its waiting build, whose check run the approved build took over, is left alone."""
+    parts.github.grant_checks()
+    first = parts.github.push("octo/app", {".dockercise.yml": PIPELINE})
+    waiting = _pull_request(parts.github, first, "w1")
+    parts.state.record(waiting)
+    assert parts.announce(waiting) == WAITING
+    twin = approved(waiting, "writer")
+    parts.state.record(twin)
+    assert parts.announce(twin) == "announced"
+    second = parts.github.push("octo/app", {"more": "x\n"})
+    newer = _pull_request(parts.github, second, "w2")
+    parts.state.record(newer)
+    assert parts.announce(newer) == WAITING
+    assert parts.state.cancel_requested(twin.id) == "cancelled: superseded"
+    kept = parts.state.get("w1")
+    assert kept is not None and kept.state == WAITING
+    (run,) = parts.github.check_runs_for(first)  # the approved build's now: its worker ends it
+    assert run["status"] == "queued" and run["external_id"] == twin.id

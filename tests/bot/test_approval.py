@@ -15,6 +15,7 @@ from bot.github_api import GitHubApp
 from bot.jobs import Job, JobKind
 from bot.settings import ForkApproval, Settings
 from bot.state.sqlite_store import SqliteState
+from bot.supersede import SUPERSEDED
 from tests.bot.fake_github import FakeGitHub
 from tests.bot.siteclient import PRIVATE, PUBLIC, SiteUnderTest, make_site
 
@@ -182,3 +183,19 @@ def test_a_build_of_another_repository_is_not_found_under_this_one(site: SiteUnd
     client = _client(site, "writer")
     assert client.get(f"/results/{PUBLIC}/build/w9").status_code == 404
     assert client.get(f"/results/{PUBLIC}/build/nope").status_code == 404
+
+
+def test_a_superseded_build_has_no_approve_and_an_approve_of_it_does_nothing(
+    site: SiteUnderTest,
+) -> None:
+    _waiting(site, PRIVATE)
+    client = _client(site, "writer")
+    page = f"/results/{PRIVATE}/build/w1"
+    token = _csrf(client, page)  # the page was open before the newer commit came
+    assert site.state.end_waiting("w1", SUPERSEDED)
+    shown = client.get(page).get_data(as_text=True)
+    assert "Approve</button>" not in shown and "superseded" in shown
+    done = client.post(f"{page}/approve", data={"csrf_token": token})
+    assert done.status_code == 303 and done.headers["Location"] == page
+    assert site.state.get(approved_id("w1")) is None
+    assert site.state.claim_unannounced(10) == []
