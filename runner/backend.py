@@ -77,6 +77,7 @@ class ContainerBackend(Protocol):
         network: str | None = None,
         timeout: float | None = None,
         cache_from: str | None = None,
+        owner_tag: str | None = None,
     ) -> None:
         """Build `context` with `dockerfile` into `tag`; `output` gets the builder's text.
 
@@ -90,7 +91,10 @@ class ContainerBackend(Protocol):
         is stopped.  BuildFailed with the builder's message (`timeout` when
         stopped at its timeout).  Layers are reused
         from `cache_from` only (a kept image, SPEC §13), never from any other
-        image the engine holds.
+        image the engine holds.  Once built, the image is also tagged
+        `owner_tag` (`ownership.owner_tag`, under `dockercise-build:`), by which
+        a recovery sweep finds a dead run's images when nothing else names its
+        run; a tag the engine refuses is skipped (the build stands).
         """
 
     def keep(self, tag: str, kept: str, repo: str) -> None:
@@ -120,6 +124,10 @@ class ContainerBackend(Protocol):
 
         ContainerFailed when the engine cannot be asked.
         """
+
+    def built_tags(self) -> list[str]:
+        """Every tag of a run's built image on this engine (`dockercise-build:...`), whatever
+        run made it.  ContainerFailed when the engine cannot be asked."""
 
     def has_image(self, image: str) -> bool:
         """Whether the engine holds the image (never pulls)."""

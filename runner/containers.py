@@ -214,6 +214,7 @@ class Containers:
         network: str | None = None,
         timeout: float | None = None,
         cache_from: str | None = None,
+        owner_tag: str | None = None,
     ) -> None:
         """Build and tag an image; BuildFailed with the builder's message when a step fails.
 
@@ -268,6 +269,11 @@ class Containers:
                     layers += made
                 if "error" in event:
                     raise BuildFailed(f"build failed: {str(event['error']).strip()}")
+            if owner_tag is not None:  # its run's owner, for the sweep (`runner.recovery`)
+                with contextlib.suppress(
+                    docker.errors.DockerException, requests.exceptions.RequestException
+                ):
+                    self.api.tag(tag, BUILT_IMAGES, owner_tag, force=True)
         except BuildFailed:
             self._forget_layers(layers)
             raise
@@ -383,6 +389,14 @@ class Containers:
             for tag in info.get("RepoTags") or []
             if tag.startswith(prefix)
         ]
+
+    def built_tags(self) -> list[str]:
+        try:
+            found = self.api.images(name=BUILT_IMAGES)
+        except (docker.errors.DockerException, requests.exceptions.RequestException) as e:
+            raise ContainerFailed(f"cannot list the built images: {_explain(e)}") from None
+        prefix = f"{BUILT_IMAGES}:"
+        return [t for info in found for t in info.get("RepoTags") or [] if t.startswith(prefix)]
 
     def _remove_image(self, image: str) -> None:
         """Remove a run's image: a built image's tag (what else names it stays), or an

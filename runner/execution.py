@@ -31,6 +31,7 @@ from runner.masking import LineSplitter, Masker
 from runner.model import CODE, Pipeline, Service, Stage
 from runner.networks import NONE, stage_network
 from runner.outcome import StageResult, Status, now
+from runner.ownership import Owner, owner_tag
 from runner.plan import (
     BUILT_IMAGES,
     HIDDEN_IN_CODE,
@@ -452,8 +453,14 @@ class StageExecutor:
             network=self.build_network,
             timeout=timeout,
             cache_from=cache_from,
+            owner_tag=self._owner_tag(),
         )
         emit(splitter.close())
+
+    def _owner_tag(self) -> str | None:
+        """The tag naming this run's owner on its built images (their labels cannot)."""
+        owner = Owner.from_labels(self.labels)
+        return None if owner is None else owner_tag(self.run_id, owner)
 
     def _own_kept(self) -> str | None:
         if self.scope is None:

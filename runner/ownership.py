@@ -14,11 +14,17 @@ that got its pid.  A different boot id on the same host means the machine
 rebooted since, which killed the owner.  A different PID namespace (the bot
 in a container sharing the host's engine, with the same host name) means
 its processes cannot be seen from here, so nothing of it is judged.
+
+A built image names no owner in its labels (a label that changes every run
+would cost every build a step the cache never has); its run's owner is
+named by one more tag instead (`owner_tag`), which the cache ignores.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
+import re
 import socket
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -33,10 +39,13 @@ __all__ = [
     "Process",
     "Verdict",
     "blank_labels",
+    "digested",
     "here",
     "judge",
+    "owner_tag",
     "parse_stat",
     "process",
+    "tag_owner",
 ]
 
 LABEL_RUN = "dockercise.run"
@@ -184,6 +193,49 @@ def parse_stat(text: str) -> Process | None:
     if not started.isdigit():
         return None
     return Process(int(started), zombie=state in ("Z", "X", "x"))
+
+
+_DIGEST = 12
+_OWNER_MARK = "-owner-"
+_TAG = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}")
+_HEX = re.compile(rf"[0-9a-f]{{{_DIGEST}}}")
+
+
+def _digest(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()[:_DIGEST]
+
+
+def digested(machine: Machine) -> Machine:
+    """`machine` as an owner tag names it: digests of its parts (a tag is at most 128
+    characters of a few kinds, a host name need not be), judged as the parts would be."""
+    if not machine.known:
+        return machine
+    return Machine(_digest(machine.host), _digest(machine.boot_id), _digest(machine.pid_namespace))
+
+
+def owner_tag(run_id: str, owner: Owner) -> str | None:
+    """The tag (after `dockercise-build:`) naming run `run_id`'s owner on an image it built:
+    `<runId>-owner-<host>-<boot>-<pidns>-<pid>-<started>`, the machine's parts digested.
+
+    None when the owner cannot be judged anywhere (no /proc) or the run id makes no tag.
+    """
+    if not owner.machine.known:
+        return None
+    m = digested(owner.machine)
+    tag = f"{run_id}{_OWNER_MARK}{m.host}-{m.boot_id}-{m.pid_namespace}-{owner.pid}-{owner.started}"
+    return tag if _TAG.fullmatch(tag) else None
+
+
+def tag_owner(tag: str) -> tuple[str, Owner] | None:
+    """The run and the (digested) owner an `owner_tag` names; None for any other tag."""
+    run_id, mark, rest = tag.rpartition(_OWNER_MARK)
+    parts = rest.split("-")
+    if not mark or not run_id or len(parts) != 5 or not all(_HEX.fullmatch(p) for p in parts[:3]):
+        return None
+    try:
+        return run_id, Owner(Machine(*parts[:3]), _number(parts[3]), _number(parts[4]))
+    except ValueError:
+        return None
 
 
 # --- this machine (I/O) -------------------------------------------------------------------

@@ -14,7 +14,10 @@ another machine's.  Everything is done twice over harmlessly (removing what
 is gone, finishing a finished run).  A temp directory is only believed when
 it is this user's own, not a link, and its record names the run its name
 does; images are never believed about stores (a pulled image may carry any
-label), only removed when dead.
+label), only removed when dead.  A built image names its run by its tags
+only: those of a run judged dead by its containers or temp directory go,
+and so do those of a run whose owner tag (`ownership.owner_tag`) names a
+dead owner, when the run left neither (a reboot emptied the temp folder).
 """
 
 from __future__ import annotations
@@ -41,9 +44,11 @@ from runner.ownership import (
     Owner,
     Process,
     Verdict,
+    digested,
     here,
     judge,
     process,
+    tag_owner,
 )
 from runner.store import open_store
 from runner.store.base import ResultStore, valid_part
@@ -178,10 +183,35 @@ def sweep(
                 shutil.rmtree(directory, ignore_errors=True)
                 swept.directories.append(directory)
     if backend is not None:
+        dead_runs += _dead_builders(backend, machine, lookup, swept)
         for thing in dead_things + _built_images(backend, dead_runs, swept):
             backend.discard(thing)
             swept.removed.append(thing)
     return swept
+
+
+def _dead_builders(
+    backend: ContainerBackend,
+    machine: Machine,
+    lookup: Callable[[int], Process | None],
+    swept: Swept,
+) -> list[str]:
+    """The runs whose built images' owner tag names a dead owner on `machine` (judged as
+    labels are, the machine's parts digested as the tag has them)."""
+    try:
+        tags = backend.built_tags()
+    except ContainerFailed as e:
+        swept.problems.append(str(e))
+        return []
+    here_digested = digested(machine)
+    runs = []
+    for tag in tags:
+        named = tag_owner(tag.partition(":")[2])
+        if named is None or not valid_part(named[0]):
+            continue
+        if judge(named[1], here_digested, lookup) is Verdict.DEAD:
+            runs.append(named[0])
+    return runs
 
 
 def _built_images(backend: ContainerBackend, runs: Iterable[str], swept: Swept) -> list[Labelled]:

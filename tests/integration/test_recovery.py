@@ -11,6 +11,7 @@ import contextlib
 import io
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -173,21 +174,43 @@ def test_a_killed_run_on_s3_is_finished_in_its_bucket(
         docker_client.api.inspect_container(container["Id"])
 
 
+def _built_tags(client: docker.DockerClient, run_id: str) -> set[str]:
+    """The tags of the run's built images: its stages' and its owner's (`owner_tag`)."""
+    found = client.api.images(filters={"reference": f"dockercise-build:{run_id}-*"})
+    return {t for info in found for t in info.get("RepoTags") or [] if run_id in t}
+
+
+BUILDS_THEN_LONG = """
+image:
+  build: docker/
+long:
+  img: image
+  run: echo started; sleep 120
+"""
+
+
 def test_a_live_run_of_another_process_is_untouched(
     project: Callable[..., Path],
     docker_client: docker.DockerClient,
     no_leaks: Path,
     tmp_path: Path,
 ) -> None:
-    root = project(f"long: {{img: {IMAGE}, run: echo started; sleep 120}}\n")
+    """Concurrent runs on one engine: the second one's sweep leaves the first's containers,
+    temp folder, store and built images (by their owner tag, alive) alone."""
+    root = project(BUILDS_THEN_LONG)
+    (root / "docker").mkdir()
+    (root / "docker" / "Dockerfile").write_text(f"FROM {IMAGE}\nRUN echo live > /built.txt\n")
     results = tmp_path / "results"
     first = _start(root, results, no_leaks)
     try:
         (container,) = _wait_for(lambda: _running(docker_client, results, "long"))
+        built = _built_tags(docker_client, container["Labels"]["dockercise.run"])
+        assert len(built) == 2 and sum("-owner-" in t for t in built) == 1, built
         second = _start(project(QUICK, root=tmp_path / "second"), results, no_leaks)
         out, err = second.communicate(timeout=120)
         assert second.returncode == 0, out + err
         assert docker_client.api.inspect_container(container["Id"])["State"]["Running"]
+        assert _built_tags(docker_client, container["Labels"]["dockercise.run"]) == built
         (private,) = no_leaks.glob(f"dockercise-{container['Labels']['dockercise.run']}-*")
         assert (private / "owner.json").is_file()
         run = _json(results / "run" / container["Labels"]["dockercise.run"] / "run.json")
@@ -196,6 +219,40 @@ def test_a_live_run_of_another_process_is_untouched(
         first.send_signal(signal.SIGTERM)
         first.communicate(timeout=60)
     assert first.returncode == 130
+
+
+def test_a_dead_run_s_built_image_goes_when_nothing_else_names_its_run(
+    project: Callable[..., Path],
+    docker_client: docker.DockerClient,
+    no_leaks: Path,
+    tmp_path: Path,
+) -> None:
+    """What a reboot leaves (the engine's containers gone, the temp folder emptied): only
+    the dead run's built image, whose owner tag names its dead owner; the next start
+    removes its tags (issue #13/#17)."""
+    root = project(BUILDS_THEN_LONG)
+    (root / "docker").mkdir()
+    (root / "docker" / "Dockerfile").write_text(f"FROM {IMAGE}\nRUN echo dead > /built.txt\n")
+    results = tmp_path / "results"
+    victim = _start(root, results, no_leaks)
+    try:
+        (container,) = _wait_for(lambda: _running(docker_client, results, "long"))
+        run_id = container["Labels"]["dockercise.run"]
+        built = _built_tags(docker_client, run_id)
+        assert sum("-owner-" in t for t in built) == 1, built  # alive: nobody removes it
+    finally:
+        victim.send_signal(signal.SIGKILL)
+        victim.communicate()
+    docker_client.api.remove_container(container["Id"], force=True)
+    for private in no_leaks.glob(f"dockercise-{run_id}-*"):
+        shutil.rmtree(private)
+
+    survivor = _start(project(QUICK, root=tmp_path / "second"), results, no_leaks)
+    out, err = survivor.communicate(timeout=120)
+    assert survivor.returncode == 0, out + err
+    assert _built_tags(docker_client, run_id) == set()
+    # Nothing named its store: its run.json stays `running` (what `dockercise status` shows).
+    assert _json(results / "run" / run_id / "run.json")["status"] == "running"
 
 
 @pytest.fixture

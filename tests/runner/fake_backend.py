@@ -144,9 +144,12 @@ class FakeBackend:
         network: str | None = None,
         timeout: float | None = None,
         cache_from: str | None = None,
+        owner_tag: str | None = None,
     ) -> None:
         self._record("build", tag)
         self.images[tag] = {**(labels or {})}  # named by the run's tag, never labelled with it
+        if owner_tag is not None:
+            self.images[f"dockercise-build:{owner_tag}"] = {**(labels or {})}
         with self._lock:
             self.builds.append(
                 {"tag": tag, "resources": resources, "network": network, "timeout": timeout}
@@ -174,6 +177,11 @@ class FakeBackend:
         self._record("drop_kept", kept)
         with self._lock:
             self.images.pop(kept, None)
+
+    def built_tags(self) -> list[str]:
+        self._record("built_tags", "")
+        with self._lock:
+            return [t for t in self.images if t.startswith("dockercise-build:")]
 
     def built_images(self, run_id: str) -> list[Labelled]:
         self._record("built_images", run_id)

@@ -17,9 +17,12 @@ from runner.ownership import (
     Owner,
     Process,
     Verdict,
+    digested,
     judge,
+    owner_tag,
     parse_stat,
     process,
+    tag_owner,
     this_process,
 )
 from runner.recovery import (
@@ -298,3 +301,73 @@ def test_an_image_never_names_a_store(tmp_path: Path) -> None:
     swept = _sweep(backend, tmp_path, {})  # opening any store would fail the test (KeyError)
     assert [t.id for t in swept.removed] == ["i-1"]
     assert swept.finished == []
+
+
+# --- built images: their owner is named by a tag (their labels cannot) ----------------------
+
+
+def _gone(pid: int) -> Process | None:
+    return None
+
+
+def test_an_owner_tag_round_trips_digested_and_is_judged_as_labels_are() -> None:
+    host = "a-very-long.host-name.example" * 4  # longer than a tag may be
+    machine = Machine(host, "3f1c0a2e-7b9d-4c1e-9a8b-0123456789ab", "pid:[4026531836]")
+    owner = Owner(machine, 4194304, 123456789012)
+    tag = owner_tag("20261130T121500123Z-abcd1234", owner)
+    assert tag is not None and len(tag) <= 128
+    assert tag.startswith("20261130T121500123Z-abcd1234-owner-")
+    run_id, named = tag_owner(tag) or ("", None)
+    assert run_id == "20261130T121500123Z-abcd1234"
+    assert named == Owner(digested(machine), owner.pid, owner.started)
+    lookup = {4194304: Process(123456789012)}.get
+    assert judge(named, digested(machine), lookup) is Verdict.ALIVE
+    assert judge(named, digested(machine), _gone) is Verdict.DEAD
+    rebooted = Machine(host, "another-boot", machine.pid_namespace)
+    assert judge(named, digested(rebooted), lookup) is Verdict.DEAD
+    elsewhere = Machine("ci-2", machine.boot_id, machine.pid_namespace)
+    assert judge(named, digested(elsewhere), _gone) is Verdict.ELSEWHERE
+    # Nothing to judge anywhere: no tag.
+    assert owner_tag("r1", Owner(Machine("h", "unknown", "unknown"), 1, 1)) is None
+
+
+@pytest.mark.parametrize(
+    "tag",
+    [
+        "r1-0123456789ab",  # a stage's tag
+        "r1-owner-0123456789ab-0123456789ab-0123456789ab-1",  # a part missing
+        "r1-owner-0123456789ab-0123456789ab-0123456789ab-0-5",  # pid 0
+        "r1-owner-0123456789AB-0123456789ab-0123456789ab-1-5",  # not a digest
+        "r1-owner-0123456789ab-0123456789ab-0123456789ab-1-x",
+        "-owner-0123456789ab-0123456789ab-0123456789ab-1-5",  # no run
+    ],
+)
+def test_other_tags_name_no_owner(tag: str) -> None:
+    assert tag_owner(tag) is None
+
+
+def _built(backend: FakeBackend, run_id: str, owner: Owner | None) -> set[str]:
+    """What a run's `build` stage leaves: its stage's tag, and its owner's; both tags."""
+    tag = owner_tag(run_id, owner) if owner is not None else None
+    stage = f"dockercise-build:{run_id}-0123456789ab"
+    backend.build(Path("."), "Dockerfile", stage, run_id, lambda text: None, owner_tag=tag)
+    return {stage} | ({f"dockercise-build:{tag}"} if tag is not None else set())
+
+
+def test_a_dead_run_s_built_images_go_by_their_owner_tag_alone(tmp_path: Path) -> None:
+    """No container and no temp folder name the run (a reboot emptied /tmp): its built
+    images' owner tag does. A live run's, another machine's and an untagged one's stay."""
+    backend = FakeBackend()
+    dead = _built(backend, "r-dead", Owner(HERE, 101, 5000))
+    rebooted = _built(
+        backend, "r-boot", Owner(Machine("ci-1", "old", HERE.pid_namespace), 100, 5000)
+    )
+    live = _built(backend, "r-live", LIVE)
+    far = _built(backend, "r-far", Owner(Machine("ci-2", "boot-a", HERE.pid_namespace), 101, 1))
+    old = _built(backend, "r-old", None)  # an earlier version's: no owner tag
+    assert len(dead) == len(rebooted) == len(live) == len(far) == 2 and len(old) == 1
+    swept = _sweep(backend, tmp_path, {})
+    assert {t.id for t in swept.removed} == dead | rebooted
+    assert set(backend.images) == live | far | old
+    assert swept.finished == [] and swept.problems == []
+    assert _sweep(backend, tmp_path, {}).removed == []
