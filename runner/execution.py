@@ -44,7 +44,7 @@ from runner.plan import (
     service_spec,
 )
 from runner.services import log_name
-from runner.sidecars import Readiness, Sidecars, Stopping
+from runner.sidecars import Readiness, ServiceFailed, Sidecars, Stopping
 from runner.store import ResultStore
 from runner.supervisor import Exit, Guard, OutputSink, Stop, Supervisor
 
@@ -166,8 +166,13 @@ class StageExecutor:
         self, stage: Stage, result: StageResult, log: CappedLog | None, timeout: float
     ) -> None:
         result.exit_code = result.reason = None
+        result.status = Status.RUNNING  # what the stage's JSON says if written meanwhile
+        failed: ServiceFailed | None = None
         try:
             self._run(stage, result, log, timeout)
+        except ServiceFailed as e:
+            result.status, result.reason = Status.ERROR, self.masker(str(e))
+            failed = e
         except (BuildFailed, Refused) as e:
             result.status, result.reason = Status.FAILURE, self.masker(str(e))
         except ContainerFailed as e:
@@ -184,6 +189,11 @@ class StageExecutor:
             result.status, result.reason = Status.ERROR, self.masker(f"{type(e).__name__}: {e}")
         if result.status is Status.ERROR:
             self._note(stage, log, str(result.reason))
+        if failed is not None:
+            # The console shows no service output (SPEC §14), but why one was not ready: the
+            # last lines of its log, each under its name, masked (the pump masked them too).
+            for line in failed.tail:
+                self._note(stage, log, f"{failed.service} | {line}")
 
     def _note(self, stage: Stage, log: CappedLog | None, text: str, bare: bool = False) -> None:
         text = self.masker(text)
@@ -264,7 +274,7 @@ class StageExecutor:
             result.status, result.reason = Status.CANCELLED, self.cancel.reason
             return
         spec = self._confined(spec)  # after the pull, which may take long: nothing in between
-        sidecars = self._sidecars(stage, log, result.attempts) if stage.services else None
+        sidecars = self._sidecars(stage, log, result) if stage.services else None
         try:
             if sidecars is not None:
                 readiness = sidecars.start(max(deadline - time.monotonic(), 0.0))
@@ -340,9 +350,9 @@ class StageExecutor:
             flush()
         return exit
 
-    def _sidecars(self, stage: Stage, log: CappedLog | None, attempt: int) -> Sidecars:
+    def _sidecars(self, stage: Stage, log: CappedLog | None, result: StageResult) -> Sidecars:
         """The stage's services, their images there (pulled when missing) or refused (Refused)."""
-        network = stage_network(self.run_id, stage.name, attempt)
+        network = stage_network(self.run_id, stage.name, result.attempts)
         specs = []
         for service in stage.services:
             made = service_spec(
@@ -363,7 +373,7 @@ class StageExecutor:
                 self.backend.ensure_image(made.image, lambda text: self._note(stage, log, text))
             made.labels = {**self.labels, **made.labels}
             specs.append((service, replace(made, network=network)))
-        return Sidecars(
+        sidecars = Sidecars(
             backend=self.backend,
             stage=stage.name,
             network=network,
@@ -375,6 +385,13 @@ class StageExecutor:
             cancel=self.cancel,
             note=lambda text: self._note(stage, log, text),
         )
+
+        def changed() -> None:
+            result.services = sidecars.results()
+            self.store.write_json(self.run_id, f"{stage.name}.json", result.to_json())
+
+        sidecars.changed = changed
+        return sidecars
 
     def _service_log(self, stage: Stage, service: Service) -> CappedLog | None:
         """`<stage>.<service>.log`, one for every attempt (as the stage's); none with noLog."""

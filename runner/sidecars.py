@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
@@ -43,10 +44,23 @@ ready at once (most are) costs the stage a fraction of a second, not a whole one
 READY_EVERY = 1.0
 PUMP_JOIN = 10.0
 """Seconds to wait for a killed service's output to end before its log is closed."""
+TAIL_LINES = 10
+"""Lines of a service's log that the stage's notes repeat when it was not ready (SPEC §14)."""
+TAIL_WIDTH = 300
+"""Characters of each such line: notes are never cut by the log cap, so they are bounded here."""
 
 
 class ServiceFailed(ContainerFailed):
-    """A service never became ready, or ended before it did: the stage's `error` reason."""
+    """A service never became ready, or ended before it did: the stage's `error` reason.
+
+    `tail`: the service's last lines, masked (none when its stage keeps no log), which the
+    stage's notes repeat so that the console says why without opening the service's log.
+    """
+
+    def __init__(self, message: str, service: str = "", tail: Sequence[str] = ()) -> None:
+        super().__init__(message)
+        self.service = service
+        self.tail = tuple(tail)
 
 
 class Readiness(Enum):
@@ -75,6 +89,15 @@ class _Running:
     """Killed after the stage, still running: its exit code is the kill's, not its own."""
     pump: threading.Thread | None = None
     started: float = 0.0
+    tail: deque[str] = field(default_factory=lambda: deque(maxlen=TAIL_LINES))
+    """Its last lines, masked: kept by the pump, read by the stage's thread (under `lock`)."""
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def failed(self, why: str) -> ServiceFailed:
+        """`why` (the stage's reason), with the service's last lines when its log is kept."""
+        with self.lock:
+            tail = list(self.tail) if self.log is not None else []
+        return ServiceFailed(why, self.service.name, tail)
 
 
 @dataclass
@@ -94,6 +117,9 @@ class Sidecars:
     """The service's log, opened once for every attempt of the stage; None: not kept (noLog)."""
     cancel: Stop
     note: Callable[[str], None]
+    changed: Callable[[], None] = lambda: None
+    """Called on the stage's thread once a service has started and once it is ready: the
+    stage's JSON then lists its services while it runs (SPEC §14), not only at its end."""
     _running: list[_Running] = field(default_factory=list)
     _made: bool = False
     _halted: bool = False
@@ -116,6 +142,10 @@ class Sidecars:
                 target=self._pump, args=(running,), name=f"service-{service.name}", daemon=True
             )
             running.pump.start()
+            if service.ready is None:
+                running.ready = 0.0  # ready once started: nothing to wait for
+                self.note(f"service {service.name} started (no ready command)")
+            self.changed()
         return self._wait_ready(left)
 
     def containers(self) -> list[str]:
@@ -127,9 +157,6 @@ class Sidecars:
         limit = READY_TIMEOUT  # read at each start: tests shorten it
         end = time.monotonic() + min(limit, left)
         waiting = [r for r in self._running if r.service.ready is not None]
-        for running in self._running:
-            if running.service.ready is None:
-                running.ready = 0.0  # ready once started: nothing to wait for
         tries = 0
         while waiting:
             for running in list(waiting):
@@ -137,13 +164,14 @@ class Sidecars:
                     running.ready = round(time.monotonic() - running.started, 3)
                     self.note(f"service {running.service.name} ready after {running.ready} s")
                     waiting.remove(running)
+                    self.changed()
             if not waiting:
                 break
             now = time.monotonic()
             if now >= end:
                 if left < limit:
                     return Readiness.TIMED_OUT
-                raise ServiceFailed(f"service {waiting[0].service.name} not ready")
+                raise waiting[0].failed(f"service {waiting[0].service.name} not ready")
             pause = READY_PAUSES[tries] if tries < len(READY_PAUSES) else READY_EVERY
             tries += 1
             if self.cancel.wait(min(pause, end - now)):
@@ -158,7 +186,7 @@ class Sidecars:
         assert running.container is not None and running.service.ready is not None
         name = running.service.name
         if running.ended.is_set():
-            raise ServiceFailed(f"service {name} exited (code {running.code}) before ready")
+            raise running.failed(f"service {name} exited (code {running.code}) before ready")
         left = max(deadline - time.monotonic(), 0.1)
         try:
             code = self.backend.exec(
@@ -166,22 +194,31 @@ class Sidecars:
             )
         except ContainerFailed:
             if running.ended.wait(PUMP_JOIN):
-                raise ServiceFailed(
+                raise running.failed(
                     f"service {name} exited (code {running.code}) before ready"
                 ) from None
             raise
         return code == 0
 
     def _pump(self, running: _Running) -> None:
-        """The service's output, masked line by line, into its log; then its exit code."""
+        """The service's output, masked line by line, into its log; then its exit code.
+
+        The log is flushed after every chunk, as the stage's own is, so that the
+        run page and `dockercise logs` show a running service's output.
+        """
         assert running.container is not None
         splitters = {stream: LineSplitter(self.masker) for stream in Stream}
         log = running.log
 
         def keep(lines: list[str]) -> None:
-            if log is not None:
-                for line in lines:
-                    log.output(self.masker(line).encode())
+            if log is None or not lines:
+                return
+            masked = [self.masker(line) for line in lines]
+            with running.lock:
+                running.tail.extend(line[:TAIL_WIDTH] for line in masked)
+            for line in masked:
+                log.output(line.encode())
+            log.flush()
 
         try:
             for stream, chunk in self.backend.output(running.container):
@@ -189,8 +226,6 @@ class Sidecars:
             for splitter in splitters.values():
                 keep(splitter.close())
             running.code = self.backend.wait(running.container)
-            if log is not None:
-                log.flush()
         except Exception:  # this thread's one catch-all: a service's log is not the stage's
             pass  # outcome (the engine failing, the store full: the stage's own log says so)
         finally:

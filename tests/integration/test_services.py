@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import shutil
 import signal
+import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
@@ -13,6 +14,7 @@ import docker
 import docker.errors
 import pytest
 
+from pages.local import create_local_app
 from runner import pipeline, sidecars
 from runner.containers import Containers
 from runner.engine import Engine, RunOptions, prepare
@@ -21,7 +23,7 @@ from runner.networks import Networking
 from runner.outcome import Status
 from runner.store.local import LocalStore
 from tests.integration.conftest import IMAGE, Outcome
-from tests.integration.test_recovery import QUICK, _running, _start, _wait_for
+from tests.integration.test_recovery import DOCKERCISE, QUICK, _running, _start, _wait_for
 from tests.runner.conftest import RecordingReporter
 
 pytestmark = pytest.mark.docker
@@ -307,3 +309,106 @@ def test_each_attempt_of_a_retried_stage_gets_fresh_services(
     assert (stage["status"], stage["reason"], stage["attempts"]) == ("failure", "exit 1", 2)
     assert outcome.log("test").count("service web ready after") == 2
     assert _left(docker_client, outcome.run_id) == []
+
+
+def test_a_running_stage_shows_its_service_and_its_log_on_the_page_and_in_logs(
+    project: Project, docker_client: docker.DockerClient, no_leaks: Path, tmp_path: Path
+) -> None:
+    """While the stage waits (for a file this test makes in its container), its service and
+    the service's output are on the run page and `dockercise logs`; afterwards too."""
+    root = project(
+        f"""
+        test:
+          img: {IMAGE}
+          services:
+            web: {{img: {IMAGE}, run: echo web is listening; exec sleep 600}}
+          run: echo waiting; until test -e /go; do sleep 0.1; done; echo went
+        """
+    )
+    results = tmp_path / "results"
+    runner = _start(root, results, no_leaks)
+    try:
+        (stage,) = _wait_for(
+            lambda: [
+                c
+                for c in _running(docker_client, results, "test")
+                if "dockercise.service" not in c["Labels"]
+            ]
+        )
+        run_id = stage["Labels"]["dockercise.run"]
+        store = LocalStore(results)
+        pipeline_name = (store.read_json(run_id, "run.json") or {})["pipeline"]
+        page = f"/results/local/{pipeline_name}/run/{run_id}"
+        with create_local_app(store).test_client() as client:
+
+            def service_log() -> str:
+                response = client.get(f"{page}/test.web.log")
+                text = response.get_data(as_text=True) if response.status_code == 200 else ""
+                response.close()
+                return text
+
+            assert "web is listening" in _wait_for(service_log)
+            html = client.get(page).get_data(as_text=True)
+            assert 'data-status="running"' in html, html
+            assert f'href="{page}/test.web.log"' in html and "web is listening" in html
+            printed = subprocess.run(
+                [
+                    DOCKERCISE,
+                    "logs",
+                    "-C",
+                    str(root),
+                    "--results",
+                    str(results),
+                    run_id,
+                    "test.web",
+                ],
+                capture_output=True,
+                text=True,
+                timeout=60,
+            )
+            assert printed.returncode == 0 and "web is listening" in printed.stdout, printed
+            assert store.read_json(run_id, "test.json")["status"] == "running"  # type: ignore[index]
+            made = docker_client.containers.get(stage["Id"]).exec_run(["touch", "/go"])
+            assert made.exit_code == 0, made.output
+            out, err = runner.communicate(timeout=120)
+            assert runner.returncode == 0, out + err
+            assert (
+                "web is listening" not in out
+            )  # a service's output is its log's, not the console's
+            assert "test | service web started (no ready command)" in out
+            assert "web is listening" in service_log()
+            assert f'href="{page}/test.web.log"' in client.get(page).get_data(as_text=True)
+        (web,) = (store.read_json(run_id, "test.json") or {})["services"]
+        assert (web["name"], web["logs"], web["exit_code"]) == ("web", "test.web.log", None)
+    finally:
+        if runner.poll() is None:
+            runner.send_signal(signal.SIGINT)
+            runner.communicate(timeout=120)
+    assert _left(docker_client, run_id) == []
+
+
+def test_the_console_notes_why_a_service_was_not_ready_with_its_last_lines_masked(
+    dockercise: Run, project: Project
+) -> None:
+    root = project(
+        f"""
+        meta:
+          secrets: {{TOKEN: s3cr3t-token-value}}
+        test:
+          img: {IMAGE}
+          services:
+            db:
+              img: {IMAGE}
+              env: [TOKEN]
+              run: seq 1 20; echo "config token=$TOKEN is wrong"; exit 3
+              ready: 'false'
+          run: echo never
+        """
+    )
+    outcome = dockercise(root, "run")
+    assert outcome.code == 1, outcome.out + outcome.err
+    assert "service db exited (code 3) before ready" in outcome.out
+    assert "db | config token=*** is wrong" in outcome.out, outcome.out
+    assert "db | 12" in outcome.out and "db | 11\n" not in outcome.out
+    assert "s3cr3t" not in outcome.out + outcome.err
+    assert "dockercise: db | config token=*** is wrong" in outcome.log("test")

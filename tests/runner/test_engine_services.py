@@ -4,6 +4,7 @@ limits and networking modes, in milliseconds."""
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import pytest
 
@@ -285,3 +286,78 @@ def test_a_stage_with_more_services_than_slots_still_runs_alone(fake_run: MakeRu
     assert result.status is Status.SUCCESS
     events = run.backend.events
     assert events.index(("end", "a")) < events.index(("start", "b"))
+
+
+def test_the_stage_json_lists_its_services_while_it_runs(
+    fake_run: MakeRun, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Once each has started, and again once ready: the run page and `dockercise logs` find
+    them while the stage runs, not only once it has ended."""
+    run = fake_run({"test.db": Script(stdout=["db says hello"], hang=True)})
+    written: list[dict[str, Any]] = []
+    write_json = run.store.write_json
+
+    def record(run_id: str, name: str, data: dict[str, object]) -> None:
+        if name == "test.json":
+            written.append(json.loads(json.dumps(data)))
+        write_json(run_id, name, data)
+
+    monkeypatch.setattr(run.store, "write_json", record)
+    result = run.run(PIPE)
+    assert result.stages["test"].status is Status.SUCCESS
+    running = [w for w in written if w["status"] == "running"]
+    listed = [
+        [(s["name"], s["ready"] is not None) for s in w.get("services") or []] for w in running
+    ]
+    assert listed == [
+        [],
+        [("db", False)],
+        [("db", False), ("cache", True)],  # a service without `ready` is ready once started
+        [("db", True), ("cache", True)],
+    ]
+    assert all(w["logs"] is None and w["finished"] is None for w in running)
+    assert written[-1]["status"] == "success"
+    # Its output is its log's, never the console's.
+    assert not any("db says hello" in text for _, text in run.reporter.calls)
+    assert "db says hello" in run.log("test.db")
+
+
+def test_a_retry_s_services_are_listed_as_running_again(
+    fake_run: MakeRun, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    run = fake_run({"test": Script(exit=1)})
+    statuses: list[str] = []
+    write_json = run.store.write_json
+
+    def record(run_id: str, name: str, data: dict[str, object]) -> None:
+        if name == "test.json":
+            statuses.append(str(data["status"]))
+        write_json(run_id, name, data)
+
+    monkeypatch.setattr(run.store, "write_json", record)
+    result = run.run(PIPE.replace("  run: pytest", "  run: pytest\n  retry: 1"))
+    assert result.stages["test"].attempts == 2
+    assert statuses == ["running"] * 7 + ["failure"]  # not the first attempt's failure
+
+
+def test_a_service_not_ready_has_its_last_lines_noted_masked(fake_run: MakeRun) -> None:
+    lines = [f"line {i}" for i in range(15)] + ["token s3cr3t-value", "x" * 1000]
+    run = fake_run({"test.db": Script(exit=3, stdout=lines)})
+    text = PIPE.replace("{POSTGRES_PASSWORD: test}", "{POSTGRES_PASSWORD: s3cr3t-value}")
+    result = run.run(text, masker=Masker(["s3cr3t-value"]))
+    assert result.stages["test"].reason == "service db exited (code 3) before ready"
+    notes = [t for kind, t in run.reporter.calls if kind == "stage_note"]
+    reason = notes.index("test: service db exited (code 3) before ready")
+    tail = [f"test: db | line {i}" for i in range(7, 15)]
+    assert notes[reason + 1 :] == [*tail, "test: db | token ***", f"test: db | {'x' * 300}"]
+    assert "dockercise: db | token ***" in run.log("test")
+    assert not any("s3cr3t" in t for _, t in run.reporter.calls)
+    assert "line 0" in run.log("test.db")  # the whole of it is in its own log
+
+
+def test_a_nolog_stage_notes_no_service_lines(fake_run: MakeRun) -> None:
+    run = fake_run({"test.db": Script(exit=3, stdout=["private"])})
+    result = run.run(PIPE.replace("  run: pytest", "  run: pytest\n  noLog: true"))
+    assert result.stages["test"].status is Status.ERROR
+    assert not any("private" in t for _, t in run.reporter.calls)
+    assert "private" not in run.log("test")
