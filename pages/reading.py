@@ -168,6 +168,8 @@ class ServiceRow:
     ready: float | None
     exit_code: str
     log: LogView
+    waiting: bool = False
+    """Not ready yet, its stage still running (rather than never ready)."""
 
 
 @dataclass(frozen=True)
@@ -204,14 +206,16 @@ def log_allowed(stage: Mapping[str, Any], stored: set[str]) -> bool:
 def service_logs(stage: Mapping[str, Any], stored: set[str]) -> dict[str, str]:
     """`<stage>.<service>` -> its log's file name, for each service log that may be shown.
 
-    A stage lists its services' logs in its JSON once it has ended, and only
-    when it keeps logs at all (a `noLog` stage's services keep none): the
-    same rule as the stage's own log.
+    A stage lists its services in its JSON as soon as they have started, each
+    with its log unless the stage keeps none (a `noLog` stage's services keep
+    none): the same rule as the stage's own log, so a running stage's services'
+    logs are shown while it runs, as its own partial log is.
     """
     services = stage.get("services")
     name = stage.get("name")
-    if not isinstance(services, list) or not isinstance(name, str) or stage.get("logs") is None:
+    if not isinstance(services, list) or not log_allowed(stage, stored):
         return {}
+    assert isinstance(name, str)  # log_allowed checked it
     found = {}
     for service in services:
         logs = service.get("logs") if isinstance(service, dict) else None
@@ -244,6 +248,7 @@ def _services(
                 ready=float(ready) if isinstance(ready, int | float) else None,
                 exit_code="" if code is None else str(code),
                 log=log,
+                waiting=stage.get("status") == Status.RUNNING,
             )
         )
     return tuple(rows)

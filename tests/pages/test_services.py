@@ -72,3 +72,44 @@ def test_service_logs_not_listed_or_of_a_nolog_stage_are_404(
 ) -> None:
     assert client.get(f"{RUN}/{name}").status_code == 404
     assert "stray secret" not in client.get(RUN).get_data(as_text=True)
+
+
+@pytest.fixture
+def live(tmp_path: Path) -> Iterator[FlaskClient]:
+    """A run whose `test` stage is running: its JSON names no log yet, but lists its services."""
+    root = tmp_path / "results"
+    running = {"logs": None, "services": [_service("db", None), _service("web", 0.0)]}
+    hidden = {"logs": None, "services": [_service("db", None)]}
+    folder = write_run(
+        root,
+        RUN_ID,
+        [
+            StageFile("test", "running", log="waiting\n", finished=None, extra=running),
+            StageFile("quiet", "running", log=None, finished=None, extra=hidden),  # noLog
+        ],
+        status="running",
+        finished=None,
+    )
+    (folder / "test.db.log").write_text("db starting\n", encoding="utf-8")
+    (folder / "test.web.log").write_text("web up\n", encoding="utf-8")
+    (folder / "quiet.db.log").write_text("stray secret\n", encoding="utf-8")
+    with create_local_app(LocalStore(root)).test_client() as c:
+        yield c
+
+
+def test_a_running_stage_shows_its_services_and_their_logs(live: FlaskClient) -> None:
+    page = live.get(RUN).get_data(as_text=True)
+    assert f'href="{RUN}/test.db.log"' in page and f'href="{RUN}/test.web.log"' in page
+    logs = page[page.index('class="logs"') :]
+    db = logs[logs.index('data-service="db"') :]
+    db = db[: db.index("</details>")]
+    assert "not ready yet" in db and "never ready" not in db and "db starting" in db
+    assert "web up" in logs
+    response = live.get(f"{RUN}/test.db.log")
+    assert response.status_code == 200 and response.get_data() == b"db starting\n"
+    response.close()
+
+
+def test_a_running_nolog_stage_s_service_logs_are_404(live: FlaskClient) -> None:
+    assert live.get(f"{RUN}/quiet.db.log").status_code == 404
+    assert "stray secret" not in live.get(RUN).get_data(as_text=True)
