@@ -69,6 +69,20 @@ class RunRow:
     seconds: float | None
 
 
+def _row(run_id: str, data: Mapping[str, Any]) -> RunRow:
+    """A run's line in a list, from its run.json (which anyone with the store could write)."""
+    kind, detail = _trigger(data)
+    return RunRow(
+        id=run_id,
+        pipeline=_text(data.get("pipeline")),
+        status=_text(data.get("status")) or "unknown",
+        trigger=kind,
+        detail=detail,
+        started=moment(data.get("started")),
+        seconds=elapsed(data),
+    )
+
+
 def _trigger(data: Mapping[str, Any]) -> tuple[str, str]:
     """The trigger's kind, and its other fields as `key: value` text (ref, sha, host...)."""
     trigger = data.get("trigger")
@@ -91,18 +105,7 @@ def run_rows(store: ResultReader, page: int = 0) -> tuple[list[RunRow], bool]:
         data = read_json(store, run_id, "run.json")
         if data is None:
             continue  # a run whose run.json is not there (yet): nothing to show
-        kind, detail = _trigger(data)
-        rows.append(
-            RunRow(
-                id=run_id,
-                pipeline=_text(data.get("pipeline")),
-                status=_text(data.get("status")) or "unknown",
-                trigger=kind,
-                detail=detail,
-                started=moment(data.get("started")),
-                seconds=elapsed(data),
-            )
-        )
+        rows.append(_row(run_id, data))
     return rows, len(ids) > (page + 1) * PAGE_SIZE
 
 
@@ -347,14 +350,5 @@ def latest_per_branch(store: ResultReader, limit: int = SCANNED) -> dict[str, Ru
         branch = None if data is None else branch_of(data)
         if data is None or branch is None or branch in latest:
             continue
-        kind, detail = _trigger(data)
-        latest[branch] = RunRow(
-            id=run_id,
-            pipeline=_text(data.get("pipeline")),
-            status=_text(data.get("status")) or "unknown",
-            trigger=kind,
-            detail=detail,
-            started=moment(data.get("started")),
-            seconds=elapsed(data),
-        )
+        latest[branch] = _row(run_id, data)
     return latest
