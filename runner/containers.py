@@ -44,6 +44,9 @@ from runner.plan import BUILT_IMAGES, ContainerSpec, run_tag_prefix
 
 __all__ = ["Containers"]
 
+_ENGINE_ERRORS = (docker.errors.DockerException, requests.exceptions.RequestException)
+"""What a call to the engine raises when the engine refuses or cannot be reached."""
+
 _STEP = re.compile(r"^ ---> (Running in [0-9a-f]+|[0-9a-f]{12,64})$", re.MULTILINE)
 
 
@@ -152,7 +155,7 @@ class Containers:
         try:
             # Asks the engine its API version first: an engine that does not answer fails here.
             client = docker.from_env(environment=dict(environment) if environment else None)
-        except (docker.errors.DockerException, requests.exceptions.RequestException) as e:
+        except _ENGINE_ERRORS as e:
             if client is not None:
                 client.close()
             raise EngineUnavailable(
@@ -180,7 +183,7 @@ class Containers:
                 self.api.inspect_image(image)  # type: ignore[no-untyped-call]
             except docker.errors.ImageNotFound:
                 self._pull(image, progress)
-            except (docker.errors.DockerException, requests.exceptions.RequestException) as e:
+            except _ENGINE_ERRORS as e:
                 raise ContainerFailed(f"cannot inspect image '{image}': {_explain(e)}") from None
             self._present.add(image)
 
@@ -196,7 +199,7 @@ class Containers:
                 if status and seen.get(layer) != status and "ing" not in status[-4:]:
                     seen[layer] = status
                     progress(f"{layer}: {status}" if layer else status)
-        except (docker.errors.DockerException, requests.exceptions.RequestException) as e:
+        except _ENGINE_ERRORS as e:
             raise ImageUnavailable(
                 f"image '{image}' is not on this engine and cannot be pulled: {_explain(e)}"
             ) from None
@@ -270,18 +273,12 @@ class Containers:
                 if "error" in event:
                     raise BuildFailed(f"build failed: {str(event['error']).strip()}")
             if owner_tag is not None:  # its run's owner, for the sweep (`runner.recovery`)
-                with contextlib.suppress(
-                    docker.errors.DockerException, requests.exceptions.RequestException
-                ):
+                with contextlib.suppress(*_ENGINE_ERRORS):
                     self.api.tag(tag, BUILT_IMAGES, owner_tag, force=True)
         except BuildFailed:
             self._forget_layers(layers)
             raise
-        except (
-            docker.errors.DockerException,
-            requests.exceptions.RequestException,
-            urllib3.exceptions.HTTPError,
-        ) as e:
+        except (*_ENGINE_ERRORS, urllib3.exceptions.HTTPError) as e:
             self._forget_layers(layers)
             if deadline is not None and time.monotonic() >= deadline:  # the read timed out
                 raise BuildTimedOut() from None
@@ -302,9 +299,7 @@ class Containers:
         if resources.cpus is not None:
             wanted = max(1, math.ceil(resources.cpus))
             if self._ncpu is None:
-                with contextlib.suppress(
-                    docker.errors.DockerException, requests.exceptions.RequestException
-                ):
+                with contextlib.suppress(*_ENGINE_ERRORS):
                     self._ncpu = int(self.api.info()["NCPU"])
             if self._ncpu is None or wanted < self._ncpu:
                 limits["cpusetcpus"] = f"0-{wanted - 1}"
@@ -313,7 +308,7 @@ class Containers:
     def has_image(self, image: str) -> bool:
         try:
             self.api.inspect_image(image)  # type: ignore[no-untyped-call]
-        except (docker.errors.DockerException, requests.exceptions.RequestException):
+        except _ENGINE_ERRORS:
             return False
         return True
 
@@ -325,9 +320,7 @@ class Containers:
         removes only its own tag.  The image kept before under that name
         loses the name, and goes unless something else still holds it.
         """
-        with contextlib.suppress(
-            docker.errors.DockerException, requests.exceptions.RequestException
-        ):
+        with contextlib.suppress(*_ENGINE_ERRORS):
             built = self.api.inspect_image(tag)  # type: ignore[no-untyped-call]
             if ((built.get("Config") or {}).get("Labels") or {}).get(KEPT_LABEL) != repo:
                 return  # not built for this repository: never kept for it
@@ -347,9 +340,7 @@ class Containers:
         """Tag it again: the engine records the time (`LastTagTime`), which every worker and
         run sharing the engine sees, so no record of our own is needed."""
         repository, name = parse_repository_tag(kept)
-        with contextlib.suppress(
-            docker.errors.DockerException, requests.exceptions.RequestException
-        ):
+        with contextlib.suppress(*_ENGINE_ERRORS):
             self.api.tag(kept, repository, name or "latest", force=True)
 
     def kept_images(self) -> list[KeptImage]:
@@ -365,21 +356,19 @@ class Containers:
                     details = self.api.inspect_image(info["Id"])  # type: ignore[no-untyped-call]
                     used = max(used, _moment(details.get("Metadata", {}).get("LastTagTime")))
                 found += [KeptImage(name, repo, used) for name in names]
-        except (docker.errors.DockerException, requests.exceptions.RequestException) as e:
+        except _ENGINE_ERRORS as e:
             raise ContainerFailed(f"cannot list the kept images: {_explain(e)}") from None
         return found
 
     def drop_kept(self, kept: str) -> None:
-        with contextlib.suppress(
-            docker.errors.DockerException, requests.exceptions.RequestException
-        ):
+        with contextlib.suppress(*_ENGINE_ERRORS):
             self.api.remove_image(kept)  # the name; the image too when nothing else names it
 
     def built_images(self, run_id: str) -> list[Labelled]:
         """The run's built images, by their tags (`dockercise-build:<runId>-...`)."""
         try:
             found = self.api.images(filters={"reference": f"{run_tag_prefix(run_id)}*"})
-        except (docker.errors.DockerException, requests.exceptions.RequestException) as e:
+        except _ENGINE_ERRORS as e:
             why = _explain(e)
             raise ContainerFailed(f"cannot list the images of run {run_id}: {why}") from None
         prefix = run_tag_prefix(run_id)
@@ -393,7 +382,7 @@ class Containers:
     def built_tags(self) -> list[str]:
         try:
             found = self.api.images(name=BUILT_IMAGES)
-        except (docker.errors.DockerException, requests.exceptions.RequestException) as e:
+        except _ENGINE_ERRORS as e:
             raise ContainerFailed(f"cannot list the built images: {_explain(e)}") from None
         prefix = f"{BUILT_IMAGES}:"
         return [t for info in found for t in info.get("RepoTags") or [] if t.startswith(prefix)]
@@ -417,9 +406,7 @@ class Containers:
 
     def _forget_layers(self, layers: list[str]) -> None:
         if layers:  # removing the last layer removes its untagged parents too
-            with contextlib.suppress(
-                docker.errors.DockerException, requests.exceptions.RequestException
-            ):
+            with contextlib.suppress(*_ENGINE_ERRORS):
                 self.api.remove_image(layers[-1], force=True)
 
     def create_network(self, name: str, labels: Mapping[str, str], internal: bool = False) -> None:
@@ -437,7 +424,7 @@ class Containers:
                 check_duplicate=True,
                 internal=internal,
             )
-        except (docker.errors.DockerException, requests.exceptions.RequestException) as e:
+        except _ENGINE_ERRORS as e:
             raise ContainerFailed(f"cannot create the network {name}: {_explain(e)}") from None
 
     def remove_network(self, name: str) -> None:
@@ -448,7 +435,7 @@ class Containers:
     def _remove_network_now(self, name: str) -> None:
         try:
             on_it = self.api.containers(all=True, filters={"network": name})
-        except (docker.errors.DockerException, requests.exceptions.RequestException):
+        except _ENGINE_ERRORS:
             on_it = []
         for info in on_it:
             self._remove(info["Id"])
@@ -459,7 +446,7 @@ class Containers:
                 return
             except docker.errors.NotFound:
                 return
-            except (docker.errors.DockerException, requests.exceptions.RequestException):
+            except _ENGINE_ERRORS:
                 continue  # left to remove_run, and to the sweep after that
 
     def create(self, spec: ContainerSpec) -> str:
@@ -488,20 +475,20 @@ class Containers:
                 networking_config=networking,
                 labels={**blank_labels(), **spec.labels},  # the image's never stand for ours
             )
-        except (docker.errors.DockerException, requests.exceptions.RequestException) as e:
+        except _ENGINE_ERRORS as e:
             raise ContainerFailed(f"cannot create the container: {_explain(e)}") from None
         cid: str = created["Id"]
         for network in spec.joins:
             try:
                 self.api.connect_container_to_network(cid, network, aliases=list(spec.aliases))
-            except (docker.errors.DockerException, requests.exceptions.RequestException) as e:
+            except _ENGINE_ERRORS as e:
                 self._schedule_removal(cid)
                 why = _explain(e)
                 raise ContainerFailed(f"cannot join the network {network}: {why}") from None
         try:
             # Attached before it starts, so no output can be missed (as `docker run` does).
             stream = self.api.attach(cid, stdout=True, stderr=True, stream=True, demux=True)
-        except (docker.errors.DockerException, requests.exceptions.RequestException) as e:
+        except _ENGINE_ERRORS as e:
             self._schedule_removal(cid)
             raise ContainerFailed(f"cannot attach to the container: {_explain(e)}") from None
         with self._lock:
@@ -511,7 +498,7 @@ class Containers:
     def start(self, container: str) -> None:
         try:
             self.api.start(container)
-        except (docker.errors.DockerException, requests.exceptions.RequestException) as e:
+        except _ENGINE_ERRORS as e:
             raise ContainerFailed(f"the container failed: {_explain(e)}") from None
 
     def exec(self, container: str, command: Sequence[str], timeout: float) -> int | None:
@@ -529,7 +516,7 @@ class Containers:
                     return None
                 time.sleep(min(pause, max(deadline - time.monotonic(), 0.0)))
                 pause = min(pause * 2, 0.1)
-        except (docker.errors.DockerException, requests.exceptions.RequestException) as e:
+        except _ENGINE_ERRORS as e:
             raise ContainerFailed(f"cannot run a command in the container: {_explain(e)}") from None
 
     def output(self, container: str) -> Iterator[tuple[Stream, bytes]]:
@@ -541,13 +528,13 @@ class Containers:
                     yield Stream.STDOUT, out
                 if err:
                     yield Stream.STDERR, err
-        except (docker.errors.DockerException, requests.exceptions.RequestException) as e:
+        except _ENGINE_ERRORS as e:
             raise ContainerFailed(f"the container failed: {_explain(e)}") from None
 
     def wait(self, container: str) -> int:
         try:
             result = self.api.wait(container)
-        except (docker.errors.DockerException, requests.exceptions.RequestException) as e:
+        except _ENGINE_ERRORS as e:
             raise ContainerFailed(f"the container failed: {_explain(e)}") from None
         return int(result.get("StatusCode", -1))
 
@@ -555,15 +542,13 @@ class Containers:
         """The container's `SizeRw` (the engine walks its writable layer to tell)."""
         try:
             found = self.api.containers(all=True, size=True, filters={"id": container})
-        except (docker.errors.DockerException, requests.exceptions.RequestException):
+        except _ENGINE_ERRORS:
             return None
         size = found[0].get("SizeRw") if found else None
         return int(size) if isinstance(size, int) else None
 
     def kill(self, container: str) -> None:
-        with contextlib.suppress(
-            docker.errors.DockerException, requests.exceptions.RequestException
-        ):
+        with contextlib.suppress(*_ENGINE_ERRORS):
             self.api.kill(container)  # fails only when it is gone already
 
     def remove(self, container: str) -> None:
@@ -583,15 +568,11 @@ class Containers:
 
     def _remove(self, cid: str) -> None:
         # Already gone, or the engine is gone: nothing more can be done from here.
-        with contextlib.suppress(
-            docker.errors.DockerException, requests.exceptions.RequestException
-        ):
+        with contextlib.suppress(*_ENGINE_ERRORS):
             self.api.remove_container(cid, force=True, v=True)
 
     def _remove_network(self, network: str) -> None:
-        with contextlib.suppress(
-            docker.errors.DockerException, requests.exceptions.RequestException
-        ):
+        with contextlib.suppress(*_ENGINE_ERRORS):
             self.api.remove_network(network)
 
     def close(self) -> None:
@@ -611,14 +592,12 @@ class Containers:
                 if tags and all(t.startswith(KEPT_IMAGES) for t in tags):
                     continue  # kept for its layers (SPEC §13): no run's leftover
                 found.append(Labelled(Kind.IMAGE, info["Id"], info.get("Labels") or {}))
-        except (docker.errors.DockerException, requests.exceptions.RequestException) as e:
+        except _ENGINE_ERRORS as e:
             raise ContainerFailed(f"cannot list what runs left: {_explain(e)}") from None
         return found
 
     def discard(self, thing: Labelled) -> None:
-        with contextlib.suppress(
-            docker.errors.DockerException, requests.exceptions.RequestException
-        ):
+        with contextlib.suppress(*_ENGINE_ERRORS):
             if thing.kind is Kind.CONTAINER:
                 self.api.remove_container(thing.id, force=True, v=True)
             elif thing.kind is Kind.NETWORK:
@@ -642,14 +621,8 @@ class Containers:
                 built = run_id in self._built
                 self._built.discard(run_id)
             images = self.built_images(run_id) if built else []
-        except (
-            ContainerFailed,
-            docker.errors.DockerException,
-            requests.exceptions.RequestException,
-        ):
+        except (ContainerFailed, *_ENGINE_ERRORS):
             return
         for image in images:
-            with contextlib.suppress(
-                docker.errors.DockerException, requests.exceptions.RequestException
-            ):
+            with contextlib.suppress(*_ENGINE_ERRORS):
                 self._remove_image(image.id)
