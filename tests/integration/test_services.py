@@ -9,6 +9,7 @@ import signal
 import subprocess
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import docker
 import docker.errors
@@ -42,6 +43,11 @@ SERVED = f"""
           ready: wget -q -O- http://127.0.0.1:8080/
       run: wget -q -O- http://web:8080/ && exit 1
 """
+
+
+def _stage_s_own(client: docker.DockerClient, results: Path, stage: str) -> list[dict[str, Any]]:
+    """The stage's own running container, not its services' (labelled with the stage too)."""
+    return [c for c in _running(client, results, stage) if "dockercise.service" not in c["Labels"]]
 
 
 def _left(client: docker.DockerClient, run_id: str) -> list[str]:
@@ -170,14 +176,7 @@ def test_kill_9_during_a_stage_with_services_leaves_nothing_after_the_next_start
     results = tmp_path / "results"
     victim = _start(root, results, no_leaks)
     try:
-        # The stage's own container (its service is labelled with the stage too).
-        (container,) = _wait_for(
-            lambda: [
-                c
-                for c in _running(docker_client, results, "long")
-                if "dockercise.service" not in c["Labels"]
-            ]
-        )
+        (container,) = _wait_for(lambda: _stage_s_own(docker_client, results, "long"))
         run_id = container["Labels"]["dockercise.run"]
         # Looked at while its owner lives: no other process's sweep may take them yet.
         left = _left(docker_client, run_id)
@@ -328,13 +327,7 @@ def test_a_running_stage_shows_its_service_and_its_log_on_the_page_and_in_logs(
     results = tmp_path / "results"
     runner = _start(root, results, no_leaks)
     try:
-        (stage,) = _wait_for(
-            lambda: [
-                c
-                for c in _running(docker_client, results, "test")
-                if "dockercise.service" not in c["Labels"]
-            ]
-        )
+        (stage,) = _wait_for(lambda: _stage_s_own(docker_client, results, "test"))
         run_id = stage["Labels"]["dockercise.run"]
         store = LocalStore(results)
         pipeline_name = (store.read_json(run_id, "run.json") or {})["pipeline"]
