@@ -16,7 +16,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from bot.builds import Builder
+from bot.github_api import GitHubApp
 from bot.jobs import Job, JobKind
+from bot.settings import Settings
+from bot.state.sqlite_store import SqliteState
 from tests.bot.fake_github import FakeGitHub
 from webhooks.verify import sign
 
@@ -59,6 +63,15 @@ def push_job(github: FakeGitHub, repo: str, sha: str, **extra: Any) -> Job:
         "fork": False,
     }
     return Job(**(fields | extra))
+
+
+def build_now(settings: Settings, job: Job) -> SqliteState:
+    """Record `job` and build it as a queue worker does; the state, still open, to look at."""
+    state = SqliteState(settings.data_dir / "state.db")
+    assert state.record(job) == job
+    app = GitHubApp(settings.app_id, settings.private_key, settings.api_url)
+    Builder(settings, app, state, "test-worker").build(job)
+    return state
 
 
 def free_port() -> int:

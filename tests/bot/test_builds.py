@@ -7,13 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from bot.builds import Builder
-from bot.github_api import GitHubApp
 from bot.jobs import Job, JobKind
 from bot.settings import Settings
 from bot.state.sqlite_store import SqliteState
 from tests.bot.fake_github import FakeGitHub
-from tests.bot.running import push_job
+from tests.bot.running import build_now, push_job
 
 pytestmark = pytest.mark.docker
 
@@ -33,11 +31,7 @@ test: {img: dockercise/busybox, run: echo broken; exit 3}
 
 
 def _build(settings: Settings, github: FakeGitHub, job: Job) -> SqliteState:
-    state = SqliteState(settings.data_dir / "state.db")
-    assert state.record(job) == job
-    app = GitHubApp(settings.app_id, settings.private_key, settings.api_url)
-    Builder(settings, app, state, "test-worker").build(job)
-    return state
+    return build_now(settings, job)
 
 
 def _stored(settings: Settings, repo: str) -> str:

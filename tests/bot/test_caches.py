@@ -15,12 +15,10 @@ from typing import Any
 
 import pytest
 
-from bot.builds import Builder
-from bot.github_api import GitHubApp
 from bot.jobs import Job, job_for
 from bot.settings import Settings
-from bot.state.sqlite_store import SqliteState
 from tests.bot.fake_github import FakeGitHub
+from tests.bot.running import build_now
 from webhooks.events import PullRequestEvent, PushEvent
 
 pytestmark = pytest.mark.docker
@@ -81,10 +79,7 @@ def _pull_request(github: FakeGitHub, sha: str, number: int, fork: bool) -> Job:
 
 
 def _build(settings: Settings, job: Job) -> dict[str, Any]:
-    state = SqliteState(settings.data_dir / "state.db")
-    assert state.record(job) == job
-    app = GitHubApp(settings.app_id, settings.private_key, settings.api_url)
-    Builder(settings, app, state, "test-worker").build(job)
+    build_now(settings, job)
     runs = sorted((Path(settings.results) / REPO / "run").iterdir())
     newest = runs[-1]
     data: dict[str, Any] = json.loads((newest / "note.json").read_text())

@@ -19,7 +19,7 @@ from bot.jobs import Job, JobKind
 from bot.settings import Settings
 from bot.state.sqlite_store import SqliteState
 from tests.bot.fake_github import FakeGitHub
-from tests.bot.running import push_job, wait_for
+from tests.bot.running import build_now, push_job, wait_for
 
 pytestmark = pytest.mark.docker
 
@@ -51,10 +51,7 @@ def _builder(settings: Settings) -> tuple[Builder, SqliteState]:
 
 
 def _build(settings: Settings, job: Job) -> SqliteState:
-    builder, state = _builder(settings)
-    assert state.record(job) == job
-    builder.build(job)
-    return state
+    return build_now(settings, job)
 
 
 def _only_check_run(github: FakeGitHub, sha: str, name: str = "dockercise") -> dict[str, Any]:

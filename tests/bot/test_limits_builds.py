@@ -13,13 +13,18 @@ from typing import Any
 import docker
 import pytest
 
-from bot.builds import Builder
-from bot.github_api import GitHubApp
-from bot.jobs import Job, JobKind
 from bot.settings import Settings, load_settings
-from bot.state.sqlite_store import SqliteState
 from tests.bot.fake_github import FakeGitHub
-from tests.bot.running import Bot, bot_env, final_status, free_port, push_payload, wait_for
+from tests.bot.running import (
+    Bot,
+    bot_env,
+    build_now,
+    final_status,
+    free_port,
+    push_job,
+    push_payload,
+    wait_for,
+)
 
 pytestmark = pytest.mark.docker
 
@@ -29,25 +34,7 @@ def _settings(github: FakeGitHub, tmp_path: Path, **limits: str) -> Settings:
 
 
 def _build(settings: Settings, github: FakeGitHub, repo: str, sha: str) -> None:
-    job = Job(
-        id=f"b-{sha[:8]}",
-        kind=JobKind.PUSH,
-        repo=repo,
-        clone_url=github.clone_url(repo),
-        ref="refs/heads/main",
-        sha=sha,
-        branch="main",
-        installation_id=github.installation_id,
-        delivery=f"d-{sha[:8]}",
-        fork=False,
-    )
-    state = SqliteState(settings.data_dir / "state.db")
-    try:
-        assert state.record(job) == job
-        app = GitHubApp(settings.app_id, settings.private_key, settings.api_url)
-        Builder(settings, app, state, "test-worker").build(job)
-    finally:
-        state.close()
+    build_now(settings, push_job(github, repo, sha)).close()
 
 
 def _run(settings: Settings, repo: str, status: dict[str, Any]) -> Path:

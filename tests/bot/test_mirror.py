@@ -16,14 +16,13 @@ from pathlib import Path
 import pytest
 
 from bot.announce import announce
-from bot.builds import Builder
 from bot.checkout import Mirrors
 from bot.github_api import GitHubApp
 from bot.jobs import Job
 from bot.settings import Settings
 from bot.state.sqlite_store import SqliteState
 from tests.bot.fake_github import FakeGitHub, GitRequest
-from tests.bot.running import push_job, wait_for
+from tests.bot.running import build_now, push_job, wait_for
 
 pytestmark = pytest.mark.docker
 
@@ -40,11 +39,7 @@ test:
 
 
 def _build(settings: Settings, job: Job) -> str:
-    state = SqliteState(settings.data_dir / "state.db")
-    state.record(job)
-    app = GitHubApp(settings.app_id, settings.private_key, settings.api_url)
-    Builder(settings, app, state, "test-worker").build(job)
-    build = state.get(job.id)
+    build = build_now(settings, job).get(job.id)
     assert build is not None
     return str(build.state)
 

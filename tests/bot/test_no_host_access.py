@@ -20,14 +20,11 @@ from typing import Any
 import docker
 import pytest
 
-from bot.builds import Builder
-from bot.github_api import GitHubApp
 from bot.jobs import Job
 from bot.settings import Settings
-from bot.state.sqlite_store import SqliteState
 from runner.networks import bridge_name
 from tests.bot.fake_github import FakeGitHub
-from tests.bot.running import BIN, Bot, push_job, wait_for
+from tests.bot.running import BIN, Bot, build_now, push_job, wait_for
 
 pytestmark = pytest.mark.docker
 
@@ -35,13 +32,7 @@ IMG = "dockercise/busybox"
 
 
 def _build(settings: Settings, job: Job) -> None:
-    state = SqliteState(settings.data_dir / "state.db")
-    try:
-        assert state.record(job) == job
-        app = GitHubApp(settings.app_id, settings.private_key, settings.api_url)
-        Builder(settings, app, state, "test-worker").build(job)
-    finally:
-        state.close()
+    build_now(settings, job).close()
 
 
 def _final(github: FakeGitHub, sha: str) -> dict[str, Any]:
