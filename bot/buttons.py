@@ -25,10 +25,9 @@ from typing import Any
 from flask import Blueprint, abort, redirect, request
 from werkzeug.wrappers import Response as BaseResponse
 
-from bot.access import Viewer
 from bot.acting import cancel, rerun
 from bot.github_user import Permission
-from bot.site import Site, check_csrf, message_page
+from bot.site import Site, message_page
 from bot.state.base import Build, Phase
 from pages import reading
 from pages.actions import NO_CONTROLS, Button, RunControls
@@ -123,16 +122,6 @@ class RunButtons:
             abort(404)
         return build, found.run
 
-    def _writer(self, full: str) -> Viewer:
-        """The viewer, if GitHub says (now) they may write `full`; else 403. Then the token."""
-        viewer = self.site.viewer()
-        if viewer is None:
-            abort(403)
-        if self.site.access.permission(viewer, full, fresh=True) < Permission.WRITE:
-            abort(403)
-        check_csrf()
-        return viewer
-
     def blueprint(self) -> Blueprint:
         bp = Blueprint("buttons", __name__)
 
@@ -140,7 +129,7 @@ class RunButtons:
         def cancel_build(owner: str, repo: str, run_id: str) -> BaseResponse:
             _post_only()
             build, _ = self._target(owner, repo, run_id)
-            viewer = self._writer(f"{owner}/{repo}")
+            viewer = self.site.writer(f"{owner}/{repo}")
             phase = cancel(self.site.state, build.job.id)
             log.info("build %s of %s: cancel asked by %s (%s)",
                      build.job.id, build.job.repo, viewer.login, phase)  # fmt: skip
@@ -150,7 +139,7 @@ class RunButtons:
         def rerun_build(owner: str, repo: str, run_id: str) -> BaseResponse | tuple[str, int]:
             _post_only()
             build, run = self._target(owner, repo, run_id)
-            viewer = self._writer(f"{owner}/{repo}")
+            viewer = self.site.writer(f"{owner}/{repo}")
             if run.get("status") == Status.RUNNING:
                 return message_page(
                     "Still running", "This run has not ended: cancel it, or wait for its end."

@@ -117,6 +117,15 @@ class Site:
             g.private_view = True
         return permission >= Permission.READ
 
+    def writer(self, repo: str) -> Viewer:
+        """The viewer, if GitHub says now (not the remembered answer) that they may write
+        `repo`; else 403. Then the form's CSRF token (400): a button's POST (SPEC §11)."""
+        viewer = self.viewer()
+        if viewer is None or self.access.permission(viewer, repo, fresh=True) < Permission.WRITE:
+            abort(403)
+        check_csrf()
+        return viewer
+
     # --- the blueprint ----------------------------------------------------------
 
     def blueprint(self) -> Blueprint:
@@ -267,15 +276,7 @@ class Site:
         @bp.post("/results/<owner>/<repo>/build/<build_id>/approve")
         def approve(owner: str, repo: str, build_id: str) -> BaseResponse:
             full, build = waiting_build(owner, repo, build_id)  # no read: 404
-            viewer = self.viewer()
-            permission = (
-                Permission.NONE
-                if viewer is None
-                else (self.access.permission(viewer, full, fresh=True))
-            )
-            if viewer is None or permission < Permission.WRITE:
-                abort(403)
-            check_csrf()
+            viewer = self.writer(full)
             if build.state == WAITING:
                 job = approved(build.job, viewer.login)
                 # One approved build however often it is pressed; none once superseded.
